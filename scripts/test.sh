@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test suite: what CI runs (via .ci/run) and what a developer runs before pushing.
+# Installs the system packages the build and tests need when they are missing (Debian).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# plotters links fontconfig and freetype (pkg-config finds them); DejaVu renders chart text.
+packages=(pkg-config libfontconfig1-dev libfreetype-dev fonts-dejavu-core)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  if [[ $(id -u) -eq 0 ]]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+echo "== cargo fmt"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --locked --workspace --all-targets -- -D warnings
+echo "== cargo build (binaries the end-to-end tests spawn)"
+cargo build --locked --workspace --bins
+echo "== cargo test"
+cargo test --locked --workspace

@@ -1,0 +1,217 @@
+//! The command line and the configuration it resolves to.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use pushbench_feed::generator::{Burst, GeneratorConfig, LineBytes};
+use pushbench_feed::http::{CorsConfig, TokenAuth};
+use pushbench_feed::memory::MemoryConfig;
+use pushbench_feed::Transport;
+use pushbench_poll::PollConfig;
+use pushbench_sse::SseConfig;
+use pushbench_ws::WsConfig;
+
+use crate::publish::PublishConfig;
+
+fn duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?} is not a duration like 15s or 500ms: {e}"))
+}
+
+fn transport(s: &str) -> Result<Transport, String> {
+    Transport::ALL
+        .into_iter()
+        .find(|t| t.as_str() == s)
+        .ok_or_else(|| format!("unknown transport {s:?}; expected sse, ws or poll"))
+}
+
+/// Serves a CI build-step log feed over SSE, WebSocket and HTTP polling on one port.
+#[derive(Debug, Parser)]
+#[command(name = "feed-server", version)]
+pub struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Transports to serve (comma-separated): sse, ws, poll. Default: all.
+    #[arg(long, value_delimiter = ',', value_parser = transport)]
+    pub transport: Vec<Transport>,
+    /// Tokio worker threads (default: one per core).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Lines of history kept per topic; resumes and late viewers are served from it.
+    #[arg(long, default_value_t = 10_000)]
+    pub history: usize,
+    /// Most topics held at once.
+    #[arg(long, default_value_t = 100_000)]
+    pub max_topics: usize,
+    /// Most open streams and in-flight requests; beyond it clients get 503 + Retry-After.
+    #[arg(long, default_value_t = 200_000)]
+    pub max_connections: u64,
+    /// Idle time before an SSE keep-alive comment.
+    #[arg(long, default_value = "15s", value_parser = duration)]
+    pub sse_keep_alive: Duration,
+    /// Reconnect delay suggested to SSE clients (`retry:`).
+    #[arg(long, default_value = "2s", value_parser = duration)]
+    pub sse_retry: Duration,
+    /// Interval between WebSocket pings.
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    pub ws_ping: Duration,
+    /// Longest long-poll `wait` accepted.
+    #[arg(long, default_value = "120s", value_parser = duration)]
+    pub poll_max_wait: Duration,
+    /// Largest POST body accepted, bytes.
+    #[arg(long, default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Origin allowed to read streams cross-origin (repeatable); echoed back, never `*`.
+    #[arg(long = "cors-origin")]
+    pub cors_origins: Vec<String>,
+    /// Allow credentials on cross-origin requests.
+    #[arg(long)]
+    pub cors_credentials: bool,
+    /// Token SSE clients must present (Authorization: Bearer, or ?token=).
+    #[arg(long, env = "FEED_SERVER_TOKEN")]
+    pub token: Option<String>,
+    /// Token publishers must present (Authorization: Bearer).
+    #[arg(long, env = "FEED_SERVER_PUBLISH_TOKEN")]
+    pub publish_token: Option<String>,
+    /// Topics the built-in generator writes (0: no generator).
+    #[arg(long, default_value_t = 4)]
+    pub gen_topics: u32,
+    /// Generated lines per second per topic (open loop).
+    #[arg(long, default_value_t = 5.0)]
+    pub gen_rate: f64,
+    /// Generated line length in bytes: N or MIN..MAX.
+    #[arg(long, default_value = "40..120")]
+    pub gen_line_bytes: LineBytes,
+    /// Time between bursts on a topic (with --gen-burst-lines).
+    #[arg(long, value_parser = duration)]
+    pub gen_burst_every: Option<Duration>,
+    /// Lines per burst.
+    #[arg(long, default_value_t = 0)]
+    pub gen_burst_lines: u32,
+    /// Lines per second within a burst.
+    #[arg(long, default_value_t = 10_000.0)]
+    pub gen_burst_rate: f64,
+    /// Organisation of generated topics.
+    #[arg(long, default_value = "acme")]
+    pub gen_org: String,
+    /// Repository of generated topics.
+    #[arg(long, default_value = "app")]
+    pub gen_repo: String,
+    /// Build of generated topics; steps are numbered 1..=gen-topics.
+    #[arg(long, default_value = "1")]
+    pub gen_build: String,
+    /// Seed of the generated text.
+    #[arg(long, default_value_t = 1)]
+    pub gen_seed: u64,
+}
+
+/// Everything the server runs with, resolved from [`Args`].
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub transports: Vec<Transport>,
+    pub memory: MemoryConfig,
+    pub max_connections: u64,
+    pub sse: SseConfig,
+    pub ws: WsConfig,
+    pub poll: PollConfig,
+    pub publish: PublishConfig,
+    pub generator: Option<GeneratorConfig>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            transports: Transport::ALL.to_vec(),
+            memory: MemoryConfig::default(),
+            max_connections: 200_000,
+            sse: SseConfig::default(),
+            ws: WsConfig::default(),
+            poll: PollConfig::default(),
+            publish: PublishConfig::default(),
+            generator: None,
+        }
+    }
+}
+
+impl Args {
+    /// Checks the arguments together and resolves them.
+    pub fn resolve(&self) -> Result<ServerConfig, String> {
+        if self.history == 0 {
+            return Err("--history must be at least 1".into());
+        }
+        if !(self.gen_rate >= 0.0 && self.gen_rate.is_finite()) {
+            return Err("--gen-rate must be a non-negative number".into());
+        }
+        let burst = match (self.gen_burst_every, self.gen_burst_lines) {
+            (None, 0) => None,
+            (Some(every), lines) if lines > 0 && !every.is_zero() => {
+                if !(self.gen_burst_rate > 0.0 && self.gen_burst_rate.is_finite()) {
+                    return Err("--gen-burst-rate must be positive".into());
+                }
+                Some(Burst {
+                    every,
+                    lines,
+                    lines_per_sec: self.gen_burst_rate,
+                })
+            }
+            _ => {
+                return Err(
+                    "bursts need both --gen-burst-every (> 0) and --gen-burst-lines (> 0)".into(),
+                )
+            }
+        };
+        let generator = (self.gen_topics > 0).then(|| GeneratorConfig {
+            org: self.gen_org.clone(),
+            repo: self.gen_repo.clone(),
+            build: self.gen_build.clone(),
+            topics: self.gen_topics,
+            lines_per_sec: self.gen_rate,
+            line_bytes: self.gen_line_bytes,
+            burst,
+            seed: self.gen_seed,
+        });
+        if let Some(g) = &generator {
+            g.topic_ids()
+                .map_err(|e| format!("generated topic names: {e}"))?;
+        }
+        let cors = CorsConfig {
+            allowed_origins: self.cors_origins.clone(),
+            allow_credentials: self.cors_credentials,
+        };
+        cors.layer()?;
+        Ok(ServerConfig {
+            transports: if self.transport.is_empty() {
+                Transport::ALL.to_vec()
+            } else {
+                self.transport.clone()
+            },
+            memory: MemoryConfig {
+                history: self.history,
+                max_topics: self.max_topics,
+            },
+            max_connections: self.max_connections,
+            sse: SseConfig {
+                keep_alive: self.sse_keep_alive,
+                retry: Some(self.sse_retry),
+                cors,
+                auth: TokenAuth::new(self.token.clone()),
+                ..SseConfig::default()
+            },
+            ws: WsConfig {
+                ping_interval: self.ws_ping,
+                ..WsConfig::default()
+            },
+            poll: PollConfig {
+                max_wait: self.poll_max_wait,
+                ..PollConfig::default()
+            },
+            publish: PublishConfig {
+                max_body_bytes: self.max_body_bytes,
+                auth: TokenAuth::new(self.publish_token.clone()),
+            },
+            generator,
+        })
+    }
+}

@@ -1,0 +1,77 @@
+//! `feed-server`: every pushbench transport on one port, over one shared log feed.
+//!
+//! # Layout
+//! - [`config`]: the command line ([`config::Args`]) and what it resolves to.
+//! - [`publish`]: `POST .../logs` (append lines) and `POST .../logs/finish` (end a step).
+//! - [`app`]: composes the transport routers, publishing, `/healthz` and `/metrics` into one
+//!   [`axum::Router`], separate from `main` so tests serve it on port 0.
+//! - [`listener`]: binds with a 4096-deep accept backlog (tokio's default of 128 overflows
+//!   when thousands of clients connect at once; each overflow costs a ~1 s SYN retry) and
+//!   raises the open-file limit.
+//! - [`serve`]: runs the app until a shutdown signal, ending open streams first.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod listener;
+pub mod publish;
+
+use std::net::SocketAddr;
+
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use pushbench_feed::{FeedContext, Transport};
+use tokio::net::TcpListener;
+
+pub use config::ServerConfig;
+
+/// The whole server's routes.
+pub fn app(feed: FeedContext, config: &ServerConfig) -> Result<Router, String> {
+    let mut router = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
+        .with_state(feed.clone())
+        .merge(publish::router(feed.clone(), config.publish.clone()));
+    if config.transports.contains(&Transport::Sse) {
+        router = router.merge(pushbench_sse::router(feed.clone(), config.sse.clone())?);
+    }
+    if config.transports.contains(&Transport::Ws) {
+        router = router.merge(pushbench_ws::router(feed.clone(), config.ws.clone()));
+    }
+    if config.transports.contains(&Transport::Poll) {
+        let mut poll = pushbench_poll::router(feed.clone(), config.poll.clone());
+        // Browsers fetch polls cross-origin like they open event streams: same CORS policy.
+        if let Some(cors) = config.sse.cors.layer()? {
+            poll = poll.layer(cors);
+        }
+        router = router.merge(poll);
+    }
+    Ok(router.fallback(|| async {
+        pushbench_feed::http::ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no such route; topics live at /{org}/{repo}/builds/{build}/steps/{step}/logs[/events|/ws|/finish]",
+        )
+    }))
+}
+
+async fn metrics(
+    axum::extract::State(feed): axum::extract::State<FeedContext>,
+) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        feed.metrics.render(),
+    )
+}
+
+/// Serves `app` on `listener` until `feed.shutdown` triggers, then ends open streams and
+/// waits for in-flight requests.
+pub async fn serve(listener: TcpListener, app: Router, feed: FeedContext) -> std::io::Result<()> {
+    let shutdown = feed.shutdown.clone();
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.wait().await })
+    .await
+}

@@ -1,0 +1,89 @@
+//! `feed-server`: see the crate docs in `lib.rs`.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use feed_server::config::Args;
+use feed_server::{app, listener, serve};
+use pushbench_feed::{FeedContext, MemoryBackend, Metrics, Shutdown};
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "feed_server=info,warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = args.resolve().map_err(anyhow::Error::msg)?;
+    match listener::raise_fd_limit() {
+        Ok(n) => tracing::debug!(limit = n, "raised the open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
+    }
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all().thread_name("feed-server");
+    if let Some(n) = args.workers {
+        anyhow::ensure!(n > 0, "--workers must be at least 1");
+        runtime.worker_threads(n);
+    }
+    let runtime = runtime.build().context("starting the tokio runtime")?;
+
+    let feed = FeedContext {
+        backend: Arc::new(MemoryBackend::new(config.memory)),
+        metrics: Metrics::new(config.max_connections),
+        shutdown: Shutdown::new(),
+    };
+    let router = app(feed.clone(), &config).map_err(anyhow::Error::msg)?;
+    let generator = match config.generator.clone() {
+        Some(g) => Some(
+            pushbench_feed::generator::spawn(
+                g,
+                feed.backend.clone(),
+                feed.metrics.clone(),
+                feed.shutdown.clone(),
+                runtime.handle().clone(),
+            )
+            .map_err(|e| anyhow::anyhow!("generator: {e}"))?,
+        ),
+        None => None,
+    };
+
+    runtime.block_on(async {
+        let listener =
+            listener::bind(args.listen).with_context(|| format!("binding {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        println!("listening on http://{addr}");
+        let signal_feed = feed.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down: ending open streams");
+            signal_feed.shutdown.trigger();
+        });
+        serve(listener, router, feed.clone())
+            .await
+            .context("serving")
+    })?;
+    feed.shutdown.trigger();
+    if let Some(g) = generator {
+        if let Ok(report) = g.join() {
+            tracing::info!(
+                lines = report.lines,
+                max_lateness_us = report.max_lateness.as_micros() as u64,
+                "generator stopped"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM (what the load generator and service managers send).
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,137 @@
+//! The publishing side: what a CI worker streaming its output does.
+//!
+//! - `POST .../logs` with a `text/plain` body appends one line per body line (LF or CRLF line
+//!   ends; a CR inside a line, as progress bars have, is kept). The first append creates the
+//!   topic. Each line is stamped with the time the request arrived.
+//! - `POST .../logs/finish` ends the step: open streams get their terminal signal.
+//!
+//! Bodies over the limit are refused with 413 before any line is appended, non-UTF-8 bodies
+//! with 400: a request is appended whole or not at all.
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use bytes::Bytes;
+use pushbench_feed::backend::NewLine;
+use pushbench_feed::clock::unix_nanos;
+use pushbench_feed::http::{ApiError, TokenAuth, TopicPath, LOGS_ROUTE};
+use pushbench_feed::FeedContext;
+
+/// Limits of the publishing routes.
+#[derive(Clone, Debug)]
+pub struct PublishConfig {
+    /// Largest accepted body, bytes.
+    pub max_body_bytes: usize,
+    /// Token publishers must present (`Authorization: Bearer`), if any.
+    pub auth: TokenAuth,
+}
+
+impl Default for PublishConfig {
+    fn default() -> Self {
+        PublishConfig {
+            max_body_bytes: 1024 * 1024,
+            auth: TokenAuth::default(),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct PublishState {
+    feed: FeedContext,
+    config: Arc<PublishConfig>,
+}
+
+pub fn router(feed: FeedContext, config: PublishConfig) -> Router {
+    let limit = config.max_body_bytes;
+    Router::new()
+        .route(LOGS_ROUTE, post(append))
+        .route(&format!("{LOGS_ROUTE}/finish"), post(finish))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(PublishState {
+            feed,
+            config: Arc::new(config),
+        })
+}
+
+/// Splits a body into lines: LF or CRLF ends a line; a final line end is optional.
+pub fn split_lines(body: &str) -> Vec<String> {
+    let body = body.strip_suffix('\n').unwrap_or(body);
+    body.split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l).to_string())
+        .collect()
+}
+
+async fn append(
+    State(s): State<PublishState>,
+    TopicPath(topic): TopicPath,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, ApiError> {
+    let ts = unix_nanos();
+    s.config.auth.check(&headers, None)?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = content_type.split(';').next().unwrap_or("").trim();
+    if !mime.eq_ignore_ascii_case("text/plain") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("body must be text/plain (one log line per line), got {content_type:?}"),
+        ));
+    }
+    let body = body.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+    if body.is_empty() {
+        return Err(ApiError::bad_request("empty body: nothing to append"));
+    }
+    let text = std::str::from_utf8(&body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "body is not UTF-8 (invalid byte at offset {})",
+            e.valid_up_to()
+        ))
+    })?;
+    let lines: Vec<NewLine> = split_lines(text)
+        .into_iter()
+        .map(|text| NewLine { ts, text })
+        .collect();
+    let n = lines.len() as u64;
+    let receipt = s.feed.backend.append(&topic, lines).await?;
+    s.feed.metrics.appended(n);
+    Ok(Json(serde_json::json!({
+        "first_seq": receipt.first_seq,
+        "last_seq": receipt.last_seq,
+    }))
+    .into_response())
+}
+
+async fn finish(
+    State(s): State<PublishState>,
+    TopicPath(topic): TopicPath,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    s.config.auth.check(&headers, None)?;
+    let status = s.feed.backend.finish(&topic).await?;
+    Ok(Json(serde_json::json!({
+        "last_seq": status.last_seq,
+        "finished": true,
+    }))
+    .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_lf_and_crlf_and_keeps_inner_cr() {
+        assert_eq!(split_lines("a\nb\n"), vec!["a", "b"]);
+        assert_eq!(split_lines("a\r\nb"), vec!["a", "b"]);
+        assert_eq!(split_lines("10%\r20%\n"), vec!["10%\r20%"]);
+        assert_eq!(split_lines("\n"), vec![""]);
+        assert_eq!(split_lines("a\n\nb"), vec!["a", "", "b"]);
+    }
+}

@@ -1,0 +1,146 @@
+//! The feed's storage and fan-out, behind a trait so that the in-memory hub can later be
+//! swapped for a shared one (Redis Streams behind several server instances).
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use async_trait::async_trait;
+use futures_util::Stream;
+use thiserror::Error;
+
+use crate::line::Line;
+use crate::topic::TopicId;
+
+/// A backend shared by every router of one server.
+pub type SharedBackend = Arc<dyn Backend>;
+
+/// What can go wrong talking to the feed. Each variant maps to one HTTP status in
+/// [`crate::http`].
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum FeedError {
+    #[error("unknown topic {0}")]
+    UnknownTopic(TopicId),
+    #[error("topic {0} is finished; it takes no more lines")]
+    Finished(TopicId),
+    #[error("cursor {after} is beyond the last line {last_seq} of topic {topic}")]
+    BeyondHead {
+        topic: TopicId,
+        after: u64,
+        last_seq: u64,
+    },
+    #[error("history of {topic} starts at seq {oldest}; lines after {after} are gone")]
+    HistoryTruncated {
+        topic: TopicId,
+        after: u64,
+        oldest: u64,
+    },
+    #[error("the feed holds its maximum of {0} topics")]
+    TooManyTopics(usize),
+    #[error("backend failure: {0}")]
+    Backend(String),
+}
+
+/// The state of a topic at one moment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TopicStatus {
+    /// Seq of the newest line (0 when the topic has none yet).
+    pub last_seq: u64,
+    /// Seq of the oldest line still in history (`last_seq + 1` when history is empty).
+    pub oldest_seq: u64,
+    /// The step has finished: no line will follow `last_seq`.
+    pub finished: bool,
+}
+
+/// Where appended lines landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppendReceipt {
+    /// Seq of the first appended line (equal to `last_seq + 1` when nothing was appended).
+    pub first_seq: u64,
+    /// Seq of the last appended line.
+    pub last_seq: u64,
+}
+
+/// Lines read without waiting, for polling.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadBatch {
+    /// Lines after the requested cursor, in seq order, contiguous.
+    pub lines: Vec<Arc<Line>>,
+    /// The topic at the time of the read.
+    pub status: TopicStatus,
+}
+
+/// One step of a subscription.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Lines in seq order, contiguous with what came before. Never empty.
+    Lines(Vec<Arc<Line>>),
+    /// The step finished; `last_seq` was its final line. The stream ends after this.
+    End { last_seq: u64 },
+    /// The subscriber fell behind further than history reaches: `missing_from` was dropped
+    /// before it was read; `oldest_seq` is the oldest line still held. The stream ends after
+    /// this (see the lag policy in the crate docs).
+    Lagged { missing_from: u64, oldest_seq: u64 },
+}
+
+/// A stream of [`Delivery`] items: first the backlog after the requested cursor, then live
+/// lines, with no gap and no duplicate between the two.
+pub struct Subscription {
+    inner: Pin<Box<dyn Stream<Item = Delivery> + Send>>,
+}
+
+impl Subscription {
+    pub fn new(stream: impl Stream<Item = Delivery> + Send + 'static) -> Self {
+        Subscription {
+            inner: Box::pin(stream),
+        }
+    }
+}
+
+impl Stream for Subscription {
+    type Item = Delivery;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Delivery>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}
+
+/// A log line to append. `ts` is its scheduled publish time (Unix nanoseconds).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewLine {
+    pub ts: u64,
+    pub text: String,
+}
+
+/// Storage and fan-out of topics.
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// Appends lines in order, creating the topic on first append.
+    async fn append(
+        &self,
+        topic: &TopicId,
+        lines: Vec<NewLine>,
+    ) -> Result<AppendReceipt, FeedError>;
+
+    /// Ends a step: later appends fail, open subscriptions end after their last line.
+    /// Finishing twice is not an error.
+    async fn finish(&self, topic: &TopicId) -> Result<TopicStatus, FeedError>;
+
+    /// The topic's current state.
+    async fn status(&self, topic: &TopicId) -> Result<TopicStatus, FeedError>;
+
+    /// Up to `limit` lines after `after`, without waiting.
+    async fn read(&self, topic: &TopicId, after: u64, limit: usize)
+        -> Result<ReadBatch, FeedError>;
+
+    /// Lines after `after`: history first, then live. At most `max_batch` lines per delivery.
+    async fn subscribe(
+        &self,
+        topic: &TopicId,
+        after: u64,
+        max_batch: usize,
+    ) -> Result<Subscription, FeedError>;
+
+    /// Every topic held, for the generator and for operators.
+    async fn topics(&self) -> Vec<TopicId>;
+}

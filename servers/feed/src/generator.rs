@@ -1,0 +1,455 @@
+//! An open-loop log generator, so `feed-server` produces a realistic CI log feed by itself.
+//!
+//! Open loop: line `k` of a topic is *scheduled* at `start + phase + k / rate`, whatever
+//! happened before, and carries that scheduled time as its `ts`. If the generator (or the
+//! server under it) falls behind, the lines go out late but keep their scheduled stamp, so the
+//! delay shows up as delivery latency instead of silently lowering the rate (coordinated
+//! omission, as wrk2 calls it).
+//!
+//! It runs on a dedicated OS thread rather than a tokio task: tokio's timer wheel has a 1 ms
+//! granularity, which would add up to a millisecond of artificial lateness to every line,
+//! while a thread's `sleep` wakes within tens of microseconds. Appends are driven through the
+//! runtime's [`Handle`], so a backend doing real I/O works too.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use tokio::runtime::Handle;
+
+use crate::backend::{FeedError, NewLine, SharedBackend};
+use crate::clock::unix_nanos;
+use crate::metrics::Metrics;
+use crate::shutdown::Shutdown;
+use crate::topic::{TopicError, TopicId};
+
+/// Length of generated lines, in bytes, uniform in `min..=max`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LineBytes {
+    pub min: usize,
+    pub max: usize,
+}
+
+impl std::str::FromStr for LineBytes {
+    type Err = String;
+
+    /// `80` (fixed) or `40..200` / `40-200` (uniform, inclusive).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let parse = |v: &str| {
+            v.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("line length {s:?}: {v:?} is not a whole number of bytes"))
+        };
+        let (min, max) = match s.split_once("..").or_else(|| s.split_once('-')) {
+            Some((a, b)) => (parse(a)?, parse(b)?),
+            None => {
+                let n = parse(s)?;
+                (n, n)
+            }
+        };
+        if min == 0 || min > max {
+            return Err(format!(
+                "line length {s:?}: need 1 <= min <= max, got {min}..{max}"
+            ));
+        }
+        Ok(LineBytes { min, max })
+    }
+}
+
+/// Periodic bursts on every topic (package installs, test output).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Burst {
+    /// Time between burst starts on one topic. Topics are staggered across this period.
+    pub every: Duration,
+    /// Lines per burst.
+    pub lines: u32,
+    /// Rate within a burst, lines per second.
+    pub lines_per_sec: f64,
+}
+
+/// What to generate.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GeneratorConfig {
+    pub org: String,
+    pub repo: String,
+    pub build: String,
+    /// Topics `{org}/{repo}/builds/{build}/steps/1` … `/steps/{topics}`.
+    pub topics: u32,
+    /// Steady rate per topic, lines per second; 0 means only bursts.
+    pub lines_per_sec: f64,
+    pub line_bytes: LineBytes,
+    pub burst: Option<Burst>,
+    pub seed: u64,
+}
+
+impl Default for GeneratorConfig {
+    fn default() -> Self {
+        GeneratorConfig {
+            org: "acme".into(),
+            repo: "app".into(),
+            build: "1".into(),
+            topics: 10,
+            lines_per_sec: 10.0,
+            line_bytes: LineBytes { min: 40, max: 120 },
+            burst: None,
+            seed: 1,
+        }
+    }
+}
+
+impl GeneratorConfig {
+    /// The topics this generator writes to.
+    pub fn topic_ids(&self) -> Result<Vec<TopicId>, TopicError> {
+        (1..=self.topics)
+            .map(|i| TopicId::new(&self.org, &self.repo, &self.build, i.to_string()))
+            .collect()
+    }
+}
+
+/// What the generator did, reported when it stops.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct GeneratorReport {
+    pub lines: u64,
+    /// The largest delay between a line's scheduled time and its append.
+    pub max_lateness: Duration,
+}
+
+/// One stream of scheduled lines: the steady rate or the bursts of one topic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Due {
+    /// Nanoseconds after the start.
+    at_ns: u64,
+    topic: usize,
+    /// Index of the line within its stream.
+    k: u64,
+    burst: bool,
+}
+
+struct Schedule {
+    config: GeneratorConfig,
+    heap: BinaryHeap<Reverse<Due>>,
+}
+
+impl Schedule {
+    fn new(config: GeneratorConfig) -> Self {
+        let mut heap = BinaryHeap::new();
+        for topic in 0..config.topics as usize {
+            if config.lines_per_sec > 0.0 {
+                heap.push(Reverse(Due {
+                    at_ns: Self::steady_at(&config, topic, 0),
+                    topic,
+                    k: 0,
+                    burst: false,
+                }));
+            }
+            if config.burst.is_some() {
+                heap.push(Reverse(Due {
+                    at_ns: Self::burst_at(&config, topic, 0),
+                    topic,
+                    k: 0,
+                    burst: true,
+                }));
+            }
+        }
+        Schedule { config, heap }
+    }
+
+    /// Topics are spread evenly over one period so they do not all tick at the same instant.
+    fn steady_at(c: &GeneratorConfig, topic: usize, k: u64) -> u64 {
+        let period = 1e9 / c.lines_per_sec;
+        let phase = period * topic as f64 / c.topics as f64;
+        (phase + period * k as f64) as u64
+    }
+
+    /// Burst `j` of a topic starts at `(j + (topic+1)/topics) * every`.
+    fn burst_at(c: &GeneratorConfig, topic: usize, k: u64) -> u64 {
+        let b = c.burst.expect("burst schedule without burst config");
+        let per_burst = b.lines.max(1) as u64;
+        let (j, m) = (k / per_burst, k % per_burst);
+        let every = b.every.as_nanos() as f64;
+        let start = every * (j as f64 + (topic as f64 + 1.0) / c.topics as f64);
+        (start + m as f64 * 1e9 / b.lines_per_sec) as u64
+    }
+
+    fn next_due(&self) -> Option<Due> {
+        self.heap.peek().map(|r| r.0)
+    }
+
+    /// Takes the earliest due line and schedules the one after it in the same stream.
+    fn pop(&mut self) -> Option<Due> {
+        let Reverse(due) = self.heap.pop()?;
+        let k = due.k + 1;
+        let at_ns = if due.burst {
+            Self::burst_at(&self.config, due.topic, k)
+        } else {
+            Self::steady_at(&self.config, due.topic, k)
+        };
+        self.heap.push(Reverse(Due { at_ns, k, ..due }));
+        Some(due)
+    }
+
+    /// Stops scheduling a topic (it was finished by someone else).
+    fn drop_topic(&mut self, topic: usize) {
+        self.heap.retain(|r| r.0.topic != topic);
+    }
+}
+
+/// Makes plausible CI log text of an exact byte length.
+struct TextMaker {
+    rng: SmallRng,
+    buf: String,
+}
+
+const WORDS: &[&str] = &[
+    "Compiling",
+    "Downloading",
+    "test",
+    "ok",
+    "warning:",
+    "serde",
+    "tokio",
+    "v1.0.3",
+    "running",
+    "passed",
+    "src/lib.rs:42:7",
+    "Finished",
+    "release",
+    "npm",
+    "install",
+    "--frozen-lockfile",
+    "PASS",
+    "FAIL",
+    "cache",
+    "hit",
+];
+
+impl TextMaker {
+    fn new(seed: u64) -> Self {
+        TextMaker {
+            rng: SmallRng::seed_from_u64(seed),
+            buf: String::new(),
+        }
+    }
+
+    fn make(&mut self, seq_hint: u64, elapsed_ns: u64, bytes: LineBytes) -> String {
+        let len = self.rng.random_range(bytes.min..=bytes.max);
+        self.buf.clear();
+        // Every 50th line is a progress bar redrawn with carriage returns, as CI logs have.
+        if seq_hint % 50 == 49 {
+            let mut pct = 0;
+            while self.buf.len() < len {
+                pct = (pct + 7) % 101;
+                let _ = write!(self.buf, "\rDownloading {pct:>3}%");
+            }
+        } else {
+            let _ = write!(self.buf, "[{:>9.3}s]", elapsed_ns as f64 / 1e9);
+            while self.buf.len() < len {
+                self.buf.push(' ');
+                self.buf
+                    .push_str(WORDS[self.rng.random_range(0..WORDS.len())]);
+            }
+        }
+        // ASCII only, so truncating at any byte is safe.
+        self.buf.truncate(len);
+        self.buf.clone()
+    }
+}
+
+/// Starts the generator on its own thread. It stops when `shutdown` triggers, and stops
+/// writing to a topic once that topic is finished.
+pub fn spawn(
+    config: GeneratorConfig,
+    backend: SharedBackend,
+    metrics: Arc<Metrics>,
+    shutdown: Shutdown,
+    runtime: Handle,
+) -> Result<JoinHandle<GeneratorReport>, TopicError> {
+    let topics = config.topic_ids()?;
+    let handle = std::thread::Builder::new()
+        .name("feed-generator".into())
+        .spawn(move || run(config, topics, backend, metrics, shutdown, runtime))
+        .expect("spawn generator thread");
+    Ok(handle)
+}
+
+fn run(
+    config: GeneratorConfig,
+    topics: Vec<TopicId>,
+    backend: SharedBackend,
+    metrics: Arc<Metrics>,
+    shutdown: Shutdown,
+    runtime: Handle,
+) -> GeneratorReport {
+    let line_bytes = config.line_bytes;
+    let mut text = TextMaker::new(config.seed);
+    let mut schedule = Schedule::new(config);
+    let mut report = GeneratorReport::default();
+    let start = Instant::now();
+    let start_unix = unix_nanos();
+    let mut pending: Vec<Vec<NewLine>> = vec![Vec::new(); topics.len()];
+    let mut produced: Vec<u64> = vec![0; topics.len()];
+    // Wake at least this often to notice shutdown.
+    const MAX_SLEEP: Duration = Duration::from_millis(20);
+
+    while !shutdown.is_triggered() {
+        let Some(next) = schedule.next_due() else {
+            std::thread::sleep(MAX_SLEEP);
+            continue;
+        };
+        let elapsed = start.elapsed().as_nanos() as u64;
+        if next.at_ns > elapsed {
+            std::thread::sleep(Duration::from_nanos(next.at_ns - elapsed).min(MAX_SLEEP));
+            continue;
+        }
+        // Everything due by now, grouped per topic so each topic gets one append.
+        while let Some(due) = schedule.next_due() {
+            if due.at_ns > elapsed {
+                break;
+            }
+            let due = schedule.pop().expect("peeked");
+            let late = Duration::from_nanos(elapsed - due.at_ns);
+            report.max_lateness = report.max_lateness.max(late);
+            produced[due.topic] += 1;
+            pending[due.topic].push(NewLine {
+                ts: start_unix + due.at_ns,
+                text: text.make(produced[due.topic], due.at_ns, line_bytes),
+            });
+        }
+        for (i, lines) in pending.iter_mut().enumerate() {
+            if lines.is_empty() {
+                continue;
+            }
+            let n = lines.len() as u64;
+            match runtime.block_on(backend.append(&topics[i], std::mem::take(lines))) {
+                Ok(_) => {
+                    report.lines += n;
+                    metrics.appended(n);
+                }
+                Err(FeedError::Finished(_)) => schedule.drop_topic(i),
+                Err(e) => tracing::warn!(topic = %topics[i], error = %e, "generator append failed"),
+            }
+        }
+    }
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryBackend;
+
+    #[test]
+    fn line_bytes_parse() {
+        assert_eq!(
+            "80".parse::<LineBytes>().unwrap(),
+            LineBytes { min: 80, max: 80 }
+        );
+        assert_eq!(
+            "40..200".parse::<LineBytes>().unwrap(),
+            LineBytes { min: 40, max: 200 }
+        );
+        assert!("0".parse::<LineBytes>().is_err());
+        assert!("9..3".parse::<LineBytes>().is_err());
+        assert!("x".parse::<LineBytes>().is_err());
+    }
+
+    #[test]
+    fn schedule_is_open_loop_and_staggered() {
+        let config = GeneratorConfig {
+            topics: 2,
+            lines_per_sec: 10.0,
+            burst: Some(Burst {
+                every: Duration::from_secs(1),
+                lines: 3,
+                lines_per_sec: 1000.0,
+            }),
+            ..GeneratorConfig::default()
+        };
+        let mut s = Schedule::new(config);
+        let mut firsts = Vec::new();
+        for _ in 0..8 {
+            let d = s.pop().unwrap();
+            firsts.push((d.at_ns, d.topic, d.burst));
+        }
+        // Steady lines every 100 ms, topic 1 offset by 50 ms.
+        assert_eq!(firsts[0], (0, 0, false));
+        assert_eq!(firsts[1], (50_000_000, 1, false));
+        assert_eq!(firsts[2], (100_000_000, 0, false));
+        // Scheduled times never go backwards.
+        assert!(firsts.windows(2).all(|w| w[0].0 <= w[1].0));
+        // Topic 0's first burst starts at half a period (staggered), three lines 1 ms apart.
+        let mut burst0: Vec<u64> = Vec::new();
+        while burst0.len() < 4 {
+            let d = s.pop().unwrap();
+            if d.burst && d.topic == 0 {
+                burst0.push(d.at_ns);
+            }
+        }
+        assert_eq!(
+            burst0,
+            vec![500_000_000, 501_000_000, 502_000_000, 1_500_000_000]
+        );
+    }
+
+    #[test]
+    fn text_has_exact_length() {
+        let mut t = TextMaker::new(7);
+        for i in 0..200 {
+            let s = t.make(i, i * 1000, LineBytes { min: 5, max: 300 });
+            assert!((5..=300).contains(&s.len()));
+        }
+        let s = t.make(49, 0, LineBytes { min: 64, max: 64 });
+        assert_eq!(s.len(), 64);
+        assert!(s.contains('\r'));
+    }
+
+    #[test]
+    fn generates_stamped_lines_and_stops_at_finish() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let backend: SharedBackend = Arc::new(MemoryBackend::default());
+        let shutdown = Shutdown::new();
+        let config = GeneratorConfig {
+            topics: 3,
+            lines_per_sec: 200.0,
+            ..GeneratorConfig::default()
+        };
+        let ids = config.topic_ids().unwrap();
+        let before = unix_nanos();
+        let handle = spawn(
+            config,
+            backend.clone(),
+            Metrics::new(10),
+            shutdown.clone(),
+            rt.handle().clone(),
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        rt.block_on(backend.finish(&ids[0])).unwrap();
+        let finished_at = rt.block_on(backend.status(&ids[0])).unwrap().last_seq;
+        std::thread::sleep(Duration::from_millis(100));
+        shutdown.trigger();
+        let report = handle.join().unwrap();
+        assert!(report.lines > 100, "{report:?}");
+        let st = rt.block_on(backend.status(&ids[0])).unwrap();
+        assert_eq!(st.last_seq, finished_at, "no append after finish");
+        let read = rt.block_on(backend.read(&ids[1], 0, 1000)).unwrap();
+        assert!(read.lines.len() > 50);
+        let mut prev_ts = before;
+        for (i, l) in read.lines.iter().enumerate() {
+            assert_eq!(l.seq, i as u64 + 1);
+            assert!(l.ts >= prev_ts - 5_000_000, "ts roughly monotonic");
+            prev_ts = l.ts;
+        }
+        // Lines are 5 ms apart per topic: scheduled stamps, not append times.
+        let gaps: Vec<u64> = read.lines.windows(2).map(|w| w[1].ts - w[0].ts).collect();
+        assert!(
+            gaps.iter().all(|g| (4_900_000..=5_100_000).contains(g)),
+            "{gaps:?}"
+        );
+    }
+}

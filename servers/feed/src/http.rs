@@ -1,0 +1,260 @@
+//! What the axum transport crates share: the topic path extractor, cursor and duration
+//! parsing, error responses and token auth. Every bad input becomes a clear 4xx naming the
+//! problem, never a panic.
+
+use std::time::Duration;
+
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::backend::FeedError;
+use crate::topic::TopicId;
+
+/// An error answer: a status and a message, sent as JSON `{"error": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    /// Seconds, for 503 answers.
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// The connection limit is reached: come back in a second.
+    pub fn too_many_connections() -> Self {
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: "too many connections; retry later".into(),
+            retry_after: Some(1),
+        }
+    }
+}
+
+impl From<FeedError> for ApiError {
+    fn from(e: FeedError) -> Self {
+        let status = match &e {
+            FeedError::UnknownTopic(_) => StatusCode::NOT_FOUND,
+            FeedError::Finished(_) => StatusCode::CONFLICT,
+            FeedError::BeyondHead { .. } => StatusCode::BAD_REQUEST,
+            FeedError::HistoryTruncated { .. } => StatusCode::GONE,
+            FeedError::TooManyTopics(_) => StatusCode::SERVICE_UNAVAILABLE,
+            FeedError::Backend(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": self.message }).to_string();
+        let mut res = (
+            self.status,
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response();
+        if let Some(secs) = self.retry_after {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        res
+    }
+}
+
+/// The topic named by a `/{org}/{repo}/builds/{build}/steps/{step}/...` route, validated.
+pub struct TopicPath(pub TopicId);
+
+impl<S: Send + Sync> FromRequestParts<S> for TopicPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path((org, repo, build, step)) =
+            Path::<(String, String, String, String)>::from_request_parts(parts, state)
+                .await
+                .map_err(|e| ApiError::bad_request(format!("bad topic path: {e}")))?;
+        TopicId::new(org, repo, build, step)
+            .map(TopicPath)
+            .map_err(|e| ApiError::bad_request(format!("bad topic path: {e}")))
+    }
+}
+
+/// The route pattern of a topic's log resource, for `Router::route`.
+pub const LOGS_ROUTE: &str = "/{org}/{repo}/builds/{build}/steps/{step}/logs";
+
+/// Parses a sequence number given by a client (`after`, `Last-Event-ID`).
+pub fn parse_seq(what: &str, value: &str) -> Result<u64, ApiError> {
+    let v = value.trim();
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::bad_request(format!(
+            "{what} must be a non-negative whole number (a line's seq), got {value:?}"
+        )));
+    }
+    v.parse::<u64>()
+        .map_err(|_| ApiError::bad_request(format!("{what} {value:?} is too large")))
+}
+
+/// Parses a wait such as `30s`, `500ms` or `2m` (a bare number means seconds), at most `max`.
+pub fn parse_wait(what: &str, value: &str, max: Duration) -> Result<Duration, ApiError> {
+    let v = value.trim();
+    let d = if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        v.parse::<u64>().ok().map(Duration::from_secs)
+    } else {
+        humantime::parse_duration(v).ok()
+    }
+    .ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "{what} must be a duration such as 30s, 500ms or 2m, got {value:?}"
+        ))
+    })?;
+    if d > max {
+        return Err(ApiError::bad_request(format!(
+            "{what} {value:?} is longer than the maximum {}",
+            humantime::format_duration(max)
+        )));
+    }
+    Ok(d)
+}
+
+/// A shared secret clients must present, as `Authorization: Bearer TOKEN` or, for clients that
+/// cannot set headers (a browser's EventSource), as `?token=TOKEN`.
+#[derive(Clone, Debug, Default)]
+pub struct TokenAuth {
+    token: Option<String>,
+}
+
+impl TokenAuth {
+    pub fn new(token: Option<String>) -> Self {
+        TokenAuth { token }
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.token.is_some()
+    }
+
+    /// Checks a request's credentials.
+    pub fn check(&self, headers: &HeaderMap, query_token: Option<&str>) -> Result<(), ApiError> {
+        let Some(expected) = &self.token else {
+            return Ok(());
+        };
+        let from_header = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let given = from_header.or(query_token);
+        match given {
+            Some(t) if constant_time_eq(t.as_bytes(), expected.as_bytes()) => Ok(()),
+            Some(_) => Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid token")),
+            None => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "missing token: send Authorization: Bearer TOKEN or ?token=TOKEN",
+            )),
+        }
+    }
+}
+
+/// Which browser origins may read the feed cross-origin.
+///
+/// Origins are echoed back one by one rather than answered with `*`: a wildcard cannot be
+/// combined with credentials (browsers reject `Access-Control-Allow-Origin: *` together with
+/// `Access-Control-Allow-Credentials: true`), and the first SSE prototype got exactly this wrong.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CorsConfig {
+    /// Allowed origins such as `https://ci.example.com`; empty means no CORS headers at all.
+    pub allowed_origins: Vec<String>,
+    /// Send `Access-Control-Allow-Credentials: true` (cookies, `withCredentials`).
+    pub allow_credentials: bool,
+}
+
+impl CorsConfig {
+    /// The tower-http layer for this configuration, or `None` when CORS is off.
+    pub fn layer(&self) -> Result<Option<tower_http::cors::CorsLayer>, String> {
+        use tower_http::cors::{AllowOrigin, CorsLayer};
+        if self.allowed_origins.is_empty() {
+            return Ok(None);
+        }
+        let mut origins = Vec::new();
+        for o in &self.allowed_origins {
+            if o == "*" {
+                return Err(
+                    "CORS origin \"*\" is not allowed: list the origins, they are echoed back"
+                        .into(),
+                );
+            }
+            let v = HeaderValue::from_str(o)
+                .map_err(|_| format!("CORS origin {o:?} is not a valid header value"))?;
+            origins.push(v);
+        }
+        Ok(Some(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins))
+                .allow_credentials(self.allow_credentials)
+                .allow_methods([axum::http::Method::GET, axum::http::Method::POST])
+                .allow_headers([
+                    header::AUTHORIZATION,
+                    header::CONTENT_TYPE,
+                    header::IF_NONE_MATCH,
+                    header::HeaderName::from_static("last-event-id"),
+                ])
+                .expose_headers([header::ETAG, header::RETRY_AFTER]),
+        ))
+    }
+}
+
+/// Compares without an early exit, so response timing does not leak the token's prefix.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seqs_and_waits() {
+        assert_eq!(parse_seq("after", "42").unwrap(), 42);
+        assert!(parse_seq("after", "-1").is_err());
+        assert!(parse_seq("after", "").is_err());
+        assert!(parse_seq("after", "1e3").is_err());
+        assert!(parse_seq("after", "99999999999999999999999").is_err());
+        let max = Duration::from_secs(60);
+        assert_eq!(
+            parse_wait("wait", "2", max).unwrap(),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            parse_wait("wait", "500ms", max).unwrap(),
+            Duration::from_millis(500)
+        );
+        assert!(parse_wait("wait", "2h", max).is_err());
+        assert!(parse_wait("wait", "soon", max).is_err());
+    }
+
+    #[test]
+    fn token_auth() {
+        let auth = TokenAuth::new(Some("s3cret".into()));
+        let mut h = HeaderMap::new();
+        assert_eq!(
+            auth.check(&h, None).unwrap_err().status,
+            StatusCode::UNAUTHORIZED
+        );
+        assert!(auth.check(&h, Some("s3cret")).is_ok());
+        assert!(auth.check(&h, Some("nope")).is_err());
+        h.insert(header::AUTHORIZATION, "Bearer s3cret".parse().unwrap());
+        assert!(auth.check(&h, None).is_ok());
+        assert!(TokenAuth::new(None).check(&HeaderMap::new(), None).is_ok());
+    }
+}

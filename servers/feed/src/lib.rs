@@ -1,0 +1,79 @@
+//! The log feed that every pushbench transport serves.
+//!
+//! pushbench compares Server-Sent Events, WebSocket and HTTP polling. To make the comparison
+//! fair, everything that is not framing lives here, once: topic names, the line payload, the
+//! history ring, live fan-out, the lag policy, the open-loop generator, metrics and shutdown.
+//! A transport crate only turns a [`Subscription`] into bytes on its socket.
+//!
+//! # Layout
+//! - [`topic`]: [`TopicId`], the CI build-step a log belongs to, and its validation.
+//! - [`line`]: [`Line`], one log line with its `seq`, scheduled `ts` and pre-encoded JSON.
+//! - [`backend`]: the [`Backend`] trait (append, finish, read, subscribe) and the
+//!   [`Subscription`] stream with its [`Delivery`] items. In-memory today; a Redis Streams
+//!   backend slots in behind the same trait.
+//! - [`memory`]: [`MemoryBackend`], the in-process hub: one bounded history ring per topic that
+//!   is also the live fan-out buffer.
+//! - [`generator`]: an open-loop generator that stamps each line with the time it was *scheduled*,
+//!   so a late generator shows up as latency instead of being hidden.
+//! - [`metrics`]: counters and gauges per transport, rendered in the Prometheus text format, and
+//!   the connection limit.
+//! - [`shutdown`]: [`Shutdown`], the signal every open stream listens to.
+//! - [`clock`]: Unix-nanosecond wall time, the one clock publishers and receivers share.
+//! - `http` (feature `axum`): what the axum transport crates share: the topic path extractor,
+//!   query parsing, error responses, token auth and CORS.
+//! - [`FeedContext`]: the backend, metrics and shutdown bundle each transport router takes.
+//!
+//! # Lag policy
+//! Subscribers do not get a private queue. Each one keeps a cursor into its topic's history
+//! ring, which is shared by all subscribers and bounded (`history` lines per topic). A subscriber
+//! that falls behind is therefore resynchronised from history for free: when it wakes up it reads
+//! everything after its cursor, in batches. Only when the ring has already dropped lines the
+//! subscriber never saw can it not catch up: it then gets [`Delivery::Lagged`], naming the first
+//! missing seq and the oldest one still held, and its stream ends. Transports turn that into a
+//! reason the client can see (an SSE `event: lagged`, a WebSocket close code, a poll `410 Gone`).
+//! Memory per subscriber is thus a cursor and a waker, whatever the backlog; a slow socket only
+//! slows its own cursor, never the publisher or the other subscribers.
+#![forbid(unsafe_code)]
+
+pub mod backend;
+pub mod clock;
+pub mod generator;
+#[cfg(feature = "axum")]
+pub mod http;
+pub mod line;
+pub mod memory;
+pub mod metrics;
+pub mod shutdown;
+pub mod topic;
+
+pub use backend::{
+    AppendReceipt, Backend, Delivery, FeedError, ReadBatch, SharedBackend, Subscription,
+    TopicStatus,
+};
+pub use line::Line;
+pub use memory::MemoryBackend;
+pub use metrics::{ConnectionGuard, Metrics, Transport};
+pub use shutdown::Shutdown;
+pub use topic::TopicId;
+
+use std::sync::Arc;
+
+/// What every transport router needs from the server it is mounted in: the feed, the counters
+/// and the shutdown signal. Cheap to clone.
+#[derive(Clone)]
+pub struct FeedContext {
+    pub backend: SharedBackend,
+    pub metrics: Arc<Metrics>,
+    pub shutdown: Shutdown,
+}
+
+impl FeedContext {
+    /// An in-memory feed with default limits, for tests and embedding examples.
+    pub fn in_memory() -> Self {
+        FeedContext {
+            backend: Arc::new(MemoryBackend::default()),
+            metrics: Metrics::new(u64::MAX),
+            shutdown: Shutdown::new(),
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Topic names: the CI build step a log belongs to.
+
+use std::fmt;
+
+use thiserror::Error;
+
+/// Longest accepted path segment. Keeps topic keys (and metrics labels) bounded.
+pub const MAX_SEGMENT_LEN: usize = 100;
+
+/// One build step's log: `{org}/{repo}/builds/{build}/steps/{step}`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicId {
+    pub org: String,
+    pub repo: String,
+    pub build: String,
+    pub step: String,
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum TopicError {
+    #[error("{which} is empty")]
+    Empty { which: &'static str },
+    #[error("{which} is longer than {MAX_SEGMENT_LEN} bytes")]
+    TooLong { which: &'static str },
+    #[error(
+        "{which} {value:?} contains {bad:?}; allowed are ASCII letters, digits, '.', '_' and '-'"
+    )]
+    BadChar {
+        which: &'static str,
+        value: String,
+        bad: char,
+    },
+    #[error("{which} may not be \".\" or \"..\"")]
+    DotSegment { which: &'static str },
+    #[error("topic {0:?} does not have the shape ORG/REPO/builds/BUILD/steps/STEP")]
+    Shape(String),
+}
+
+impl TopicId {
+    /// Builds a topic from its four segments, validating each.
+    pub fn new(
+        org: impl Into<String>,
+        repo: impl Into<String>,
+        build: impl Into<String>,
+        step: impl Into<String>,
+    ) -> Result<Self, TopicError> {
+        let id = TopicId {
+            org: org.into(),
+            repo: repo.into(),
+            build: build.into(),
+            step: step.into(),
+        };
+        check_segment("org", &id.org)?;
+        check_segment("repo", &id.repo)?;
+        check_segment("build", &id.build)?;
+        check_segment("step", &id.step)?;
+        Ok(id)
+    }
+
+    /// Parses `org/repo/builds/build/steps/step` (no leading slash, no `/logs`).
+    pub fn parse(path: &str) -> Result<Self, TopicError> {
+        let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+        match parts.as_slice() {
+            [org, repo, "builds", build, "steps", step] => TopicId::new(*org, *repo, *build, *step),
+            _ => Err(TopicError::Shape(path.to_string())),
+        }
+    }
+
+    /// The URL path of this topic's log resource, `/{org}/{repo}/builds/{build}/steps/{step}/logs`.
+    pub fn logs_path(&self) -> String {
+        format!("/{self}/logs")
+    }
+}
+
+impl fmt::Display for TopicId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}/{}/builds/{}/steps/{}",
+            self.org, self.repo, self.build, self.step
+        )
+    }
+}
+
+fn check_segment(which: &'static str, value: &str) -> Result<(), TopicError> {
+    if value.is_empty() {
+        return Err(TopicError::Empty { which });
+    }
+    if value.len() > MAX_SEGMENT_LEN {
+        return Err(TopicError::TooLong { which });
+    }
+    if value == "." || value == ".." {
+        return Err(TopicError::DotSegment { which });
+    }
+    if let Some(bad) = value
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(TopicError::BadChar {
+            which,
+            value: value.to_string(),
+            bad,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_displays_round_trip() {
+        let t = TopicId::parse("acme/app/builds/42/steps/test-unit").unwrap();
+        assert_eq!(t.step, "test-unit");
+        assert_eq!(t.to_string(), "acme/app/builds/42/steps/test-unit");
+        assert_eq!(t.logs_path(), "/acme/app/builds/42/steps/test-unit/logs");
+    }
+
+    #[test]
+    fn rejects_bad_segments() {
+        assert!(matches!(
+            TopicId::parse("acme/app/build/42/steps/1"),
+            Err(TopicError::Shape(_))
+        ));
+        assert!(matches!(
+            TopicId::new("a b", "r", "1", "1"),
+            Err(TopicError::BadChar { bad: ' ', .. })
+        ));
+        assert!(matches!(
+            TopicId::new("a", "..", "1", "1"),
+            Err(TopicError::DotSegment { .. })
+        ));
+        assert!(matches!(
+            TopicId::new("a", "r", "", "1"),
+            Err(TopicError::Empty { which: "build" })
+        ));
+        assert!(matches!(
+            TopicId::new("a".repeat(101), "r", "1", "1"),
+            Err(TopicError::TooLong { .. })
+        ));
+    }
+}

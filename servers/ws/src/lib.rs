@@ -1,0 +1,178 @@
+//! WebSocket transport for the log feed.
+//!
+//! `GET /{org}/{repo}/builds/{build}/steps/{step}/logs/ws[?after=SEQ]` upgrades to a WebSocket
+//! that carries one text frame per log line, the same JSON as every transport
+//! (`{"seq":N,"ts":UNIX_NANOS,"line":"..."}`). A client resumes with `?after=SEQ` (the last seq
+//! it received).
+//!
+//! - Everything that can be refused is refused *before* the upgrade, as a plain HTTP answer
+//!   a client can read: unknown topic 404, bad `after` 400, history gone 410, limit 503.
+//! - Ready lines are queued with `feed` and written with one `flush`, so a batch costs one
+//!   syscall, as with SSE.
+//! - Pings every `ping_interval`; a peer that has not answered within two intervals is closed.
+//! - Close codes: `1000` "step finished" after the last line, `1001` on server shutdown,
+//!   `4008` when the client fell behind the server's history (reason names the missing seq).
+//! - Frames from the client are not part of the protocol: pongs are noted, pings answered
+//!   (by tungstenite), a close ends the stream, data frames are ignored.
+#![forbid(unsafe_code)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use futures_util::{SinkExt, StreamExt};
+use pushbench_feed::http::{parse_seq, ApiError, TopicPath, LOGS_ROUTE};
+use pushbench_feed::{ConnectionGuard, Delivery, FeedContext, Subscription, Transport};
+use tokio::time::{interval_at, Instant, MissedTickBehavior};
+
+/// Close code sent when the step finished.
+pub const CLOSE_FINISHED: u16 = 1000;
+/// Close code sent when the server shuts down.
+pub const CLOSE_SHUTDOWN: u16 = 1001;
+/// Close code sent when the client fell behind the history ring.
+pub const CLOSE_LAGGED: u16 = 4008;
+
+/// How the WebSocket router behaves.
+#[derive(Clone, Debug)]
+pub struct WsConfig {
+    /// Time between pings; a peer silent for two intervals is dropped.
+    pub ping_interval: Duration,
+    /// Lines written per flush at most.
+    pub max_batch: usize,
+}
+
+impl Default for WsConfig {
+    fn default() -> Self {
+        WsConfig {
+            ping_interval: Duration::from_secs(30),
+            max_batch: 256,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct WsState {
+    feed: FeedContext,
+    config: Arc<WsConfig>,
+}
+
+/// The route `GET {LOGS_ROUTE}/ws`.
+pub fn router(feed: FeedContext, config: WsConfig) -> Router {
+    Router::new()
+        .route(&format!("{LOGS_ROUTE}/ws"), get(upgrade))
+        .with_state(WsState {
+            feed,
+            config: Arc::new(config),
+        })
+}
+
+async fn upgrade(
+    State(s): State<WsState>,
+    TopicPath(topic): TopicPath,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let after = match query.get("after") {
+        Some(v) => parse_seq("after", v)?,
+        None => 0,
+    };
+    let guard = s
+        .feed
+        .metrics
+        .try_open(Transport::Ws)
+        .ok_or_else(ApiError::too_many_connections)?;
+    let sub = s
+        .feed
+        .backend
+        .subscribe(&topic, after, s.config.max_batch)
+        .await?;
+    let ping_interval = s.config.ping_interval;
+    let shutdown = s.feed.shutdown.clone();
+    Ok(ws.on_upgrade(move |socket| async move {
+        if let Err(e) = stream_lines(socket, sub, guard, ping_interval, shutdown).await {
+            tracing::debug!(error = %e, "websocket ended with an error");
+        }
+    }))
+}
+
+async fn stream_lines(
+    mut socket: WebSocket,
+    mut sub: Subscription,
+    guard: ConnectionGuard,
+    ping_interval: Duration,
+    shutdown: pushbench_feed::Shutdown,
+) -> Result<(), axum::Error> {
+    let metrics = guard.metrics().clone();
+    let mut ping = interval_at(Instant::now() + ping_interval, ping_interval);
+    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut last_heard = Instant::now();
+    let shutdown = shutdown.wait();
+    tokio::pin!(shutdown);
+    let close = loop {
+        tokio::select! {
+            biased;
+            _ = &mut shutdown => break (CLOSE_SHUTDOWN, "server shutting down".to_string()),
+            delivery = sub.next() => match delivery {
+                Some(Delivery::Lines(lines)) => {
+                    let mut bytes = 0;
+                    for l in &lines {
+                        bytes += l.json.len() as u64;
+                        let text = Utf8Bytes::try_from(l.json.clone())
+                            .expect("line JSON is UTF-8");
+                        socket.feed(Message::Text(text)).await?;
+                    }
+                    socket.flush().await?;
+                    metrics.sent(Transport::Ws, lines.len() as u64, bytes);
+                }
+                Some(Delivery::End { last_seq }) => {
+                    break (CLOSE_FINISHED, format!("step finished at seq {last_seq}"));
+                }
+                Some(Delivery::Lagged { missing_from, oldest_seq }) => {
+                    metrics.lag_drop(Transport::Ws);
+                    break (
+                        CLOSE_LAGGED,
+                        format!("lagged: seq {missing_from} is gone, oldest is {oldest_seq}"),
+                    );
+                }
+                None => break (CLOSE_SHUTDOWN, "feed closed".to_string()),
+            },
+            msg = socket.recv() => match msg {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return Ok(()),
+                Some(Ok(_)) => last_heard = Instant::now(),
+            },
+            _ = ping.tick() => {
+                if last_heard.elapsed() > ping_interval * 2 {
+                    tracing::debug!("websocket peer silent for two ping intervals; dropping");
+                    return Ok(());
+                }
+                socket.send(Message::Ping(Default::default())).await?;
+            }
+        }
+    };
+    let (code, reason) = close;
+    socket
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })))
+        .await?;
+    // Give the peer a moment to answer the close, so the TCP connection ends cleanly; do not
+    // wait for a silent one.
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Some(Ok(m)) = socket.recv().await {
+            if matches!(m, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+    drop(guard);
+    Ok(())
+}
