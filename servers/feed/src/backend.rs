@@ -129,15 +129,23 @@ pub trait Backend: Send + Sync + 'static {
     /// The topic's current state.
     async fn status(&self, topic: &TopicId) -> Result<TopicStatus, FeedError>;
 
-    /// Up to `limit` lines after `after`, without waiting.
-    async fn read(&self, topic: &TopicId, after: u64, limit: usize)
-        -> Result<ReadBatch, FeedError>;
+    /// Up to `limit` lines after `after`, without waiting. `None` (a client with no cursor)
+    /// starts at the oldest line still held, so a new viewer of a log longer than history
+    /// still sees its tail; an explicit cursor older than history is
+    /// [`FeedError::HistoryTruncated`].
+    async fn read(
+        &self,
+        topic: &TopicId,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<ReadBatch, FeedError>;
 
-    /// Lines after `after`: history first, then live. At most `max_batch` lines per delivery.
+    /// Lines after `after` (`None`: from the oldest held, as for [`Backend::read`]): history
+    /// first, then live. At most `max_batch` lines per delivery.
     async fn subscribe(
         &self,
         topic: &TopicId,
-        after: u64,
+        after: Option<u64>,
         max_batch: usize,
     ) -> Result<Subscription, FeedError>;
 

@@ -437,7 +437,7 @@ mod tests {
         assert!(report.lines > 100, "{report:?}");
         let st = rt.block_on(backend.status(&ids[0])).unwrap();
         assert_eq!(st.last_seq, finished_at, "no append after finish");
-        let read = rt.block_on(backend.read(&ids[1], 0, 1000)).unwrap();
+        let read = rt.block_on(backend.read(&ids[1], Some(0), 1000)).unwrap();
         assert!(read.lines.len() > 50);
         let mut prev_ts = before;
         for (i, l) in read.lines.iter().enumerate() {

@@ -123,8 +123,12 @@ impl Default for MemoryBackend {
     }
 }
 
-/// Checks a cursor against a topic: beyond the head is a client error, before history a loss.
-fn check_cursor(topic: &TopicId, state: &TopicState, after: u64) -> Result<(), FeedError> {
+/// Resolves a cursor against a topic: none means "from the oldest line held"; beyond the head
+/// is a client error, before history a loss.
+fn check_cursor(topic: &TopicId, state: &TopicState, after: Option<u64>) -> Result<u64, FeedError> {
+    let Some(after) = after else {
+        return Ok(state.oldest_seq() - 1);
+    };
     if after > state.last_seq {
         return Err(FeedError::BeyondHead {
             topic: topic.clone(),
@@ -139,7 +143,7 @@ fn check_cursor(topic: &TopicId, state: &TopicState, after: u64) -> Result<(), F
             oldest: state.oldest_seq(),
         });
     }
-    Ok(())
+    Ok(after)
 }
 
 #[async_trait]
@@ -193,12 +197,12 @@ impl Backend for MemoryBackend {
     async fn read(
         &self,
         topic: &TopicId,
-        after: u64,
+        after: Option<u64>,
         limit: usize,
     ) -> Result<ReadBatch, FeedError> {
         let t = self.get(topic)?;
         let st = t.state.lock().expect("topic lock");
-        check_cursor(topic, &st, after)?;
+        let after = check_cursor(topic, &st, after)?;
         Ok(ReadBatch {
             lines: st.lines_after(after, limit),
             status: st.status(),
@@ -208,7 +212,7 @@ impl Backend for MemoryBackend {
     async fn subscribe(
         &self,
         topic: &TopicId,
-        after: u64,
+        after: Option<u64>,
         max_batch: usize,
     ) -> Result<Subscription, FeedError> {
         let t = self.get(topic)?;
@@ -216,7 +220,7 @@ impl Backend for MemoryBackend {
         // seen as a change, never missed.
         let mut changed = t.changed.subscribe();
         changed.mark_changed();
-        check_cursor(topic, &t.state.lock().expect("topic lock"), after)?;
+        let after = check_cursor(topic, &t.state.lock().expect("topic lock"), after)?;
         let cursor = Cursor {
             topic: t,
             after,
@@ -330,7 +334,7 @@ mod tests {
         let b = MemoryBackend::default();
         let t = topic();
         b.append(&t, lines(&["a", "b", "c"])).await.unwrap();
-        let mut sub = b.subscribe(&t, 1, 100).await.unwrap();
+        let mut sub = b.subscribe(&t, Some(1), 100).await.unwrap();
         assert_eq!(seqs(&sub.next().await.unwrap()), vec![2, 3]);
         b.append(&t, lines(&["d"])).await.unwrap();
         b.append(&t, lines(&["e"])).await.unwrap();
@@ -359,7 +363,7 @@ mod tests {
         };
         let mut subs = Vec::new();
         for _ in 0..20 {
-            subs.push(b.subscribe(&t, 0, 64).await.unwrap());
+            subs.push(b.subscribe(&t, Some(0), 64).await.unwrap());
             tokio::task::yield_now().await;
         }
         writer.await.unwrap();
@@ -392,7 +396,7 @@ mod tests {
             b.append(&t, lines(&["c"])).await,
             Err(FeedError::Finished(_))
         ));
-        let mut sub = b.subscribe(&t, 0, 10).await.unwrap();
+        let mut sub = b.subscribe(&t, Some(0), 10).await.unwrap();
         assert_eq!(seqs(&sub.next().await.unwrap()), vec![1, 2]);
         assert_eq!(sub.next().await, Some(Delivery::End { last_seq: 2 }));
     }
@@ -405,7 +409,7 @@ mod tests {
         });
         let t = topic();
         b.append(&t, lines(&["1", "2", "3"])).await.unwrap();
-        let mut slow = b.subscribe(&t, 0, 2).await.unwrap();
+        let mut slow = b.subscribe(&t, Some(0), 2).await.unwrap();
         assert_eq!(seqs(&slow.next().await.unwrap()), vec![1, 2]);
         // Seven more lines: the ring (4) now holds 7..=10; seq 3 is gone before `slow` read it.
         b.append(&t, lines(&["4", "5", "6", "7", "8", "9", "10"]))
@@ -420,15 +424,19 @@ mod tests {
         );
         assert_eq!(slow.next().await, None);
         // A subscriber within the ring is resynchronised from it.
-        let mut ok = b.subscribe(&t, 6, 10).await.unwrap();
+        let mut ok = b.subscribe(&t, Some(6), 10).await.unwrap();
         assert_eq!(seqs(&ok.next().await.unwrap()), vec![7, 8, 9, 10]);
-        // Cursors outside history are refused up front.
+        // A client without a cursor starts at the oldest line held.
+        let mut fresh = b.subscribe(&t, None, 10).await.unwrap();
+        assert_eq!(seqs(&fresh.next().await.unwrap()), vec![7, 8, 9, 10]);
+        assert_eq!(b.read(&t, None, 2).await.unwrap().lines[0].seq, 7);
+        // Explicit cursors outside history are refused up front.
         assert!(matches!(
-            b.subscribe(&t, 2, 10).await,
+            b.subscribe(&t, Some(2), 10).await,
             Err(FeedError::HistoryTruncated { oldest: 7, .. })
         ));
         assert!(matches!(
-            b.subscribe(&t, 11, 10).await,
+            b.subscribe(&t, Some(11), 10).await,
             Err(FeedError::BeyondHead { last_seq: 10, .. })
         ));
     }
@@ -438,7 +446,7 @@ mod tests {
         let b = Arc::new(MemoryBackend::default());
         let t = topic();
         b.append(&t, lines(&["a"])).await.unwrap();
-        let mut sub = b.subscribe(&t, 1, 10).await.unwrap();
+        let mut sub = b.subscribe(&t, Some(1), 10).await.unwrap();
         let pending = tokio::time::timeout(Duration::from_millis(50), sub.next()).await;
         assert!(pending.is_err(), "nothing new: the subscription must wait");
         b.append(&t, lines(&["b"])).await.unwrap();
@@ -453,7 +461,7 @@ mod tests {
         });
         let t = topic();
         assert!(matches!(
-            b.subscribe(&t, 0, 1).await,
+            b.subscribe(&t, Some(0), 1).await,
             Err(FeedError::UnknownTopic(_))
         ));
         assert!(matches!(
@@ -466,7 +474,7 @@ mod tests {
             b.append(&other, lines(&["a"])).await,
             Err(FeedError::TooManyTopics(1))
         ));
-        let read = b.read(&t, 0, 10).await.unwrap();
+        let read = b.read(&t, Some(0), 10).await.unwrap();
         assert_eq!(read.lines.len(), 1);
         assert_eq!(read.status.last_seq, 1);
     }

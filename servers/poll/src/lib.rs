@@ -71,7 +71,8 @@ pub fn router(feed: FeedContext, config: PollConfig) -> Router {
 
 /// A parsed poll request.
 struct PollRequest {
-    after: u64,
+    /// `None`: from the oldest line held.
+    after: Option<u64>,
     limit: usize,
     wait: Duration,
 }
@@ -103,11 +104,7 @@ fn parse_request(q: &HashMap<String, String>, c: &PollConfig) -> Result<PollRequ
         None => Duration::ZERO,
         Some(v) => parse_wait("wait", v, c.max_wait)?,
     };
-    Ok(PollRequest {
-        after: after.unwrap_or(0),
-        limit,
-        wait,
-    })
+    Ok(PollRequest { after, limit, wait })
 }
 
 async fn poll(
@@ -124,13 +121,21 @@ async fn poll(
         .try_open(Transport::Poll)
         .ok_or_else(ApiError::too_many_connections)?;
     let mut batch = s.feed.backend.read(&topic, req.after, req.limit).await?;
+    // The cursor this answer is relative to, resolved under the same lock as the read.
+    let after = req.after.unwrap_or(
+        batch
+            .lines
+            .first()
+            .map_or(batch.status.oldest_seq, |l| l.seq)
+            - 1,
+    );
     let idle = batch.lines.is_empty() && !batch.status.finished;
     if idle && !req.wait.is_zero() && req.limit > 0 {
         // Long-poll: wait for the next line, the end of the step, the timeout or shutdown.
         let mut sub = s
             .feed
             .backend
-            .subscribe(&topic, req.after, req.limit)
+            .subscribe(&topic, Some(after), req.limit)
             .await?;
         let shutdown = s.feed.shutdown.wait();
         tokio::select! {
@@ -145,7 +150,7 @@ async fn poll(
         // The status may have moved while waiting (new lines, finished).
         batch.status = s.feed.backend.status(&topic).await?;
     }
-    Ok(answer(&s, req.after, &batch.lines, batch.status, &headers))
+    Ok(answer(&s, after, &batch.lines, batch.status, &headers))
 }
 
 fn answer(
@@ -156,8 +161,13 @@ fn answer(
     headers: &HeaderMap,
 ) -> Response {
     let next = lines.last().map(|l| l.seq).unwrap_or(after);
-    // The answer is fully determined by (after, next, finished) for a given topic URL.
-    let etag = format!("\"{after}-{next}-{}\"", u8::from(status.finished));
+    // The answer is fully determined by (after, next, last_seq, finished) for a given topic
+    // URL: lines are immutable, and `last_seq` is part of the body.
+    let etag = format!(
+        "\"{after}-{next}-{}-{}\"",
+        status.last_seq,
+        u8::from(status.finished)
+    );
     let etag_value = HeaderValue::from_str(&etag).expect("etag is ASCII");
     let cache = HeaderValue::from_static("no-cache");
     if if_none_match(headers, &etag) {
@@ -227,7 +237,10 @@ mod tests {
     fn request_parsing() {
         let c = PollConfig::default();
         let r = parse_request(&q(&[("after", "5"), ("limit", "10"), ("wait", "2s")]), &c).unwrap();
-        assert_eq!((r.after, r.limit, r.wait), (5, 10, Duration::from_secs(2)));
+        assert_eq!(
+            (r.after, r.limit, r.wait),
+            (Some(5), 10, Duration::from_secs(2))
+        );
         assert!(parse_request(&q(&[("after", "x")]), &c).is_err());
         assert!(parse_request(&q(&[("limit", "100000")]), &c).is_err());
         assert!(parse_request(&q(&[("wait", "10m")]), &c).is_err());

@@ -139,7 +139,7 @@ async fn events(
     let sub = s
         .feed
         .backend
-        .subscribe(&topic, after.unwrap_or(0), s.config.max_batch)
+        .subscribe(&topic, after, s.config.max_batch)
         .await?;
     let body = event_stream(sub, guard, &s);
     Ok((

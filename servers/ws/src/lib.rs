@@ -79,10 +79,10 @@ async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let after = match query.get("after") {
-        Some(v) => parse_seq("after", v)?,
-        None => 0,
-    };
+    let after = query
+        .get("after")
+        .map(|v| parse_seq("after", v))
+        .transpose()?;
     let guard = s
         .feed
         .metrics
