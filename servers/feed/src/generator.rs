@@ -291,6 +291,13 @@ fn run(
     let mut report = GeneratorReport::default();
     let start = Instant::now();
     let start_unix = unix_nanos();
+    // Create every step's log up front (empty), as a CI system does when a step starts, so
+    // viewers that connect before its first line find it instead of a 404.
+    for topic in &topics {
+        if let Err(e) = runtime.block_on(backend.append(topic, Vec::new())) {
+            tracing::warn!(topic = %topic, error = %e, "generator could not create its topic");
+        }
+    }
     let mut pending: Vec<Vec<NewLine>> = vec![Vec::new(); topics.len()];
     let mut produced: Vec<u64> = vec![0; topics.len()];
     // Wake at least this often to notice shutdown.
@@ -428,7 +435,13 @@ mod tests {
             rt.handle().clone(),
         )
         .unwrap();
-        std::thread::sleep(Duration::from_millis(300));
+        // Every topic exists from the start, before its first line.
+        std::thread::sleep(Duration::from_millis(20));
+        for id in &ids {
+            rt.block_on(backend.status(id))
+                .expect("topic created up front");
+        }
+        std::thread::sleep(Duration::from_millis(280));
         rt.block_on(backend.finish(&ids[0])).unwrap();
         let finished_at = rt.block_on(backend.status(&ids[0])).unwrap().last_seq;
         std::thread::sleep(Duration::from_millis(100));
