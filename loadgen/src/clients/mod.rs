@@ -1,0 +1,219 @@
+//! Client drivers: one per transport, each turning its protocol's bytes into `{seq, ts}` and
+//! nothing more. Counting, latency and loss live once, in the worker's [`Stats`].
+//!
+//! Every client reconnects and resumes from the last seq it received, whether the server
+//! closed the stream, the connection failed or churn made it leave: a fault costs latency,
+//! never lines.
+
+pub mod poll;
+pub mod sse;
+pub mod ws;
+
+use std::cell::RefCell;
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pushbench_feed::clock::unix_nanos;
+use pushbench_feed::TopicId;
+use rand::Rng;
+use serde::Deserialize;
+use tokio::time::{sleep, sleep_until, Instant};
+
+use crate::control::RunControl;
+use crate::publisher::find_marker;
+use crate::record::ClientSeqTracker;
+use crate::scenario::Transport;
+use crate::stats::Stats;
+
+/// Everything a client needs to know.
+#[derive(Clone, Debug)]
+pub struct ClientSpec {
+    pub id: u32,
+    pub transport: Transport,
+    /// Where to connect.
+    pub server: SocketAddr,
+    /// The `Host` header (the target URL's authority).
+    pub host: String,
+    /// Path (and query, if the target's URL template has one) of this client's stream or
+    /// poll resource; clients append their own query parameters.
+    pub path: String,
+    pub source: Option<IpAddr>,
+    pub topic: TopicId,
+    /// When to connect (ramp-up).
+    pub start_at: Instant,
+    /// Mean connected time and pause, when clients churn.
+    pub churn: Option<(Duration, Duration)>,
+    /// Take seq and publish time from the `pb:SEQ:TS` marker the load generator's publisher
+    /// put in each line (external targets) instead of the payload's `seq` and `ts`.
+    pub marker_stamps: bool,
+    pub poll_interval: Duration,
+    pub long_poll_wait: Duration,
+    pub poll_limit: u32,
+}
+
+impl ClientSpec {
+    /// `path` with one more query parameter.
+    pub fn path_with(&self, param: &str) -> String {
+        let sep = if self.path.contains('?') { '&' } else { '?' };
+        format!("{}{sep}{param}", self.path)
+    }
+}
+
+/// How a session (one connection's life) ended.
+#[derive(Debug)]
+pub enum SessionEnd {
+    /// The step finished and the client has seen its end.
+    Finished,
+    /// The client chose to leave (churn); it comes back after a pause.
+    Left,
+    /// The run is over.
+    Stopped,
+    /// The connection failed or the server closed it; reconnect and resume.
+    Failed(String),
+}
+
+/// The JSON fields a client needs from a line; the text itself is skipped, not copied.
+#[derive(Deserialize)]
+pub struct LineStamp {
+    pub seq: u64,
+    pub ts: u64,
+}
+
+/// State one client keeps across its sessions.
+pub struct ClientState {
+    pub tracker: ClientSeqTracker,
+    /// When the current session's connection was established (Unix ns); lines scheduled
+    /// before it are catch-up (backlog or resume), not live deliveries.
+    pub session_start_ns: u64,
+    /// Connect attempt start of the current session, for time to first event.
+    pub connect_started: Instant,
+    pub first_event_seen: bool,
+}
+
+impl ClientState {
+    /// Records one received line.
+    pub fn on_line(
+        &mut self,
+        stats: &RefCell<Stats>,
+        control: &RunControl,
+        seq: u64,
+        ts: u64,
+        now_ns: u64,
+    ) {
+        let mut st = stats.borrow_mut();
+        if !self.first_event_seen {
+            self.first_event_seen = true;
+            st.record_first_event(self.connect_started.elapsed());
+        }
+        let outcome = self.tracker.observe(seq);
+        let live = ts >= self.session_start_ns;
+        if !live {
+            st.count_catch_up();
+        }
+        let latency = (live && control.in_measure_window(ts)).then(|| now_ns.saturating_sub(ts));
+        st.count_line(outcome, latency);
+    }
+
+    /// Parses and records a line payload.
+    pub fn on_payload(
+        &mut self,
+        spec: &ClientSpec,
+        stats: &RefCell<Stats>,
+        control: &RunControl,
+        json: &[u8],
+        now_ns: u64,
+    ) -> Result<(), String> {
+        if spec.marker_stamps {
+            let (seq, ts) = find_marker(json).ok_or_else(|| {
+                format!(
+                    "no pb:SEQ:TS marker in {:?}",
+                    String::from_utf8_lossy(&json[..json.len().min(120)])
+                )
+            })?;
+            self.on_line(stats, control, seq, ts, now_ns);
+            return Ok(());
+        }
+        let stamp: LineStamp = serde_json::from_slice(json).map_err(|e| {
+            format!(
+                "malformed line payload ({e}): {:?}",
+                String::from_utf8_lossy(&json[..json.len().min(120)])
+            )
+        })?;
+        self.on_line(stats, control, stamp.seq, stamp.ts, now_ns);
+        Ok(())
+    }
+}
+
+impl ClientState {
+    /// Has this client everything its finished step will ever have? (External targets send no
+    /// end signal; the final seq is what the publisher published.)
+    pub fn has_all(&self, spec: &ClientSpec, control: &RunControl) -> bool {
+        control
+            .final_seq(&spec.topic)
+            .is_some_and(|f| self.tracker.last_seq() >= f && self.tracker.missing() == 0)
+    }
+}
+
+/// Runs one client until its step finishes or the run stops.
+pub async fn run_client(spec: ClientSpec, stats: Rc<RefCell<Stats>>, control: Arc<RunControl>) {
+    sleep_until(spec.start_at).await;
+    let mut state = ClientState {
+        tracker: ClientSeqTracker::new(0),
+        session_start_ns: 0,
+        connect_started: Instant::now(),
+        first_event_seen: false,
+    };
+    let mut failures: u32 = 0;
+    let mut stop = control.stop_signal();
+    loop {
+        if control.is_stopped() {
+            break;
+        }
+        let leave_at = spec.churn.map(|(mean, _)| {
+            // Exponentially distributed session lengths: leaves are a Poisson process.
+            let u: f64 = rand::rng().random_range(f64::EPSILON..1.0);
+            Instant::now() + mean.mul_f64(-u.ln())
+        });
+        state.connect_started = Instant::now();
+        state.first_event_seen = false;
+        let session = async {
+            match spec.transport {
+                Transport::Sse => sse::session(&spec, &mut state, &stats, &control, leave_at).await,
+                Transport::Ws => ws::session(&spec, &mut state, &stats, &control, leave_at).await,
+                Transport::Poll | Transport::LongPoll => {
+                    poll::session(&spec, &mut state, &stats, &control, leave_at).await
+                }
+            }
+        };
+        let end = tokio::select! {
+            end = session => end,
+            _ = stop.changed() => SessionEnd::Stopped,
+        };
+        match end {
+            SessionEnd::Finished | SessionEnd::Stopped => break,
+            SessionEnd::Left => {
+                failures = 0;
+                let pause = spec.churn.map(|(_, p)| p).unwrap_or_default();
+                sleep(pause).await;
+            }
+            SessionEnd::Failed(reason) => {
+                failures += 1;
+                stats.borrow_mut().count_disconnect(&reason);
+                // Back off 50 ms, doubling to 2 s, so a restarting server is not hammered.
+                let backoff = Duration::from_millis(50 * (1 << failures.min(5)));
+                sleep(backoff.min(Duration::from_secs(2))).await;
+            }
+        }
+    }
+    let final_seq = control.final_seq(&spec.topic);
+    stats
+        .borrow_mut()
+        .finish_client(&mut state.tracker, final_seq);
+}
+
+/// Unix nanoseconds now: the receipt time of what was just read.
+pub fn now_ns() -> u64 {
+    unix_nanos()
+}

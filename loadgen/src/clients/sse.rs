@@ -1,0 +1,123 @@
+//! The SSE client: an HTTP/1.1 GET of `.../logs/events`, resumed with `Last-Event-ID`, parsed
+//! by the WHATWG-conformant [`SseParser`].
+
+use std::cell::RefCell;
+
+use tokio::time::{sleep_until, Instant};
+
+use super::{now_ns, ClientSpec, ClientState, SessionEnd};
+use crate::control::RunControl;
+use crate::http1::{get_request, BodyDecoder, HttpConn};
+use crate::sse_parser::SseParser;
+use crate::stats::Stats;
+use crate::wire::connect;
+
+pub async fn session(
+    spec: &ClientSpec,
+    state: &mut ClientState,
+    stats: &RefCell<Stats>,
+    control: &RunControl,
+    leave_at: Option<Instant>,
+) -> SessionEnd {
+    let started = Instant::now();
+    state.session_start_ns = now_ns();
+    let stream = match connect(spec.server, spec.source).await {
+        Ok(s) => s,
+        Err(e) => return stats.borrow_mut().connect_failed(format!("connect: {e}")),
+    };
+    let mut conn = HttpConn::new(stream);
+    let resume = state.tracker.last_seq();
+    let mut headers = String::from("Accept: text/event-stream\r\n");
+    if resume > 0 {
+        headers.push_str(&format!("Last-Event-ID: {resume}\r\n"));
+    }
+    let end = async {
+        conn.send(&get_request(&spec.host, &spec.path, &headers))
+            .await
+            .map_err(|e| format!("send: {e}"))?;
+        let head = conn
+            .read_head()
+            .await
+            .map_err(|e| format!("response: {e}"))?;
+        stats.borrow_mut().record_connect(started.elapsed());
+        match head.status {
+            200 => {}
+            // The client already has the whole finished step.
+            204 => return Ok(SessionEnd::Finished),
+            s => return Err(format!("HTTP {s} from the event stream")),
+        }
+        match head.header("content-type") {
+            Some(ct) if ct.starts_with("text/event-stream") => {}
+            other => return Err(format!("content-type {other:?} is not text/event-stream")),
+        }
+        stats.borrow_mut().connection_opened();
+        let end = stream_events(
+            spec,
+            &mut conn,
+            head.framing,
+            state,
+            stats,
+            control,
+            leave_at,
+        )
+        .await;
+        stats.borrow_mut().connection_closed();
+        end
+    }
+    .await;
+    stats.borrow_mut().socket_closed(&conn.io);
+    match end {
+        Ok(end) => end,
+        Err(reason) => SessionEnd::Failed(reason),
+    }
+}
+
+async fn stream_events(
+    spec: &ClientSpec,
+    conn: &mut HttpConn,
+    framing: crate::http1::BodyFraming,
+    state: &mut ClientState,
+    stats: &RefCell<Stats>,
+    control: &RunControl,
+    leave_at: Option<Instant>,
+) -> Result<SessionEnd, String> {
+    let mut decoder = BodyDecoder::new(framing);
+    let mut parser = SseParser::new();
+    let mut body = Vec::with_capacity(1024);
+    let mut events = Vec::new();
+    let leave = async {
+        match leave_at {
+            Some(at) => sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(leave);
+    loop {
+        body.clear();
+        let more = tokio::select! {
+            r = conn.read_body_part(&mut decoder, &mut body) => r.map_err(|e| format!("stream: {e}"))?,
+            _ = &mut leave => return Ok(SessionEnd::Left),
+        };
+        let now = now_ns();
+        parser
+            .feed(&body, &mut events)
+            .map_err(|e| format!("event stream: {e}"))?;
+        for ev in events.drain(..) {
+            match ev.event.as_str() {
+                "message" => state.on_payload(spec, stats, control, ev.data.as_bytes(), now)?,
+                "end" => return Ok(SessionEnd::Finished),
+                "lagged" => return Err(format!("server dropped us as lagged: {}", ev.data)),
+                _ => {}
+            }
+        }
+        if state.has_all(spec, control) {
+            return Ok(SessionEnd::Finished);
+        }
+        if !more {
+            return Err("event stream ended without an end event".into());
+        }
+        if body.capacity() > 64 * 1024 {
+            body = Vec::with_capacity(1024);
+        }
+    }
+}

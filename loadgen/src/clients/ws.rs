@@ -1,0 +1,91 @@
+//! The WebSocket client: tokio-tungstenite over the counting socket, resumed with `?after=`.
+
+use std::cell::RefCell;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::time::{sleep_until, Instant};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::{now_ns, ClientSpec, ClientState, SessionEnd};
+use crate::control::RunControl;
+use crate::stats::Stats;
+use crate::wire::{connect, Counted};
+
+pub async fn session(
+    spec: &ClientSpec,
+    state: &mut ClientState,
+    stats: &RefCell<Stats>,
+    control: &RunControl,
+    leave_at: Option<Instant>,
+) -> SessionEnd {
+    let started = Instant::now();
+    state.session_start_ns = now_ns();
+    let stream = match connect(spec.server, spec.source).await {
+        Ok(s) => s,
+        Err(e) => return stats.borrow_mut().connect_failed(format!("connect: {e}")),
+    };
+    let url = format!(
+        "ws://{}{}",
+        spec.host,
+        spec.path_with(&format!("after={}", state.tracker.last_seq()))
+    );
+    let (mut ws, _response) =
+        match tokio_tungstenite::client_async(url.as_str(), Counted::new(stream)).await {
+            Ok(pair) => pair,
+            Err(e) => return stats.borrow_mut().connect_failed(format!("handshake: {e}")),
+        };
+    stats.borrow_mut().record_connect(started.elapsed());
+    stats.borrow_mut().connection_opened();
+    let leave = async {
+        match leave_at {
+            Some(at) => sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(leave);
+    let end = loop {
+        let msg = tokio::select! {
+            m = ws.next() => m,
+            _ = &mut leave => {
+                let _ = ws.close(None).await;
+                break SessionEnd::Left;
+            }
+        };
+        let now = now_ns();
+        match msg {
+            Some(Ok(Message::Text(text))) => {
+                if let Err(e) = state.on_payload(spec, stats, control, text.as_bytes(), now) {
+                    break SessionEnd::Failed(e);
+                }
+                if state.has_all(spec, control) {
+                    let _ = ws.close(None).await;
+                    break SessionEnd::Finished;
+                }
+            }
+            Some(Ok(Message::Close(frame))) => {
+                break match frame {
+                    Some(f) if f.code == CloseCode::Normal => SessionEnd::Finished,
+                    Some(f) => SessionEnd::Failed(format!(
+                        "closed with {} {}",
+                        u16::from(f.code),
+                        f.reason
+                    )),
+                    None => SessionEnd::Failed("closed without a code".into()),
+                };
+            }
+            // Pings are answered by tungstenite; nothing else is part of the protocol.
+            Some(Ok(_)) => {}
+            Some(Err(e)) => break SessionEnd::Failed(format!("websocket: {e}")),
+            None => break SessionEnd::Failed("connection closed without a close frame".into()),
+        }
+    };
+    // Complete the close handshake where the server started it, so the socket ends cleanly.
+    if matches!(end, SessionEnd::Finished) {
+        let _ = ws.flush().await;
+    }
+    let mut st = stats.borrow_mut();
+    st.connection_closed();
+    st.socket_closed(ws.get_ref());
+    end
+}

@@ -1,0 +1,67 @@
+//! What the orchestrating thread tells the workers while a run goes on: the measurement
+//! window, each topic's final seq once its step is finished, and the stop signal.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use pushbench_feed::TopicId;
+use tokio::sync::watch;
+
+/// Shared by the orchestrator and every worker thread.
+pub struct RunControl {
+    /// Lines scheduled in `[measure_start_ns, measure_end_ns]` (Unix ns) enter the latency
+    /// histograms; earlier ones are warm-up.
+    measure_start_ns: u64,
+    measure_end_ns: u64,
+    final_seqs: RwLock<HashMap<TopicId, u64>>,
+    stop: watch::Sender<bool>,
+}
+
+impl RunControl {
+    pub fn new(measure_start_ns: u64, measure_end_ns: u64) -> Self {
+        RunControl {
+            measure_start_ns,
+            measure_end_ns,
+            final_seqs: RwLock::new(HashMap::new()),
+            stop: watch::Sender::new(false),
+        }
+    }
+
+    pub fn in_measure_window(&self, ts_ns: u64) -> bool {
+        (self.measure_start_ns..=self.measure_end_ns).contains(&ts_ns)
+    }
+
+    pub fn measure_window_ns(&self) -> (u64, u64) {
+        (self.measure_start_ns, self.measure_end_ns)
+    }
+
+    /// Records the last seq of a finished step: what every client of it must end up with.
+    pub fn set_final_seq(&self, topic: TopicId, seq: u64) {
+        self.final_seqs
+            .write()
+            .expect("final seqs lock")
+            .insert(topic, seq);
+    }
+
+    pub fn final_seq(&self, topic: &TopicId) -> Option<u64> {
+        self.final_seqs
+            .read()
+            .expect("final seqs lock")
+            .get(topic)
+            .copied()
+    }
+
+    /// Ends the run: every client stops at once.
+    pub fn stop(&self) {
+        self.stop.send_replace(true);
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// A receiver that changes when the run stops.
+    pub fn stop_signal(&self) -> watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+}

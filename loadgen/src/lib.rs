@@ -1,0 +1,46 @@
+//! pushbench's load generator.
+//!
+//! Runs a scenario (clients, feed, transports) against `feed-server` and records what each
+//! transport costs: delivery latency, handshake time, wire bytes, server memory and CPU, and
+//! every event lost, duplicated or out of order.
+//!
+//! # Layout (one module per concern, as in oha)
+//! - [`scenario`]: the scenario file schema, its validation and sweeps.
+//! - [`orchestrate`]: starting, pinning and stopping the server under test.
+//! - [`run`]: one transport's run, from server start to merged figures.
+//! - [`worker`]: worker threads, each a single-threaded runtime owning its clients' [`stats`].
+//! - [`clients`]: the SSE, WebSocket and polling clients; they turn bytes into `{seq, ts}`.
+//! - [`http1`]: the minimal HTTP/1.1 client under SSE and polling.
+//! - [`sse_parser`]: an incremental WHATWG `text/event-stream` parser.
+//! - [`wire`]: byte counting at the socket, TCP_INFO, source addresses.
+//! - [`record`]: HdrHistograms, counters and per-client seq tracking; merging; `.hgrm` output.
+//! - [`stats`]: a worker's recorder plus connection bookkeeping.
+//! - [`control`]: what the orchestrator tells workers (measure window, final seqs, stop).
+//! - [`monitor`]: CPU, memory and descriptors from /proc.
+//! - [`feedapi`]: the server's publishing API (finishing steps).
+//! - [`publisher`]: the open-loop publisher for external targets, and its line markers.
+//! - [`results`]: the results folder and the versioned `summary.json`.
+//! - [`progress`], [`printer`]: what a person sees during and after a run.
+//! - [`report`]: charts (PNG, SVG), the verdict table, `report.md` and `report.html`.
+//!
+//! The crate denies `unsafe` except in one place: reading TCP_INFO in [`wire`].
+#![deny(unsafe_code)]
+
+pub mod clients;
+pub mod control;
+pub mod feedapi;
+pub mod http1;
+pub mod monitor;
+pub mod orchestrate;
+pub mod printer;
+pub mod progress;
+pub mod publisher;
+pub mod record;
+pub mod report;
+pub mod results;
+pub mod run;
+pub mod scenario;
+pub mod sse_parser;
+pub mod stats;
+pub mod wire;
+pub mod worker;

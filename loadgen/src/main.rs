@@ -1,0 +1,276 @@
+//! `pushbench`: run scenarios against push servers and report what each transport costs.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use pushbench::orchestrate::{default_server_binary, pin_current_thread, Pinning};
+use pushbench::progress::Progress;
+use pushbench::results::{
+    create_run_dir, environment, now_rfc3339, run_id_now, write_json_atomic, Summary,
+    SCHEMA_VERSION,
+};
+use pushbench::run::{run_transport, RunOptions};
+use pushbench::{printer, report, scenario};
+
+#[derive(Parser)]
+#[command(
+    name = "pushbench",
+    version,
+    about = "Measures how a server should push live data: SSE, WebSocket or polling."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a scenario file against every transport it lists.
+    Run {
+        /// The scenario, e.g. scenarios/smoke.toml.
+        scenario: PathBuf,
+        /// Where results go: OUT/NAME/RUN_ID/.
+        #[arg(long, default_value = "results")]
+        out: PathBuf,
+        /// No progress output.
+        #[arg(long)]
+        quiet: bool,
+        /// Load generator worker threads (default: one per load generator core).
+        #[arg(long)]
+        workers: Option<usize>,
+        /// Do not pin the server and the load generator to separate cores.
+        #[arg(long)]
+        no_pin: bool,
+        /// The feed-server binary (default: the one next to pushbench).
+        #[arg(long)]
+        server_binary: Option<PathBuf>,
+    },
+    /// Check a scenario file without running it.
+    Validate { scenario: PathBuf },
+    /// Redraw a run's charts and report (report.md, report.html) from its saved data.
+    Report {
+        /// A run folder, results/NAME/RUN_ID.
+        dir: PathBuf,
+    },
+    /// Print and chart the differences between two runs.
+    Compare {
+        /// The baseline run folder.
+        a: PathBuf,
+        /// The run compared against it.
+        b: PathBuf,
+        /// Where compare.md and the charts go (default: B/compare).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Validate { scenario } => {
+            let sc = scenario::load(&scenario).map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "{}: ok ({} run(s))",
+                scenario.display(),
+                sc.expand_sweep().len()
+            );
+            Ok(())
+        }
+        Command::Report { dir } => {
+            let path = dir.join("summary.json");
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let summary: Summary = serde_json::from_str(&text)
+                .with_context(|| format!("parsing {}", path.display()))?;
+            if summary.schema_version != SCHEMA_VERSION {
+                bail!(
+                    "{} has schema version {}, this pushbench reads {}",
+                    path.display(),
+                    summary.schema_version,
+                    SCHEMA_VERSION
+                );
+            }
+            print!("{}", printer::table(&summary));
+            let files = report::write_report(&dir)
+                .with_context(|| format!("drawing the report of {}", dir.display()))?;
+            println!("{}", report::verdict(&summary).headline());
+            println!("report: {}", files.html.display());
+            Ok(())
+        }
+        Command::Compare { a, b, out } => {
+            let out = out.unwrap_or_else(|| b.join("compare"));
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            let text = report::compare(&a, &b, &out).context("comparing the runs")?;
+            print!("{text}");
+            println!("comparison: {}", out.join("compare.md").display());
+            Ok(())
+        }
+        Command::Run {
+            scenario,
+            out,
+            quiet,
+            workers,
+            no_pin,
+            server_binary,
+        } => run(scenario, out, quiet, workers, no_pin, server_binary),
+    }
+}
+
+fn run(
+    path: PathBuf,
+    out: PathBuf,
+    quiet: bool,
+    workers: Option<usize>,
+    no_pin: bool,
+    server_binary: Option<PathBuf>,
+) -> Result<()> {
+    // A run never starts on a half-valid scenario.
+    let sc = scenario::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Read before pinning: afterwards this process sees only its own cores.
+    let env_before_pinning = environment();
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let pin = if no_pin || !sc.server.pin {
+        None
+    } else {
+        Pinning::split(cpus)
+    };
+    if let Some(p) = &pin {
+        // Before any thread exists: workers and the runtime inherit this affinity.
+        if let Err(e) = pin_current_thread(&p.loadgen_cpus) {
+            eprintln!("warning: could not pin the load generator: {e}");
+        }
+    }
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) if n < u64::from(sc.clients.count) + 256 => eprintln!(
+            "warning: open-file limit {n} is below {} clients",
+            sc.clients.count
+        ),
+        Err(e) => eprintln!("warning: could not raise the open-file limit: {e}"),
+        _ => {}
+    }
+    let loadgen_cores = pin.as_ref().map(|p| p.loadgen_cpus.len()).unwrap_or(cpus);
+    let workers = workers
+        .or((sc.clients.workers > 0).then_some(sc.clients.workers as usize))
+        .unwrap_or(loadgen_cores);
+    let server_binary = server_binary.unwrap_or_else(default_server_binary);
+
+    let run_id = run_id_now();
+    let dir = create_run_dir(&out, &sc.name, &run_id)
+        .with_context(|| format!("creating the results folder under {}", out.display()))?;
+    std::fs::write(dir.join("scenario.toml"), &sc.source).context("copying the scenario")?;
+    let mut env = env_before_pinning;
+    env.server_binary = Some(server_binary.display().to_string());
+    env.server_cpus = pin
+        .as_ref()
+        .map(|p| p.server_cpus.clone())
+        .unwrap_or_default();
+    env.loadgen_cpus = pin
+        .as_ref()
+        .map(|p| p.loadgen_cpus.clone())
+        .unwrap_or_default();
+    env.loadgen_workers = workers;
+    write_json_atomic(&dir.join("environment.json"), &env)?;
+
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let progress = Progress::new(quiet);
+    let opts = RunOptions {
+        pinning: pin,
+        workers,
+        server_binary,
+        progress: progress.clone(),
+        interrupted: interrupted.clone(),
+    };
+    let mut summary = Summary {
+        schema: "pushbench.summary".into(),
+        schema_version: SCHEMA_VERSION,
+        scenario: sc.name.clone(),
+        run_id,
+        started_at: now_rfc3339(),
+        finished_at: None,
+        interrupted: false,
+        environment: env,
+        runs: Vec::new(),
+    };
+    let summary_path = dir.join("summary.json");
+    write_json_atomic(&summary_path, &summary)?;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the orchestration runtime")?;
+    runtime.block_on(async {
+        let flag = interrupted.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\ninterrupted: finishing the current transport and writing the summary");
+                flag.store(true, Ordering::Relaxed);
+            }
+        });
+        for (sweep, concrete) in sc.expand_sweep() {
+            for &transport in &concrete.transports {
+                if interrupted.load(Ordering::Relaxed) {
+                    break;
+                }
+                progress.println(&format!(
+                    "running {} over {}{}",
+                    concrete.name,
+                    transport.as_str(),
+                    sweep
+                        .as_deref()
+                        .map(|s| format!(" ({s})"))
+                        .unwrap_or_default()
+                ));
+                let result =
+                    run_transport(&concrete, transport, sweep.as_deref(), &dir, &opts).await;
+                summary.runs.push(result);
+                summary.interrupted = interrupted.load(Ordering::Relaxed);
+                write_json_atomic(&summary_path, &summary)?;
+            }
+        }
+        Ok::<_, anyhow::Error>(())
+    })?;
+    progress.finish();
+    summary.finished_at = Some(now_rfc3339());
+    summary.interrupted = interrupted.load(Ordering::Relaxed);
+    write_json_atomic(&summary_path, &summary)?;
+    if !quiet {
+        print!("{}", printer::table(&summary));
+    }
+    match report::write_report(&dir) {
+        Ok(files) => {
+            if !quiet {
+                println!("{}", report::verdict(&summary).headline());
+            }
+            println!("report: {}", files.html.display());
+        }
+        // The measurements are saved; a drawing problem must not hide them.
+        Err(e) => eprintln!(
+            "warning: could not draw the report ({e}); the data is in {} and `pushbench report` redraws it",
+            dir.display()
+        ),
+    }
+    println!("results: {}", dir.display());
+    let failed: Vec<_> = summary.runs.iter().filter(|r| r.status != "ok").collect();
+    if !failed.is_empty() {
+        bail!(
+            "{} transport run(s) failed: {}",
+            failed.len(),
+            failed
+                .iter()
+                .map(|r| format!("{}: {}", r.transport, r.status))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+    Ok(())
+}

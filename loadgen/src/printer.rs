@@ -1,0 +1,67 @@
+//! The terminal table of a run: one row per transport, the figures that decide.
+
+use std::fmt::Write as _;
+
+use crate::results::Summary;
+
+/// A plain-text table of a summary, with its warnings under it.
+pub fn table(s: &Summary) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n{} ({}){}",
+        s.scenario,
+        s.run_id,
+        if s.interrupted {
+            " — INTERRUPTED"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(
+        out,
+        "{:<22} {:>8} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>9} {:>10} {:>9}",
+        "transport",
+        "clients",
+        "deliv/s",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "lost",
+        "B/ev dn",
+        "B/ev up",
+        "srv B/conn",
+        "srv µs/ev"
+    );
+    for r in &s.runs {
+        let name = match &r.sweep {
+            Some(sw) => format!("{} {sw}", r.transport),
+            None => r.transport.clone(),
+        };
+        if r.status != "ok" {
+            let _ = writeln!(out, "{name:<22} {}", r.status);
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "{:<22} {:>8} {:>9.0} {:>9.2} {:>9.2} {:>9.2} {:>7} {:>9.1} {:>9.1} {:>10.0} {:>9.2}",
+            name,
+            r.connections.clients,
+            r.deliveries_per_sec,
+            r.latency_us.p50 as f64 / 1000.0,
+            r.latency_us.p99 as f64 / 1000.0,
+            r.latency_us.max as f64 / 1000.0,
+            r.events.lost,
+            r.wire.bytes_down_per_event,
+            r.wire.bytes_up_per_event,
+            r.server.rss_per_connection_bytes,
+            r.server.cpu_us_per_event,
+        );
+    }
+    for r in &s.runs {
+        for w in &r.warnings {
+            let _ = writeln!(out, "  ! {}: {w}", r.transport);
+        }
+    }
+    out
+}

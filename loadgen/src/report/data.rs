@@ -1,0 +1,262 @@
+//! Reading a run back: `summary.json`, `timeseries.jsonl`, histograms, sweep labels, and the
+//! grouping of a sweep's runs by swept value.
+
+use std::path::Path;
+
+use hdrhistogram::Histogram;
+use serde::Deserialize;
+
+use super::ReportError;
+use crate::results::{decode_histogram, Summary, TransportResult, SCHEMA_VERSION};
+
+pub const SUMMARY_FILE: &str = "summary.json";
+
+/// Reads and checks `run_dir/summary.json`.
+pub fn load_summary(run_dir: &Path) -> Result<Summary, ReportError> {
+    let path = run_dir.join(SUMMARY_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| ReportError::io(&path, e))?;
+    let summary: Summary = serde_json::from_str(&text).map_err(|source| ReportError::Summary {
+        path: path.clone(),
+        source,
+    })?;
+    // A newer schema may have changed a field's meaning: refuse rather than draw nonsense.
+    if summary.schema != "pushbench.summary" || summary.schema_version > SCHEMA_VERSION {
+        return Err(ReportError::Schema {
+            path,
+            schema: summary.schema,
+            version: summary.schema_version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if summary.runs.is_empty() {
+        return Err(ReportError::NoRuns { path });
+    }
+    Ok(summary)
+}
+
+/// One row of `TRANSPORT/timeseries.jsonl` (one per second of the run).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct SeriesRow {
+    /// Seconds since the transport's run started.
+    pub t_s: f64,
+    /// Events delivered since the previous row.
+    pub deliveries: u64,
+    pub latency_p50_us: u64,
+    pub latency_p99_us: u64,
+    pub connections: u64,
+    pub clients_done: u32,
+    pub server_rss_bytes: u64,
+    pub server_cpu_cores: f64,
+    pub loadgen_cpu_cores: f64,
+}
+
+/// The time series of one run, or `None` when it has none (a run that failed early).
+///
+/// Unparsable lines are skipped: the file is appended to live, so a crash can leave a
+/// truncated last line, and the rest is still worth drawing.
+pub fn load_timeseries(run_dir: &Path, run: &TransportResult) -> Option<Vec<SeriesRow>> {
+    let rel = run.files.get("timeseries")?;
+    let text = std::fs::read_to_string(run_dir.join(rel)).ok()?;
+    let rows: Vec<SeriesRow> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    (!rows.is_empty()).then_some(rows)
+}
+
+/// Deliveries per second from per-interval counts: rows are about one second apart, but
+/// dividing by the real gap keeps a late tick from showing as a spike.
+pub fn deliveries_per_second(rows: &[SeriesRow]) -> Vec<(f64, f64)> {
+    let mut prev = 0.0;
+    rows.iter()
+        .map(|r| {
+            let dt = (r.t_s - prev).max(1e-3);
+            prev = r.t_s;
+            (r.t_s, r.deliveries as f64 / dt)
+        })
+        .collect()
+}
+
+/// Decodes histogram `name` ("latency", "connect", "first_event") of a run; `None` if absent.
+pub fn histogram(run: &TransportResult, name: &str) -> Result<Option<Histogram<u64>>, ReportError> {
+    let encoded = run
+        .histograms
+        .get(&format!("{name}_us"))
+        .or_else(|| run.histograms.get(name));
+    let Some(encoded) = encoded else {
+        return Ok(None);
+    };
+    decode_histogram(encoded)
+        .map(Some)
+        .map_err(|message| ReportError::Histogram {
+            transport: run.transport.clone(),
+            name: name.to_string(),
+            message,
+        })
+}
+
+/// A parsed sweep label `field=value`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SweepPoint {
+    /// The swept field, e.g. `clients.count`.
+    pub key: String,
+    /// The value as written, e.g. `250ms`.
+    pub raw: String,
+    /// The value as a number (durations in seconds), if it is one.
+    pub value: Option<f64>,
+    pub is_duration: bool,
+}
+
+/// Parses `clients.count=1000` or `feed.interval=250ms`.
+pub fn parse_sweep(label: &str) -> SweepPoint {
+    let (key, raw) = label.split_once('=').unwrap_or(("sweep", label));
+    let (value, is_duration) = match parse_value(raw) {
+        Some((v, d)) => (Some(v), d),
+        None => (None, false),
+    };
+    SweepPoint {
+        key: key.trim().to_string(),
+        raw: raw.trim().to_string(),
+        value,
+        is_duration,
+    }
+}
+
+/// A plain number (`1000`, `1_000`, `0.5`) or a duration (`250ms`, `1.5s`, `2m`) in
+/// seconds; the flag says which.
+pub fn parse_value(raw: &str) -> Option<(f64, bool)> {
+    let s: String = raw.trim().chars().filter(|c| *c != '_').collect();
+    if let Ok(v) = s.parse::<f64>() {
+        return v.is_finite().then_some((v, false));
+    }
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .filter(|&i| i > 0)?;
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let scale = match unit.trim() {
+        "ns" => 1e-9,
+        "us" | "µs" => 1e-6,
+        "ms" => 1e-3,
+        "s" | "sec" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        _ => return None,
+    };
+    Some((n * scale, true))
+}
+
+/// Runs that share one sweep value (or all runs of a run without a sweep).
+#[derive(Clone, Debug)]
+pub struct Group<'a> {
+    pub sweep: Option<String>,
+    pub point: Option<SweepPoint>,
+    /// In the canonical transport order (see [`transport_order`]).
+    pub runs: Vec<&'a TransportResult>,
+}
+
+impl Group<'_> {
+    /// " at clients.count=1000" for titles, empty without a sweep.
+    pub fn suffix(&self) -> String {
+        self.sweep
+            .as_deref()
+            .map(|s| format!(" at {s}"))
+            .unwrap_or_default()
+    }
+}
+
+/// The summary's runs grouped by sweep label: by numeric value when every label has one,
+/// otherwise in the order the runs were made. Runs without a label come first.
+pub fn groups(summary: &Summary) -> Vec<Group<'_>> {
+    let mut groups: Vec<Group<'_>> = Vec::new();
+    for run in &summary.runs {
+        match groups.iter_mut().find(|g| g.sweep == run.sweep) {
+            Some(g) => g.runs.push(run),
+            None => groups.push(Group {
+                sweep: run.sweep.clone(),
+                point: run.sweep.as_deref().map(parse_sweep),
+                runs: vec![run],
+            }),
+        }
+    }
+    let numeric = groups
+        .iter()
+        .all(|g| g.point.as_ref().is_none_or(|p| p.value.is_some()));
+    if numeric {
+        // Stable sort: a missing label sorts first, then by value.
+        groups.sort_by(|a, b| {
+            let va = a.point.as_ref().and_then(|p| p.value);
+            let vb = b.point.as_ref().and_then(|p| p.value);
+            match (va, vb) {
+                (Some(x), Some(y)) => x.total_cmp(&y),
+                (None, Some(_)) => std::cmp::Ordering::Less,
+                (Some(_), None) => std::cmp::Ordering::Greater,
+                (None, None) => std::cmp::Ordering::Equal,
+            }
+        });
+    }
+    for g in &mut groups {
+        g.runs.sort_by_key(|r| transport_order(&r.transport));
+    }
+    groups
+}
+
+/// Whether the summary is a sweep (some run has a sweep label).
+pub fn is_sweep(summary: &Summary) -> bool {
+    summary.runs.iter().any(|r| r.sweep.is_some())
+}
+
+/// Sort key putting the four known transports first, in the claim's order.
+pub fn transport_order(name: &str) -> (usize, String) {
+    let i = match name {
+        "sse" => 0,
+        "ws" => 1,
+        "poll" => 2,
+        "long-poll" => 3,
+        _ => 4,
+    };
+    (i, name.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sweep_values_parse() {
+        let p = parse_sweep("clients.count=1000");
+        assert_eq!(
+            (p.key.as_str(), p.value, p.is_duration),
+            ("clients.count", Some(1000.0), false)
+        );
+        assert_eq!(parse_value("250ms"), Some((0.25, true)));
+        assert_eq!(parse_value("1.5s"), Some((1.5, true)));
+        assert_eq!(parse_value("2m"), Some((120.0, true)));
+        assert_eq!(parse_value("10_000"), Some((10_000.0, false)));
+        assert_eq!(parse_value("fast"), None);
+        assert_eq!(parse_value("10 parsecs"), None);
+        assert_eq!(parse_sweep("feed.mode=burst").value, None);
+    }
+
+    #[test]
+    fn deliveries_per_second_uses_the_real_gap() {
+        let rows = [
+            SeriesRow {
+                t_s: 1.0,
+                deliveries: 100,
+                ..Default::default()
+            },
+            SeriesRow {
+                t_s: 3.0,
+                deliveries: 100,
+                ..Default::default()
+            },
+        ];
+        assert_eq!(
+            deliveries_per_second(&rows),
+            vec![(1.0, 100.0), (3.0, 50.0)]
+        );
+    }
+}

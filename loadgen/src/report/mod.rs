@@ -1,0 +1,144 @@
+//! Charts, the verdict and the human-readable reports of a run.
+//!
+//! `pushbench report DIR` calls [`write_report`]; `pushbench compare A B` calls [`compare`].
+//! Everything is regenerated from what a run saved (`summary.json`, the embedded histograms,
+//! `TRANSPORT/timeseries.jsonl`), so a report can be redrawn at any time without re-running.
+//!
+//! # Layout
+//! - [`data`]: reading a run back — `summary.json`, time series, sweep labels, and grouping
+//!   the runs of a sweep by swept value.
+//! - [`verdict`]: the verdict on "SSE > WebSocket > polling", a pure function of a
+//!   [`Summary`]; its module doc states the ranking and tie rules.
+//! - [`charts`]: the charts, described as data (panels of lines or bars) and drawn by one
+//!   generic function, once per backend (PNG and SVG), so both files always agree.
+//! - [`doc`]: a tiny document model rendered to Markdown and to self-contained HTML, so
+//!   `report.md` and `report.html` never disagree.
+//! - [`render`]: what goes into the reports (the document for a run and for a comparison).
+//!
+//! # Files written
+//! ```text
+//! RUN_DIR/report.md, RUN_DIR/report.html
+//! RUN_DIR/charts/latency_spectrum.{png,svg}   delivery latency by percentile
+//! RUN_DIR/charts/wire_bytes.{png,svg}         bytes per delivered event, down and up
+//! RUN_DIR/charts/server_cost.{png,svg}        server memory per connection, CPU per event
+//! RUN_DIR/charts/timeseries.{png,svg}         latency p99, deliveries/s, server RSS over time
+//! RUN_DIR/charts/sweep.{png,svg}              sweeps only: each metric against the swept value
+//! OUT_DIR/compare.md, OUT_DIR/charts/compare_*.{png,svg}
+//! ```
+//! For a sweep, the per-run charts show the largest swept value (the heaviest load); the
+//! sweep chart shows every value.
+
+pub mod charts;
+pub mod data;
+pub mod doc;
+pub mod render;
+pub mod verdict;
+
+use std::path::{Path, PathBuf};
+
+pub use charts::{transport_color, ChartFile};
+pub use verdict::{
+    verdict, Caveat, CaveatKind, Claim, Figure, Metric, MetricRow, Verdict, VerdictGroup,
+};
+
+use crate::results::Summary;
+
+/// Folder, inside a run (or compare) folder, that holds the charts.
+pub const CHARTS_DIR: &str = "charts";
+
+/// What went wrong while reporting. Messages name the file or chart involved.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a readable pushbench summary: {source}")]
+    Summary {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{path}: schema {schema:?} version {version} is not one this pushbench reads (pushbench.summary up to version {supported})")]
+    Schema {
+        path: PathBuf,
+        schema: String,
+        version: u32,
+        supported: u32,
+    },
+    #[error("{path} has no transport runs to report")]
+    NoRuns { path: PathBuf },
+    #[error("{transport}: histogram {name:?} in summary.json is unreadable: {message}")]
+    Histogram {
+        transport: String,
+        name: String,
+        message: String,
+    },
+    #[error("no usable font to draw chart text ({0}); install fontconfig and a TrueType font such as DejaVu (fonts-dejavu-core)")]
+    Fonts(String),
+    #[error("drawing chart {chart}: {message}")]
+    Draw { chart: String, message: String },
+}
+
+impl ReportError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        ReportError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// What [`write_report`] wrote.
+#[derive(Clone, Debug)]
+pub struct ReportFiles {
+    pub markdown: PathBuf,
+    pub html: PathBuf,
+    pub charts: Vec<ChartFile>,
+}
+
+/// Reads `run_dir/summary.json` (and the time series it names) and writes the charts,
+/// `report.md` and `report.html` into `run_dir`.
+pub fn write_report(run_dir: &Path) -> Result<ReportFiles, ReportError> {
+    let summary = data::load_summary(run_dir)?;
+    let verdict = verdict::verdict(&summary);
+    let charts_dir = run_dir.join(CHARTS_DIR);
+    std::fs::create_dir_all(&charts_dir).map_err(|e| ReportError::io(&charts_dir, e))?;
+    let charts = charts::render_run_charts(&summary, run_dir, &charts_dir)?;
+    let doc = render::run_report(&summary, &verdict, &charts, run_dir);
+
+    let markdown = run_dir.join("report.md");
+    write_text(&markdown, &doc.to_markdown())?;
+    let html = run_dir.join("report.html");
+    write_text(&html, &doc.to_html(run_dir)?)?;
+    Ok(ReportFiles {
+        markdown,
+        html,
+        charts,
+    })
+}
+
+/// Compares two runs: returns the text table (for the terminal) and writes the comparison
+/// charts and `compare.md` into `out_dir`.
+pub fn compare(dir_a: &Path, dir_b: &Path, out_dir: &Path) -> Result<String, ReportError> {
+    let a = data::load_summary(dir_a)?;
+    let b = data::load_summary(dir_b)?;
+    let charts_dir = out_dir.join(CHARTS_DIR);
+    std::fs::create_dir_all(&charts_dir).map_err(|e| ReportError::io(&charts_dir, e))?;
+    let charts = charts::render_compare_charts(&a, &b, &charts_dir)?;
+    let cmp = render::Comparison::new(&a, dir_a, &b, dir_b);
+    let doc = cmp.document(&charts, out_dir);
+    write_text(&out_dir.join("compare.md"), &doc.to_markdown())?;
+    Ok(cmp.text_table())
+}
+
+fn write_text(path: &Path, text: &str) -> Result<(), ReportError> {
+    std::fs::write(path, text).map_err(|e| ReportError::io(path, e))
+}
+
+/// The runs of a summary that succeeded, for code that must skip failed ones.
+pub(crate) fn ok_runs(summary: &Summary) -> impl Iterator<Item = &crate::results::TransportResult> {
+    summary.runs.iter().filter(|r| r.status == "ok")
+}

@@ -1,0 +1,659 @@
+//! What goes into the reports: the document of a run (`report.md`, `report.html`) and of a
+//! comparison (`compare.md` and the terminal table).
+
+use std::path::Path;
+
+use super::charts::ChartFile;
+use super::data;
+use super::doc::{Doc, Inline};
+use super::verdict::{
+    self, fmt_bytes, fmt_sig, fmt_us, Metric, Verdict, VerdictGroup, CLAIM, TIE_TOLERANCE,
+};
+use crate::results::{Percentiles, Summary, TransportResult};
+
+/// A chart's path relative to the document, with `/` whatever the platform.
+fn rel(path: &Path, base: &Path) -> String {
+    let p = path.strip_prefix(base).unwrap_or(path);
+    p.components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The document of one run.
+pub fn run_report(
+    summary: &Summary,
+    verdict: &Verdict,
+    charts: &[ChartFile],
+    run_dir: &Path,
+) -> Doc {
+    let mut doc = Doc::new(format!("pushbench report: {}", summary.scenario));
+    doc.inlines(vec![
+        Inline::Strong("Verdict:".into()),
+        Inline::Text(format!(" {}", verdict.headline())),
+    ]);
+
+    doc.heading(2, "Scenario and environment");
+    scenario_table(&mut doc, summary);
+
+    doc.heading(2, format!("Verdict: is \"{CLAIM}\" true here?"));
+    doc.para(format!(
+        "Lower is better for every metric. Each cell: the transport's figure, its ratio to the best \
+         (×1.00 is the best), and its rank. Values within {:.0}% of a tie group's smallest value, or \
+         within the metric's measurement resolution, share a rank (ranks 1, 1, 3). \"polling\" is the \
+         better of poll and long-poll for each metric, so polling loses only if its best variant loses. \
+         The claim holds for a metric when rank(sse) ≤ rank(ws) ≤ rank(polling); a tie does not \
+         contradict it. Failed runs are left out.",
+        TIE_TOLERANCE * 100.0
+    ));
+    for group in &verdict.groups {
+        if verdict.groups.len() > 1 || group.sweep.is_some() {
+            doc.heading(
+                3,
+                format!(
+                    "{}: held on {} of {}",
+                    group.sweep.as_deref().unwrap_or("without sweep"),
+                    group.held(),
+                    group.checked()
+                ),
+            );
+        }
+        verdict_table(&mut doc, group);
+    }
+
+    doc.heading(2, "Caveats");
+    if verdict.caveats.is_empty() {
+        doc.para("None found: the load generator kept up, no events were lost or duplicated, every run had enough latency samples and wire bytes matched the kernel's counts.");
+    } else {
+        doc.list(verdict.caveats.iter().map(|c| c.text.clone()));
+    }
+
+    doc.heading(2, "Charts");
+    if data::is_sweep(summary) {
+        doc.para(
+            "The per-run charts show the largest swept value; the sweep chart shows every value.",
+        );
+    }
+    for c in charts {
+        doc.image(c.title.clone(), rel(&c.png, run_dir), rel(&c.svg, run_dir));
+    }
+
+    doc.heading(2, "Per transport");
+    details(&mut doc, summary);
+    doc
+}
+
+fn scenario_table(doc: &mut Doc, s: &Summary) {
+    let e = &s.environment;
+    let cpus = |v: &[usize]| {
+        v.iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let pinning = if e.server_cpus.is_empty() && e.loadgen_cpus.is_empty() {
+        format!("not pinned; {} load generator worker(s)", e.loadgen_workers)
+    } else {
+        format!(
+            "server on CPUs {}, load generator on CPUs {} ({} worker{})",
+            if e.server_cpus.is_empty() {
+                "any".into()
+            } else {
+                cpus(&e.server_cpus)
+            },
+            if e.loadgen_cpus.is_empty() {
+                "any".into()
+            } else {
+                cpus(&e.loadgen_cpus)
+            },
+            e.loadgen_workers,
+            if e.loadgen_workers == 1 { "" } else { "s" }
+        )
+    };
+    let or_dash = |s: &str| {
+        if s.is_empty() {
+            "—".to_string()
+        } else {
+            s.to_string()
+        }
+    };
+    let rows = vec![
+        ("Scenario", s.scenario.clone()),
+        ("Run id", s.run_id.clone()),
+        ("Started", s.started_at.clone()),
+        (
+            "Finished",
+            s.finished_at.clone().unwrap_or_else(|| "—".into()),
+        ),
+        (
+            "Interrupted",
+            if s.interrupted { "yes" } else { "no" }.into(),
+        ),
+        ("Host", or_dash(&e.hostname)),
+        (
+            "CPU",
+            format!("{} ({} cores)", or_dash(&e.cpu_model), e.cpus),
+        ),
+        ("Memory", fmt_bytes(e.memory_bytes as f64)),
+        ("Kernel", or_dash(&e.kernel)),
+        ("pushbench", or_dash(&e.pushbench_version)),
+        (
+            "Git revision",
+            e.git_revision.clone().unwrap_or_else(|| "—".into()),
+        ),
+        (
+            "Server binary",
+            e.server_binary.clone().unwrap_or_else(|| "—".into()),
+        ),
+        ("Pinning", pinning),
+    ];
+    doc.text_table(
+        vec!["".into(), "".into()],
+        rows.into_iter()
+            .map(|(k, v)| vec![k.to_string(), v])
+            .collect(),
+    );
+}
+
+fn verdict_table(doc: &mut Doc, group: &VerdictGroup) {
+    let mut header = vec!["metric".to_string()];
+    header.extend(group.transports.iter().cloned());
+    header.extend(["claim".to_string(), "why".to_string()]);
+    let rows = group
+        .rows
+        .iter()
+        .map(|row| {
+            let mut cells = vec![row.metric.label().to_string()];
+            for f in &row.figures {
+                cells.push(match (f.value, f.rank) {
+                    (Some(v), Some(rank)) => format!(
+                        "{} (×{}, #{rank})",
+                        row.metric.format(v),
+                        f.ratio_to_best
+                            .map(|r| format!("{r:.2}"))
+                            .unwrap_or_else(|| "∞".into())
+                    ),
+                    _ => "—".into(),
+                });
+            }
+            cells.push(row.claim.label().to_string());
+            cells.push(row.note.clone());
+            cells
+        })
+        .collect();
+    doc.table(header, rows);
+    if !group.excluded.is_empty() {
+        doc.para(format!("Excluded (failed): {}.", group.excluded.join(", ")));
+    }
+}
+
+/// "sse" or "sse @ clients.count=100".
+fn run_label(r: &TransportResult) -> String {
+    match &r.sweep {
+        Some(s) => format!("{} @ {s}", r.transport),
+        None => r.transport.clone(),
+    }
+}
+
+fn ms(us: u64) -> String {
+    fmt_sig(us as f64 / 1000.0)
+}
+
+fn pct_row(label: String, p: &Percentiles) -> Vec<String> {
+    vec![
+        label,
+        p.count.to_string(),
+        ms(p.min),
+        ms(p.p50),
+        ms(p.p90),
+        ms(p.p99),
+        ms(p.p99_9),
+        ms(p.p99_99),
+        ms(p.max),
+    ]
+}
+
+fn details(doc: &mut Doc, s: &Summary) {
+    let mut runs: Vec<&TransportResult> = Vec::new();
+    for g in data::groups(s) {
+        runs.extend(g.runs);
+    }
+    let h = |cols: &[&str]| cols.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+
+    doc.heading(3, "Events");
+    doc.table(
+        h(&[
+            "run",
+            "status",
+            "measured s",
+            "expected",
+            "delivered",
+            "lost",
+            "duplicated",
+            "out of order",
+            "catch-up",
+            "deliveries/s",
+        ]),
+        runs.iter()
+            .map(|r| {
+                let e = &r.events;
+                vec![
+                    run_label(r),
+                    r.status.clone(),
+                    fmt_sig(r.measured_seconds),
+                    e.expected.to_string(),
+                    e.delivered.to_string(),
+                    e.lost.to_string(),
+                    e.duplicated.to_string(),
+                    e.out_of_order.to_string(),
+                    e.catch_up.to_string(),
+                    fmt_sig(r.deliveries_per_sec),
+                ]
+            })
+            .collect(),
+    );
+
+    let pct_header = |what: &str| {
+        let mut v = vec![format!("{what} (ms)"), "samples".into()];
+        v.extend(["min", "p50", "p90", "p99", "p99.9", "p99.99", "max"].map(String::from));
+        v
+    };
+    doc.heading(3, "Delivery latency");
+    doc.table(
+        pct_header("latency"),
+        runs.iter()
+            .map(|r| pct_row(run_label(r), &r.latency_us))
+            .collect(),
+    );
+    doc.heading(3, "Connect and first event");
+    let mut rows = Vec::new();
+    for r in &runs {
+        rows.push(pct_row(format!("{} connect", run_label(r)), &r.connect_us));
+        rows.push(pct_row(
+            format!("{} first event", run_label(r)),
+            &r.first_event_us,
+        ));
+    }
+    doc.table(pct_header("time"), rows);
+    doc.table(
+        h(&[
+            "connections",
+            "clients",
+            "connects ok",
+            "connect errors",
+            "disconnects",
+            "failure reasons",
+        ]),
+        runs.iter()
+            .map(|r| {
+                let c = &r.connections;
+                let reasons: Vec<String> = c
+                    .failure_reasons
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {v}"))
+                    .collect();
+                vec![
+                    run_label(r),
+                    c.clients.to_string(),
+                    c.connects_ok.to_string(),
+                    c.connect_errors.to_string(),
+                    c.disconnects.to_string(),
+                    if reasons.is_empty() {
+                        "—".into()
+                    } else {
+                        reasons.join("; ")
+                    },
+                ]
+            })
+            .collect(),
+    );
+
+    doc.heading(3, "Wire bytes");
+    doc.table(
+        h(&[
+            "run",
+            "B/event down",
+            "B/event up",
+            "counted down",
+            "kernel down",
+            "diff down",
+            "counted up",
+            "kernel up",
+            "diff up",
+        ]),
+        runs.iter()
+            .map(|r| {
+                let w = &r.wire;
+                vec![
+                    run_label(r),
+                    fmt_sig(w.bytes_down_per_event),
+                    fmt_sig(w.bytes_up_per_event),
+                    fmt_bytes(w.bytes_down as f64),
+                    fmt_bytes(w.kernel_bytes_down as f64),
+                    format!("{:.2}%", w.kernel_diff_down_pct),
+                    fmt_bytes(w.bytes_up as f64),
+                    fmt_bytes(w.kernel_bytes_up as f64),
+                    format!("{:.2}%", w.kernel_diff_up_pct),
+                ]
+            })
+            .collect(),
+    );
+
+    doc.heading(3, "Server cost");
+    doc.table(
+        h(&[
+            "run",
+            "RSS baseline",
+            "RSS connected",
+            "RSS/connection",
+            "CPU µs/event",
+            "CPU µs/conn·s",
+            "CPU cores",
+            "fds",
+            "threads",
+            "exit",
+        ]),
+        runs.iter()
+            .map(|r| {
+                let v = &r.server;
+                vec![
+                    run_label(r),
+                    fmt_bytes(v.rss_baseline_bytes as f64),
+                    fmt_bytes(v.rss_connected_bytes as f64),
+                    fmt_bytes(v.rss_per_connection_bytes),
+                    fmt_sig(v.cpu_us_per_event),
+                    fmt_sig(v.cpu_us_per_connection_second),
+                    fmt_sig(v.cpu_cores),
+                    v.fds_connected.to_string(),
+                    v.threads.to_string(),
+                    if v.exit.is_empty() {
+                        "—".into()
+                    } else {
+                        v.exit.clone()
+                    },
+                ]
+            })
+            .collect(),
+    );
+
+    let polls: Vec<Vec<String>> = runs
+        .iter()
+        .filter_map(|r| {
+            r.poll.as_ref().map(|p| {
+                vec![
+                    run_label(r),
+                    p.requests.to_string(),
+                    p.empty.to_string(),
+                    format!("{:.1}%", p.empty_share * 100.0),
+                    fmt_sig(p.requests_per_sec),
+                ]
+            })
+        })
+        .collect();
+    if !polls.is_empty() {
+        doc.heading(3, "Polling");
+        doc.table(
+            h(&["run", "requests", "empty", "empty share", "requests/s"]),
+            polls,
+        );
+    }
+
+    doc.heading(3, "Load generator");
+    doc.table(
+        h(&[
+            "run",
+            "CPU share",
+            "cores",
+            "CPU µs/event",
+            "RSS/client",
+            "timer lag p99",
+            "timer lag max",
+            "saturated",
+            "notes",
+        ]),
+        runs.iter()
+            .map(|r| {
+                let l = &r.loadgen;
+                vec![
+                    run_label(r),
+                    format!("{:.0}%", l.cpu_share * 100.0),
+                    l.cores.to_string(),
+                    fmt_sig(l.cpu_us_per_event),
+                    fmt_bytes(l.rss_per_client_bytes),
+                    fmt_us(l.sched_lag_us.p99 as f64),
+                    fmt_us(l.sched_lag_us.max as f64),
+                    if l.saturated {
+                        "YES".into()
+                    } else {
+                        "no".into()
+                    },
+                    if l.notes.is_empty() {
+                        "—".into()
+                    } else {
+                        l.notes.join("; ")
+                    },
+                ]
+            })
+            .collect(),
+    );
+
+    let warnings: Vec<String> = runs
+        .iter()
+        .flat_map(|r| {
+            r.warnings
+                .iter()
+                .map(move |w| format!("{}: {w}", run_label(r)))
+        })
+        .collect();
+    if !warnings.is_empty() {
+        doc.heading(3, "Warnings recorded by the runs");
+        doc.list(warnings);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Comparison
+// ---------------------------------------------------------------------------------------
+
+/// One compared figure.
+struct Delta {
+    key: String,
+    metric: Metric,
+    a: Option<f64>,
+    b: Option<f64>,
+}
+
+impl Delta {
+    /// (B − A) / A in percent, and whether that is better, worse or the same (lower is better;
+    /// changes within the tie tolerance count as the same).
+    fn change(&self) -> (String, &'static str) {
+        match (self.a, self.b) {
+            (Some(a), Some(b)) if a != 0.0 => {
+                let pct = (b - a) / a.abs() * 100.0;
+                let word = if pct.abs() <= TIE_TOLERANCE * 100.0 {
+                    "same"
+                } else if pct < 0.0 {
+                    "better"
+                } else {
+                    "worse"
+                };
+                (format!("{pct:+.1}%"), word)
+            }
+            (Some(a), Some(b)) if a == b => ("+0.0%".into(), "same"),
+            _ => ("n/a".into(), ""),
+        }
+    }
+}
+
+/// Two runs side by side.
+pub struct Comparison {
+    title_a: String,
+    title_b: String,
+    deltas: Vec<Delta>,
+    only_a: Vec<String>,
+    only_b: Vec<String>,
+    verdict_a: Verdict,
+    verdict_b: Verdict,
+}
+
+impl Comparison {
+    pub fn new(a: &Summary, dir_a: &Path, b: &Summary, dir_b: &Path) -> Self {
+        let key = |r: &TransportResult| run_label(r);
+        let ok_a: Vec<&TransportResult> = super::ok_runs(a).collect();
+        let ok_b: Vec<&TransportResult> = super::ok_runs(b).collect();
+        let mut deltas = Vec::new();
+        let mut only_a = Vec::new();
+        // A's runs in sweep order (numeric, not alphabetical), each paired with B's twin.
+        for group in data::groups(a) {
+            for ra in group.runs.iter().filter(|r| r.status == "ok") {
+                let Some(rb) = ok_b.iter().find(|rb| key(rb) == key(ra)) else {
+                    only_a.push(key(ra));
+                    continue;
+                };
+                for m in Metric::ALL {
+                    deltas.push(Delta {
+                        key: key(ra),
+                        metric: m,
+                        a: m.value(ra),
+                        b: m.value(rb),
+                    });
+                }
+            }
+        }
+        let only_b = ok_b
+            .iter()
+            .filter(|rb| !ok_a.iter().any(|ra| key(ra) == key(rb)))
+            .map(|r| key(r))
+            .collect();
+        let title = |s: &Summary, d: &Path| {
+            format!(
+                "{}/{} ({}, started {})",
+                s.scenario,
+                s.run_id,
+                d.display(),
+                s.started_at
+            )
+        };
+        Comparison {
+            title_a: title(a, dir_a),
+            title_b: title(b, dir_b),
+            deltas,
+            only_a,
+            only_b,
+            verdict_a: verdict::verdict(a),
+            verdict_b: verdict::verdict(b),
+        }
+    }
+
+    fn verdict_line(v: &Verdict) -> String {
+        format!(
+            "claim held on {} of {} metrics, {} caveat(s)",
+            v.held,
+            v.checked,
+            v.caveats.len()
+        )
+    }
+
+    fn rows(&self) -> Vec<Vec<String>> {
+        let fmt = |m: Metric, v: Option<f64>| v.map(|v| m.format(v)).unwrap_or_else(|| "—".into());
+        self.deltas
+            .iter()
+            .map(|d| {
+                let (pct, word) = d.change();
+                vec![
+                    d.key.clone(),
+                    d.metric.label().into(),
+                    fmt(d.metric, d.a),
+                    fmt(d.metric, d.b),
+                    pct,
+                    word.into(),
+                ]
+            })
+            .collect()
+    }
+
+    const HEADER: [&'static str; 6] = ["run", "metric", "A", "B", "B vs A", ""];
+
+    /// The table printed on the terminal.
+    pub fn text_table(&self) -> String {
+        let mut out = format!("A: {}\nB: {}\n\n", self.title_a, self.title_b);
+        let mut rows = vec![Self::HEADER.map(String::from).to_vec()];
+        rows.extend(self.rows());
+        let widths: Vec<usize> = (0..Self::HEADER.len())
+            .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+            .collect();
+        for (n, row) in rows.iter().enumerate() {
+            let line: Vec<String> = row
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    // Figures right-aligned so digits line up.
+                    if (2..=4).contains(&i) {
+                        format!("{c:>w$}", w = widths[i])
+                    } else {
+                        format!("{c:<w$}", w = widths[i])
+                    }
+                })
+                .collect();
+            out.push_str(line.join("  ").trim_end());
+            out.push('\n');
+            if n == 0 {
+                out.push_str(&"-".repeat(widths.iter().sum::<usize>() + 2 * (widths.len() - 1)));
+                out.push('\n');
+            }
+        }
+        if !self.only_a.is_empty() {
+            out.push_str(&format!("only in A: {}\n", self.only_a.join(", ")));
+        }
+        if !self.only_b.is_empty() {
+            out.push_str(&format!("only in B: {}\n", self.only_b.join(", ")));
+        }
+        out.push_str(&format!(
+            "\nA: {}\nB: {}\n(lower is better; changes within {:.0}% count as the same)\n",
+            Self::verdict_line(&self.verdict_a),
+            Self::verdict_line(&self.verdict_b),
+            TIE_TOLERANCE * 100.0
+        ));
+        out
+    }
+
+    /// `compare.md`.
+    pub fn document(&self, charts: &[ChartFile], out_dir: &Path) -> Doc {
+        let mut doc = Doc::new("pushbench comparison");
+        doc.list([
+            format!("A: {}", self.title_a),
+            format!("B: {}", self.title_b),
+        ]);
+        doc.heading(2, "Verdicts");
+        doc.list([
+            format!("A: {}", self.verdict_a.headline()),
+            format!("B: {}", self.verdict_b.headline()),
+        ]);
+        doc.heading(2, "Differences");
+        doc.para(format!(
+            "Lower is better for every metric; \"B vs A\" is (B − A) / A; changes within {:.0}% count as the same.",
+            TIE_TOLERANCE * 100.0
+        ));
+        doc.table(Self::HEADER.map(String::from).to_vec(), self.rows());
+        doc.list(
+            (!self.only_a.is_empty())
+                .then(|| format!("Only in A: {}", self.only_a.join(", ")))
+                .into_iter()
+                .chain(
+                    (!self.only_b.is_empty())
+                        .then(|| format!("Only in B: {}", self.only_b.join(", "))),
+                ),
+        );
+        doc.heading(2, "Charts");
+        for c in charts {
+            doc.image(c.title.clone(), rel(&c.png, out_dir), rel(&c.svg, out_dir));
+        }
+        for (name, v) in [("A", &self.verdict_a), ("B", &self.verdict_b)] {
+            if !v.caveats.is_empty() {
+                doc.heading(2, format!("Caveats of {name}"));
+                doc.list(v.caveats.iter().map(|c| c.text.clone()));
+            }
+        }
+        doc
+    }
+}

@@ -1,0 +1,672 @@
+//! The verdict on the claim "SSE > WebSocket > polling": a pure function of a [`Summary`].
+//!
+//! # Metrics
+//! Eight figures, all lower-is-better: delivery latency p50, p99 and p99.9; wire bytes per
+//! delivered event down and up; server RSS per connection; server CPU µs per delivered event;
+//! connect (handshake) time p50. A transport without a figure (no samples, no deliveries, no
+//! server process measured) is left out of that metric's ranking only.
+//!
+//! # Who takes part
+//! Runs whose status is `"ok"`. A failed run is excluded and named in a caveat. A sweep gets
+//! one table per swept value; the overall count is over every (value, metric) pair.
+//!
+//! # Ranking and ties
+//! Values are sorted ascending. A tie group starts at the smallest value not yet ranked (its
+//! *anchor*) and takes every value within [`TIE_TOLERANCE`] (5%) of the anchor — or within
+//! the metric's absolute resolution ([`Metric::resolution`]: 1 µs for times, 1 byte per
+//! event, 64 bytes of RSS per connection, 0.05 µs of CPU per event), since differences below
+//! it are noise, not ranking. Everyone in a group shares a rank; ranks are
+//! competition ranks ("1, 1, 3"). Anchoring on the smallest value makes the rule
+//! deterministic, because "within 5% of each other" is not transitive: 100, 104, 108 gives
+//! {100, 104} at rank 1 and {108} at rank 3. The ratio is value / best value.
+//!
+//! # The claim per metric
+//! Three classes: `sse`, `ws`, and `polling` = the better (lower-ranked) of `poll` and
+//! `long-poll`, chosen per metric. The project's notes demand a fair polling baseline, so
+//! polling only "loses" if its best variant loses. The claim *held* for a metric when
+//! rank(sse) ≤ rank(ws) ≤ rank(polling) over the classes that have a figure — a tie does not
+//! contradict it (shown as "held, tie") — and *did not hold* otherwise. With fewer than two
+//! classes present it is *not checked* and not counted.
+
+use crate::results::{Summary, TransportResult};
+
+use super::data::{self, transport_order};
+
+/// The claim under test.
+pub const CLAIM: &str = "SSE > WebSocket > polling";
+
+/// Values within this fraction of a tie group's smallest value share its rank.
+pub const TIE_TOLERANCE: f64 = 0.05;
+
+/// Fewer latency samples than this make tail percentiles meaningless.
+pub const MIN_LATENCY_SAMPLES: u64 = 1_000;
+
+/// Counted and kernel bytes differing by more than this (percent) are suspicious.
+pub const MAX_KERNEL_DIFF_PCT: f64 = 2.0;
+
+/// A compared figure; lower is better for all of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Metric {
+    LatencyP50,
+    LatencyP99,
+    LatencyP999,
+    BytesDownPerEvent,
+    BytesUpPerEvent,
+    RssPerConnection,
+    CpuPerEvent,
+    ConnectP50,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 8] = [
+        Metric::LatencyP50,
+        Metric::LatencyP99,
+        Metric::LatencyP999,
+        Metric::BytesDownPerEvent,
+        Metric::BytesUpPerEvent,
+        Metric::RssPerConnection,
+        Metric::CpuPerEvent,
+        Metric::ConnectP50,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Metric::LatencyP50 => "latency p50",
+            Metric::LatencyP99 => "latency p99",
+            Metric::LatencyP999 => "latency p99.9",
+            Metric::BytesDownPerEvent => "bytes/event down",
+            Metric::BytesUpPerEvent => "bytes/event up",
+            Metric::RssPerConnection => "server RSS/connection",
+            Metric::CpuPerEvent => "server CPU/event",
+            Metric::ConnectP50 => "connect time p50",
+        }
+    }
+
+    /// The figure of one run, in the unit [`Metric::format`] expects (µs, bytes).
+    pub fn value(self, r: &TransportResult) -> Option<f64> {
+        let delivered = r.events.delivered > 0;
+        // pid 0 means no server process was sampled: its zeros are not a measurement.
+        let server = r.server.pid != 0;
+        let v = match self {
+            Metric::LatencyP50 => (r.latency_us.count > 0).then_some(r.latency_us.p50 as f64),
+            Metric::LatencyP99 => (r.latency_us.count > 0).then_some(r.latency_us.p99 as f64),
+            Metric::LatencyP999 => (r.latency_us.count > 0).then_some(r.latency_us.p99_9 as f64),
+            Metric::BytesDownPerEvent => delivered.then_some(r.wire.bytes_down_per_event),
+            Metric::BytesUpPerEvent => delivered.then_some(r.wire.bytes_up_per_event),
+            Metric::RssPerConnection => server.then_some(r.server.rss_per_connection_bytes),
+            Metric::CpuPerEvent => (server && delivered).then_some(r.server.cpu_us_per_event),
+            Metric::ConnectP50 => (r.connect_us.count > 0).then_some(r.connect_us.p50 as f64),
+        };
+        v.filter(|v| v.is_finite())
+    }
+
+    /// Differences smaller than this are below what the measurement resolves, so they tie.
+    pub fn resolution(self) -> f64 {
+        match self {
+            // Microseconds: the histograms' resolution at the low end.
+            Metric::LatencyP50 | Metric::LatencyP99 | Metric::LatencyP999 | Metric::ConnectP50 => {
+                1.0
+            }
+            // Bytes per event: a fraction of a byte is amortised connection overhead.
+            Metric::BytesDownPerEvent | Metric::BytesUpPerEvent => 1.0,
+            // Bytes per connection: RSS moves in pages shared by many connections.
+            Metric::RssPerConnection => 64.0,
+            // µs per event: /proc CPU times tick at 10 ms, spread over many events.
+            Metric::CpuPerEvent => 0.05,
+        }
+    }
+
+    /// Formats a figure of this metric with its unit.
+    pub fn format(self, v: f64) -> String {
+        match self {
+            Metric::LatencyP50 | Metric::LatencyP99 | Metric::LatencyP999 | Metric::ConnectP50 => {
+                fmt_us(v)
+            }
+            Metric::BytesDownPerEvent | Metric::BytesUpPerEvent => format!("{} B", fmt_sig(v)),
+            Metric::RssPerConnection => fmt_bytes(v),
+            Metric::CpuPerEvent => format!("{} µs", fmt_sig(v)),
+        }
+    }
+}
+
+/// A duration in µs as µs, ms or s, three significant digits.
+pub fn fmt_us(us: f64) -> String {
+    if us.abs() < 1_000.0 {
+        format!("{} µs", fmt_sig(us))
+    } else if us.abs() < 1_000_000.0 {
+        format!("{} ms", fmt_sig(us / 1e3))
+    } else {
+        format!("{} s", fmt_sig(us / 1e6))
+    }
+}
+
+/// Bytes as B, KiB, MiB or GiB.
+pub fn fmt_bytes(b: f64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB"];
+    let mut v = b;
+    let mut i = 0;
+    while v.abs() >= 1024.0 && i + 1 < units.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    format!("{} {}", fmt_sig(v), units[i])
+}
+
+/// About three significant digits, without a run of useless zeros.
+pub fn fmt_sig(v: f64) -> String {
+    let a = v.abs();
+    if a == 0.0 {
+        "0".into()
+    } else if a >= 100.0 {
+        format!("{v:.0}")
+    } else if a >= 10.0 {
+        format!("{v:.1}")
+    } else if a >= 1.0 {
+        format!("{v:.2}")
+    } else if a >= 0.01 {
+        format!("{v:.3}")
+    } else {
+        format!("{v:.2e}")
+    }
+}
+
+/// One transport's figure in one metric's row.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Figure {
+    pub transport: String,
+    pub value: Option<f64>,
+    /// value / best value; `None` without a value, or when the best is 0 and this is not.
+    pub ratio_to_best: Option<f64>,
+    /// Competition rank, 1 = best; ties share a rank.
+    pub rank: Option<usize>,
+}
+
+/// Whether the claim held for one metric.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// The order held; `ties` when two classes shared a rank.
+    Held {
+        ties: bool,
+    },
+    NotHeld,
+    /// Fewer than two of sse, ws, polling had a figure.
+    NotChecked,
+}
+
+impl Claim {
+    pub fn label(self) -> &'static str {
+        match self {
+            Claim::Held { ties: false } => "✔ held",
+            Claim::Held { ties: true } => "✔ held, tie",
+            Claim::NotHeld => "✘ not held",
+            Claim::NotChecked => "– not checked",
+        }
+    }
+}
+
+/// One metric across transports.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricRow {
+    pub metric: Metric,
+    /// One per transport of the group, in the group's transport order.
+    pub figures: Vec<Figure>,
+    pub claim: Claim,
+    /// Why, in a few words ("ws #1 ahead of sse #2").
+    pub note: String,
+}
+
+impl MetricRow {
+    pub fn figure(&self, transport: &str) -> Option<&Figure> {
+        self.figures.iter().find(|f| f.transport == transport)
+    }
+}
+
+/// The verdict for one set of transports run under the same conditions.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VerdictGroup {
+    /// The sweep label, `None` for a plain run.
+    pub sweep: Option<String>,
+    /// Transports that took part (status "ok"), canonical order.
+    pub transports: Vec<String>,
+    /// Transports left out because their run failed.
+    pub excluded: Vec<String>,
+    pub rows: Vec<MetricRow>,
+}
+
+impl VerdictGroup {
+    pub fn row(&self, metric: Metric) -> Option<&MetricRow> {
+        self.rows.iter().find(|r| r.metric == metric)
+    }
+
+    pub fn held(&self) -> usize {
+        self.rows
+            .iter()
+            .filter(|r| matches!(r.claim, Claim::Held { .. }))
+            .count()
+    }
+
+    pub fn checked(&self) -> usize {
+        self.rows
+            .iter()
+            .filter(|r| r.claim != Claim::NotChecked)
+            .count()
+    }
+}
+
+/// What kind of doubt a caveat raises.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CaveatKind {
+    /// The run was interrupted (Ctrl-C).
+    Interrupted,
+    /// A transport's run failed; it is excluded.
+    Failed,
+    /// The load generator was saturated: figures may measure it, not the server.
+    Saturated,
+    /// Events lost, duplicated or out of order.
+    Events,
+    /// Too few latency samples for tail percentiles.
+    FewSamples,
+    /// Counted wire bytes disagree with the kernel's.
+    KernelBytes,
+    /// One of sse, ws, polling has no successful run.
+    MissingTransport,
+    /// A warning the run itself recorded.
+    Recorded,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Caveat {
+    pub kind: CaveatKind,
+    pub transport: Option<String>,
+    pub sweep: Option<String>,
+    pub text: String,
+}
+
+/// The whole verdict: one group per sweep value (one for a plain run), plus caveats.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Verdict {
+    pub groups: Vec<VerdictGroup>,
+    /// Metrics (× sweep values) where the claim held.
+    pub held: usize,
+    /// Metrics (× sweep values) where it could be checked.
+    pub checked: usize,
+    pub caveats: Vec<Caveat>,
+}
+
+impl Verdict {
+    /// The group of a sweep label (`None`: the plain run).
+    pub fn group(&self, sweep: Option<&str>) -> Option<&VerdictGroup> {
+        self.groups.iter().find(|g| g.sweep.as_deref() == sweep)
+    }
+
+    /// The row of `metric` in the first group: convenient for plain runs.
+    pub fn row(&self, metric: Metric) -> Option<&MetricRow> {
+        self.groups.first().and_then(|g| g.row(metric))
+    }
+
+    pub fn has_caveat(&self, kind: CaveatKind) -> bool {
+        self.caveats.iter().any(|c| c.kind == kind)
+    }
+
+    /// Where the claim did not hold: "latency p50 (ws #1 ahead of sse #2)", with the sweep
+    /// value for sweeps.
+    pub fn not_held(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for g in &self.groups {
+            for r in g.rows.iter().filter(|r| r.claim == Claim::NotHeld) {
+                let at = g
+                    .sweep
+                    .as_deref()
+                    .map(|s| format!(" at {s}"))
+                    .unwrap_or_default();
+                out.push(format!("{}{at} ({})", r.metric.label(), r.note));
+            }
+        }
+        out
+    }
+
+    /// One sentence a person can read first.
+    pub fn headline(&self) -> String {
+        let mut s = if self.checked == 0 {
+            format!("The claim \"{CLAIM}\" could not be checked: fewer than two of sse, ws, polling have figures.")
+        } else if self.held == self.checked {
+            format!(
+                "The claim \"{CLAIM}\" held on all {} of {} metrics.",
+                self.held, self.checked
+            )
+        } else {
+            // Metric names only: the reasons are in the table, and a headline must stay short.
+            let mut missed = Vec::new();
+            for g in &self.groups {
+                for r in g.rows.iter().filter(|r| r.claim == Claim::NotHeld) {
+                    let at = g
+                        .sweep
+                        .as_deref()
+                        .map(|s| format!(" at {s}"))
+                        .unwrap_or_default();
+                    missed.push(format!("{}{at}", r.metric.label()));
+                }
+            }
+            format!(
+                "The claim \"{CLAIM}\" held on {} of {} metrics; it did not hold on {}.",
+                self.held,
+                self.checked,
+                missed.join(", ")
+            )
+        };
+        if !self.caveats.is_empty() {
+            let n = self.caveats.len();
+            s.push_str(&format!(
+                " {n} caveat{} below may limit this.",
+                if n == 1 { "" } else { "s" }
+            ));
+        }
+        s
+    }
+}
+
+/// Ranks values, lower is better, with the tie rule of the module doc. `None` stays unranked.
+pub fn rank_values(values: &[Option<f64>], rel_tol: f64, abs_tol: f64) -> Vec<Option<usize>> {
+    let mut order: Vec<(usize, f64)> = values
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| v.map(|v| (i, v)))
+        .collect();
+    order.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let mut ranks = vec![None; values.len()];
+    let mut anchor: Option<(f64, usize)> = None;
+    for (position, (i, v)) in order.into_iter().enumerate() {
+        let joins = anchor.is_some_and(|(a, _)| v - a <= (rel_tol * a.abs()).max(abs_tol));
+        if !joins {
+            anchor = Some((v, position + 1));
+        }
+        ranks[i] = anchor.map(|(_, rank)| rank);
+    }
+    ranks
+}
+
+/// The verdict of a summary; see the module doc for the rules.
+pub fn verdict(summary: &Summary) -> Verdict {
+    let mut caveats = Vec::new();
+    if summary.interrupted {
+        caveats.push(Caveat {
+            kind: CaveatKind::Interrupted,
+            transport: None,
+            sweep: None,
+            text: "the run was interrupted: figures cover only what was measured before it stopped"
+                .into(),
+        });
+    }
+    let mut groups = Vec::new();
+    for g in data::groups(summary) {
+        let (ok, failed): (Vec<&TransportResult>, Vec<&TransportResult>) =
+            g.runs.iter().partition(|r| r.status == "ok");
+        for r in &failed {
+            caveats.push(caveat(
+                CaveatKind::Failed,
+                r,
+                format!(
+                    "{} failed{} ({}): excluded from the verdict and the charts",
+                    r.transport,
+                    g.suffix(),
+                    r.status
+                ),
+            ));
+        }
+        for r in &ok {
+            run_caveats(r, &g.suffix(), &mut caveats);
+        }
+        let group = group_verdict(
+            g.sweep.clone(),
+            &ok,
+            failed.iter().map(|r| r.transport.clone()).collect(),
+        );
+        for class in ["sse", "ws", "polling"] {
+            let present = group.transports.iter().any(|t| class_of(t) == Some(class));
+            if !present {
+                caveats.push(Caveat {
+                    kind: CaveatKind::MissingTransport,
+                    transport: None,
+                    sweep: g.sweep.clone(),
+                    text: format!(
+                        "no successful {class} run{}: the claim was checked without it",
+                        g.suffix()
+                    ),
+                });
+            }
+        }
+        groups.push(group);
+    }
+    let held = groups.iter().map(VerdictGroup::held).sum();
+    let checked = groups.iter().map(VerdictGroup::checked).sum();
+    Verdict {
+        groups,
+        held,
+        checked,
+        caveats,
+    }
+}
+
+fn caveat(kind: CaveatKind, r: &TransportResult, text: String) -> Caveat {
+    Caveat {
+        kind,
+        transport: Some(r.transport.clone()),
+        sweep: r.sweep.clone(),
+        text,
+    }
+}
+
+/// The automatic checks on one successful run, then the warnings it recorded itself.
+fn run_caveats(r: &TransportResult, at: &str, out: &mut Vec<Caveat>) {
+    let t = &r.transport;
+    let mut covered: Vec<&str> = Vec::new();
+    if r.loadgen.saturated {
+        let notes = if r.loadgen.notes.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", r.loadgen.notes.join("; "))
+        };
+        out.push(caveat(
+            CaveatKind::Saturated,
+            r,
+            format!(
+                "the load generator was saturated while measuring {t}{at} (CPU {:.0}% of {} cores){notes}: \
+                 its figures may measure pushbench rather than the server, so the comparison may be invalid",
+                r.loadgen.cpu_share * 100.0,
+                r.loadgen.cores
+            ),
+        ));
+        covered.push("saturat");
+    }
+    let e = &r.events;
+    if e.lost > 0 || e.duplicated > 0 || e.out_of_order > 0 {
+        out.push(caveat(
+            CaveatKind::Events,
+            r,
+            format!(
+                "{t}{at}: {} lost, {} duplicated, {} out of order of {} expected events",
+                e.lost, e.duplicated, e.out_of_order, e.expected
+            ),
+        ));
+        covered.extend(["lost", "duplicat"]);
+    }
+    if r.latency_us.count < MIN_LATENCY_SAMPLES {
+        out.push(caveat(
+            CaveatKind::FewSamples,
+            r,
+            format!(
+                "{t}{at}: only {} latency samples (fewer than {MIN_LATENCY_SAMPLES}): tail percentiles are not meaningful",
+                r.latency_us.count
+            ),
+        ));
+        covered.push("latency samples");
+    }
+    let w = &r.wire;
+    // Kernel totals of 0 mean TCP_INFO was not read: the percentages compare with nothing.
+    let kernel_read = w.kernel_bytes_down > 0 || w.kernel_bytes_up > 0;
+    if kernel_read
+        && (w.kernel_diff_down_pct.abs() > MAX_KERNEL_DIFF_PCT
+            || w.kernel_diff_up_pct.abs() > MAX_KERNEL_DIFF_PCT)
+    {
+        out.push(caveat(
+            CaveatKind::KernelBytes,
+            r,
+            format!(
+                "{t}{at}: counted wire bytes differ from the kernel's by {:.1}% down and {:.1}% up \
+                 (more than {MAX_KERNEL_DIFF_PCT}%): bytes per event may be off",
+                w.kernel_diff_down_pct, w.kernel_diff_up_pct
+            ),
+        ));
+        covered.push("kernel");
+    }
+    // The run records some of the same findings as warnings; repeating them would bury the rest.
+    for warning in &r.warnings {
+        let lower = warning.to_lowercase();
+        if covered.iter().any(|k| lower.contains(k)) {
+            continue;
+        }
+        out.push(caveat(
+            CaveatKind::Recorded,
+            r,
+            format!("{t}{at}: {warning}"),
+        ));
+    }
+}
+
+/// The claim's class of a transport.
+fn class_of(transport: &str) -> Option<&'static str> {
+    match transport {
+        "sse" => Some("sse"),
+        "ws" => Some("ws"),
+        "poll" | "long-poll" => Some("polling"),
+        _ => None,
+    }
+}
+
+fn group_verdict(
+    sweep: Option<String>,
+    runs: &[&TransportResult],
+    excluded: Vec<String>,
+) -> VerdictGroup {
+    let mut runs: Vec<&TransportResult> = runs.to_vec();
+    runs.sort_by_key(|r| transport_order(&r.transport));
+    // Two runs of one transport under the same conditions should not happen; keep the last.
+    let mut unique: Vec<&TransportResult> = Vec::new();
+    for r in runs {
+        unique.retain(|u| u.transport != r.transport);
+        unique.push(r);
+    }
+    let rows = Metric::ALL
+        .iter()
+        .map(|&m| metric_row(m, &unique))
+        .collect();
+    VerdictGroup {
+        sweep,
+        transports: unique.iter().map(|r| r.transport.clone()).collect(),
+        excluded,
+        rows,
+    }
+}
+
+fn metric_row(metric: Metric, runs: &[&TransportResult]) -> MetricRow {
+    let values: Vec<Option<f64>> = runs.iter().map(|r| metric.value(r)).collect();
+    let ranks = rank_values(&values, TIE_TOLERANCE, metric.resolution());
+    let best = values.iter().flatten().copied().min_by(f64::total_cmp);
+    let figures: Vec<Figure> = runs
+        .iter()
+        .zip(values.iter().zip(&ranks))
+        .map(|(r, (v, rank))| Figure {
+            transport: r.transport.clone(),
+            value: *v,
+            ratio_to_best: match (v, best) {
+                (Some(v), Some(b)) if b > 0.0 => Some(v / b),
+                (Some(v), Some(b)) if *v == b => Some(1.0),
+                _ => None,
+            },
+            rank: *rank,
+        })
+        .collect();
+
+    // Each class's best (transport, rank): polling takes the better of its two variants.
+    let mut classes: Vec<(&'static str, String, usize)> = Vec::new();
+    for class in ["sse", "ws", "polling"] {
+        let best_of_class = figures
+            .iter()
+            .filter(|f| class_of(&f.transport) == Some(class))
+            .filter_map(|f| f.rank.map(|rank| (f.transport.clone(), rank)))
+            .min_by_key(|(t, rank)| (*rank, transport_order(t)));
+        if let Some((t, rank)) = best_of_class {
+            classes.push((class, t, rank));
+        }
+    }
+    let (claim, note) = if classes.len() < 2 {
+        (
+            Claim::NotChecked,
+            "needs figures for at least two of sse, ws, polling".to_string(),
+        )
+    } else {
+        let name = |(class, t, _): &(&str, String, usize)| {
+            if *class == "polling" {
+                format!("polling ({t})")
+            } else {
+                t.clone()
+            }
+        };
+        let broken: Vec<String> = classes
+            .windows(2)
+            .filter(|w| w[0].2 > w[1].2)
+            .map(|w| {
+                format!(
+                    "{} #{} ahead of {} #{}",
+                    name(&w[1]),
+                    w[1].2,
+                    name(&w[0]),
+                    w[0].2
+                )
+            })
+            .collect();
+        let tied: Vec<String> = classes
+            .windows(2)
+            .filter(|w| w[0].2 == w[1].2)
+            .map(|w| format!("{} and {} tie", name(&w[0]), name(&w[1])))
+            .collect();
+        if !broken.is_empty() {
+            (Claim::NotHeld, broken.join(", "))
+        } else if !tied.is_empty() {
+            (Claim::Held { ties: true }, tied.join(", "))
+        } else {
+            let order: Vec<String> = classes.iter().map(name).collect();
+            (Claim::Held { ties: false }, order.join(" < "))
+        }
+    };
+    MetricRow {
+        metric,
+        figures,
+        claim,
+        note,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranks_share_within_tolerance_anchored_on_the_smallest() {
+        let r = rank_values(&[Some(104.0), Some(100.0), Some(108.0), None], 0.05, 0.0);
+        assert_eq!(r, vec![Some(1), Some(1), Some(3), None]);
+        let r = rank_values(&[Some(3.0), Some(2.0), Some(1.0)], 0.05, 0.0);
+        assert_eq!(r, vec![Some(3), Some(2), Some(1)]);
+        // Absolute resolution: 0.2 and 0.9 bytes tie although one is 4.5 times the other.
+        let r = rank_values(&[Some(0.2), Some(0.9), Some(150.0)], 0.05, 1.0);
+        assert_eq!(r, vec![Some(1), Some(1), Some(3)]);
+    }
+
+    #[test]
+    fn formats_have_units() {
+        assert_eq!(fmt_us(850.0), "850 µs");
+        assert_eq!(fmt_us(12_345.0), "12.3 ms");
+        assert_eq!(fmt_bytes(10_445.0), "10.2 KiB");
+        assert_eq!(Metric::CpuPerEvent.format(9.04), "9.04 µs");
+    }
+}

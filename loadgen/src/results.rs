@@ -1,0 +1,361 @@
+//! The results folder and `summary.json`, whose schema is versioned.
+//!
+//! `results/NAME/RUN_ID/`:
+//! - `summary.json` — everything below, rewritten after each transport, so a crash or Ctrl-C
+//!   keeps what was measured;
+//! - `scenario.toml` — the scenario exactly as run; `environment.json` — machine and versions;
+//! - `TRANSPORT/latency.hgrm`, `connect.hgrm`, `first_event.hgrm` — percentile spectra in
+//!   HdrHistogram's text format (plotFiles-compatible);
+//! - `TRANSPORT/latency.hlog` — HdrHistogram interval log, one histogram per second;
+//! - `TRANSPORT/timeseries.jsonl` — one JSON object per second;
+//! - `TRANSPORT/server.log` — the server's stderr.
+//!
+//! Histograms are also embedded in `summary.json`, serialised (HdrHistogram V2, deflate,
+//! base64), so runs can be merged and redrawn without loss: percentiles are never averaged.
+//!
+//! Schema changes: bump [`SCHEMA_VERSION`] on any incompatible change and say what changed in
+//! its doc. Adding a field is compatible: every struct below reads a missing field as its
+//! default. Version 1: first version.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+/// Version of `summary.json`'s layout.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Summary {
+    /// Always "pushbench.summary".
+    pub schema: String,
+    pub schema_version: u32,
+    pub scenario: String,
+    pub run_id: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    /// The run was stopped early (Ctrl-C); figures cover what was measured.
+    pub interrupted: bool,
+    pub environment: Environment,
+    pub runs: Vec<TransportResult>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Environment {
+    pub hostname: String,
+    pub kernel: String,
+    pub cpu_model: String,
+    pub cpus: usize,
+    pub memory_bytes: u64,
+    pub pushbench_version: String,
+    pub git_revision: Option<String>,
+    pub server_binary: Option<String>,
+    pub server_cpus: Vec<usize>,
+    pub loadgen_cpus: Vec<usize>,
+    pub loadgen_workers: usize,
+}
+
+/// Percentiles of a histogram, microseconds.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Percentiles {
+    pub count: u64,
+    pub min: u64,
+    pub mean: f64,
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p99_9: u64,
+    pub p99_99: u64,
+    pub max: u64,
+}
+
+impl Percentiles {
+    pub fn of(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Percentiles::default();
+        }
+        Percentiles {
+            count: h.len(),
+            min: h.min(),
+            mean: h.mean(),
+            p50: h.value_at_quantile(0.5),
+            p90: h.value_at_quantile(0.9),
+            p99: h.value_at_quantile(0.99),
+            p99_9: h.value_at_quantile(0.999),
+            p99_99: h.value_at_quantile(0.9999),
+            max: h.max(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EventCounts {
+    /// Lines every client should have received, summed over clients.
+    pub expected: u64,
+    /// Distinct lines received.
+    pub delivered: u64,
+    pub lost: u64,
+    pub duplicated: u64,
+    pub out_of_order: u64,
+    /// Delivered lines scheduled before their session connected (initial backlog, resumes):
+    /// counted above, kept out of the latency histogram.
+    pub catch_up: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WireBytes {
+    /// Counted at the load generator's sockets, headers and framing included.
+    pub bytes_down: u64,
+    pub bytes_up: u64,
+    /// The kernel's TCP_INFO totals for the same sockets: `tcpi_bytes_received` down;
+    /// `tcpi_bytes_sent − tcpi_bytes_retrans` up (not `tcpi_bytes_acked`, which lags by the
+    /// bytes still awaiting a delayed ACK when the socket closes).
+    pub kernel_bytes_down: u64,
+    pub kernel_bytes_up: u64,
+    /// (counted − kernel) / kernel, percent.
+    pub kernel_diff_down_pct: f64,
+    pub kernel_diff_up_pct: f64,
+    pub tcp_info_errors: u64,
+    pub bytes_down_per_event: f64,
+    pub bytes_up_per_event: f64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerCost {
+    pub pid: u32,
+    /// Before any client connected.
+    pub rss_baseline_bytes: u64,
+    /// With every client connected (start of the measured phase).
+    pub rss_connected_bytes: u64,
+    pub rss_end_bytes: u64,
+    /// (connected − baseline) / clients.
+    pub rss_per_connection_bytes: f64,
+    /// CPU time during the measured phase.
+    pub cpu_us: u64,
+    pub cpu_us_per_event: f64,
+    pub cpu_us_per_connection_second: f64,
+    /// CPU used / wall time, in cores.
+    pub cpu_cores: f64,
+    pub fds_connected: u64,
+    pub threads: u64,
+    pub exit: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PollStats {
+    pub requests: u64,
+    pub empty: u64,
+    pub empty_share: f64,
+    pub requests_per_sec: f64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LoadgenHealth {
+    /// CPU time during the measured phase.
+    pub cpu_us: u64,
+    /// Load generator CPU per event received in the measured phase.
+    pub cpu_us_per_event: f64,
+    /// Resident memory before the clients started and with all of them connected.
+    pub rss_baseline_bytes: u64,
+    pub rss_connected_bytes: u64,
+    /// (connected − baseline) / clients: what one simulated client costs the load generator.
+    pub rss_per_client_bytes: f64,
+    /// CPU used / (wall time × its cores): 1.0 is every core busy all the time.
+    pub cpu_share: f64,
+    pub cores: usize,
+    /// How late worker timers fired.
+    pub sched_lag_us: Percentiles,
+    pub saturated: bool,
+    pub notes: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Connections {
+    pub clients: u32,
+    pub connects_ok: u64,
+    pub connect_errors: u64,
+    pub disconnects: u64,
+    pub failure_reasons: BTreeMap<String, u64>,
+}
+
+/// One transport's run.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TransportResult {
+    pub transport: String,
+    /// For sweeps: `field=value`.
+    pub sweep: Option<String>,
+    /// "ok", or why the run failed.
+    pub status: String,
+    pub measured_seconds: f64,
+    pub events: EventCounts,
+    /// Deliveries per second during the measured phase.
+    pub deliveries_per_sec: f64,
+    pub latency_us: Percentiles,
+    pub connect_us: Percentiles,
+    pub first_event_us: Percentiles,
+    pub wire: WireBytes,
+    pub server: ServerCost,
+    pub poll: Option<PollStats>,
+    pub loadgen: LoadgenHealth,
+    pub connections: Connections,
+    /// Things a reader must know before trusting the figures.
+    pub warnings: Vec<String>,
+    /// Serialised histograms (HdrHistogram V2 + deflate, base64), for merging and redrawing.
+    pub histograms: BTreeMap<String, String>,
+    /// Files of this run, relative to the run folder.
+    pub files: BTreeMap<String, String>,
+}
+
+/// Serialises a histogram for `summary.json` (V2 + deflate, base64).
+pub fn encode_histogram(h: &Histogram<u64>) -> String {
+    use base64::Engine;
+    let mut buf = Vec::new();
+    V2DeflateSerializer::new()
+        .serialize(h, &mut buf)
+        .expect("serialising a histogram into memory");
+    base64::engine::general_purpose::STANDARD.encode(buf)
+}
+
+/// The inverse of [`encode_histogram`].
+pub fn decode_histogram(s: &str) -> Result<Histogram<u64>, String> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .map_err(|e| format!("histogram is not base64: {e}"))?;
+    hdrhistogram::serialization::Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .map_err(|e| format!("histogram does not decode: {e:?}"))
+}
+
+/// `results/NAME/RUN_ID/`, created.
+pub fn create_run_dir(root: &Path, scenario: &str, run_id: &str) -> std::io::Result<PathBuf> {
+    let dir = root.join(scenario).join(run_id);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// Writes `value` as pretty JSON to `path` atomically (temp file, then rename), so a crash
+/// mid-write never leaves a truncated summary.
+pub fn write_json_atomic(path: &Path, value: &impl Serialize) -> std::io::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        serde_json::to_writer_pretty(&mut f, value)?;
+        f.write_all(b"\n")?;
+        f.flush()?;
+    }
+    std::fs::rename(tmp, path)
+}
+
+/// A run id that sorts by time: `20261129T031500Z`.
+pub fn run_id_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format_utc(secs, true)
+}
+
+/// RFC 3339 UTC time of Unix seconds (or the compact run-id form).
+pub fn format_utc(secs: u64, compact: bool) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    if compact {
+        format!("{y:04}{mo:02}{d:02}T{h:02}{m:02}{s:02}Z")
+    } else {
+        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}Z")
+    }
+}
+
+/// Now, RFC 3339 UTC.
+pub fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format_utc(secs, false)
+}
+
+/// Facts about this machine and build.
+pub fn environment() -> Environment {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let cpu_model = read("/proc/cpuinfo")
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_default();
+    let memory_bytes = read("/proc/meminfo")
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .unwrap_or(0);
+    let git_revision = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    Environment {
+        hostname: read("/proc/sys/kernel/hostname").trim().to_string(),
+        kernel: read("/proc/sys/kernel/osrelease").trim().to_string(),
+        cpu_model,
+        cpus: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        memory_bytes,
+        pushbench_version: env!("CARGO_PKG_VERSION").to_string(),
+        git_revision,
+        ..Environment::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_round_trip_through_base64() {
+        let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).unwrap();
+        for v in [1, 10, 100, 1000, 123_456] {
+            h.record(v).unwrap();
+        }
+        let back = decode_histogram(&encode_histogram(&h)).unwrap();
+        assert_eq!(back.len(), 5);
+        assert_eq!(back.value_at_quantile(0.5), h.value_at_quantile(0.5));
+        assert_eq!(back.max(), h.max());
+        assert!(decode_histogram("not base64!").is_err());
+    }
+
+    #[test]
+    fn utc_formatting() {
+        assert_eq!(format_utc(0, false), "1970-01-01T00:00:00Z");
+        assert_eq!(format_utc(1_795_920_954, false), "2026-11-29T02:55:54Z");
+        assert_eq!(format_utc(951_782_400, true), "20000229T000000Z");
+    }
+}

@@ -1,0 +1,595 @@
+//! Running a scenario: for each transport, a fresh server, the clients, the collector, and
+//! the figures that go into `summary.json`.
+//!
+//! One transport's run, in order:
+//! 1. start `feed-server` (pinned), wait for it, sample its baseline memory;
+//! 2. start the worker threads; clients connect over the ramp-up;
+//! 3. warm-up (recorded for loss, not for latency), then the measured phase, sampling the
+//!    server and the load generator once a second;
+//! 4. finish every step through the server's API: each client must then receive everything
+//!    up to the step's final seq and its end signal, within the drain time;
+//! 5. stop the clients and the server; merge the workers' histograms and counters.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use pushbench_feed::clock::unix_nanos;
+use pushbench_feed::generator::GeneratorConfig;
+use pushbench_feed::TopicId;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::clients::ClientSpec;
+use crate::control::RunControl;
+use crate::feedapi::finish_topics;
+use crate::monitor::{sample, ProcSample};
+use crate::orchestrate::{Pinning, ServerProcess};
+use crate::progress::Progress;
+use crate::record::{write_hgrm, IntervalLog, IntervalSnapshot, Recorder};
+use crate::results::{
+    encode_histogram, Connections, EventCounts, LoadgenHealth, Percentiles, PollStats, ServerCost,
+    TransportResult, WireBytes,
+};
+use crate::scenario::{Scenario, TopicChoice, Transport};
+use crate::wire::SourceAddrs;
+use crate::worker::{self, WorkerMsg, WorkerResult};
+use std::time::SystemTime;
+
+/// How the run is executed, beyond the scenario.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub pinning: Option<Pinning>,
+    pub workers: usize,
+    pub server_binary: PathBuf,
+    pub progress: Progress,
+    /// Set by Ctrl-C: finish the current transport early and skip the rest.
+    pub interrupted: Arc<AtomicBool>,
+}
+
+/// Worker p99 timer lateness above which the load generator counts as saturated.
+const SATURATED_LAG_P99_US: u64 = 10_000;
+/// Load generator CPU share above which it counts as saturated.
+const SATURATED_CPU_SHARE: f64 = 0.9;
+
+/// The feed-server arguments a scenario implies for one transport.
+pub fn server_args(sc: &Scenario, transport: Transport) -> Vec<String> {
+    let feed = &sc.feed;
+    let mut args = vec![
+        "--transport".into(),
+        match transport {
+            Transport::Sse => "sse",
+            Transport::Ws => "ws",
+            Transport::Poll | Transport::LongPoll => "poll",
+        }
+        .into(),
+        "--workers".into(),
+        sc.server.workers.to_string(),
+        "--history".into(),
+        feed.history.to_string(),
+        "--max-connections".into(),
+        sc.server.max_connections.to_string(),
+        "--sse-keep-alive".into(),
+        format!("{}ms", sc.sse.keep_alive.as_millis()),
+        "--gen-topics".into(),
+        feed.topics.to_string(),
+        "--gen-rate".into(),
+        feed.lines_per_sec.to_string(),
+        "--gen-line-bytes".into(),
+        format!("{}..{}", feed.line_bytes.min, feed.line_bytes.max),
+    ];
+    if let Some(b) = &feed.burst {
+        args.extend([
+            "--gen-burst-every".into(),
+            format!("{}ms", b.every.as_millis()),
+            "--gen-burst-lines".into(),
+            b.lines.to_string(),
+            "--gen-burst-rate".into(),
+            b.lines_per_sec.to_string(),
+        ]);
+    }
+    args
+}
+
+/// The topics the server's generator writes, named as the server names them.
+pub fn generated_topics(sc: &Scenario) -> Vec<TopicId> {
+    GeneratorConfig {
+        topics: sc.feed.topics,
+        ..GeneratorConfig::default()
+    }
+    .topic_ids()
+    .expect("default generator names are valid")
+}
+
+/// Topic index of each client: uniform (round-robin) or zipf (a few popular steps).
+pub fn assign_topics(choice: &TopicChoice, clients: u32, topics: u32, seed: u64) -> Vec<u32> {
+    match choice {
+        TopicChoice::Uniform => (0..clients).map(|i| i % topics).collect(),
+        TopicChoice::Zipf(s) => {
+            let weights: Vec<f64> = (1..=topics).map(|k| 1.0 / (k as f64).powf(*s)).collect();
+            let total: f64 = weights.iter().sum();
+            let mut rng = SmallRng::seed_from_u64(seed);
+            (0..clients)
+                .map(|_| {
+                    let mut x = rng.random_range(0.0..total);
+                    for (i, w) in weights.iter().enumerate() {
+                        if x < *w {
+                            return i as u32;
+                        }
+                        x -= w;
+                    }
+                    topics - 1
+                })
+                .collect()
+        }
+    }
+}
+
+/// The path of a topic's resource for a transport on `feed-server`.
+pub fn resource_path(topic: &TopicId, transport: Transport) -> String {
+    match transport {
+        Transport::Sse => format!("{}/events", topic.logs_path()),
+        Transport::Ws => format!("{}/ws", topic.logs_path()),
+        Transport::Poll | Transport::LongPoll => topic.logs_path(),
+    }
+}
+
+/// One row of `timeseries.jsonl`.
+#[derive(Serialize)]
+struct SeriesRow {
+    t_s: f64,
+    deliveries: u64,
+    latency_p50_us: u64,
+    latency_p99_us: u64,
+    connections: u64,
+    clients_done: u32,
+    server_rss_bytes: u64,
+    server_cpu_cores: f64,
+    loadgen_cpu_cores: f64,
+}
+
+/// Runs one transport of a scenario; writes its files under `dir/TRANSPORT[-sweep]/`.
+pub async fn run_transport(
+    sc: &Scenario,
+    transport: Transport,
+    sweep: Option<&str>,
+    dir: &Path,
+    opts: &RunOptions,
+) -> TransportResult {
+    let label = match sweep {
+        Some(s) => format!("{}-{}", transport.as_str(), sanitize(s)),
+        None => transport.as_str().to_string(),
+    };
+    let tdir = dir.join(&label);
+    let mut result = TransportResult {
+        transport: transport.as_str().to_string(),
+        sweep: sweep.map(str::to_string),
+        ..TransportResult::default()
+    };
+    if let Err(e) = std::fs::create_dir_all(&tdir) {
+        result.status = format!("failed: creating {}: {e}", tdir.display());
+        return result;
+    }
+    match run_inner(sc, transport, &tdir, &label, opts, &mut result).await {
+        Ok(()) => result.status = "ok".into(),
+        Err(e) => {
+            result.status = format!("failed: {e}");
+            result.warnings.push(format!("run failed: {e}"));
+        }
+    }
+    result
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+async fn run_inner(
+    sc: &Scenario,
+    transport: Transport,
+    tdir: &Path,
+    label: &str,
+    opts: &RunOptions,
+    result: &mut TransportResult,
+) -> Result<(), String> {
+    let server_cpus = opts.pinning.as_ref().map(|p| p.server_cpus.as_slice());
+    let binary = sc
+        .server
+        .binary
+        .clone()
+        .unwrap_or_else(|| opts.server_binary.clone());
+    let server = ServerProcess::start(
+        &binary,
+        &server_args(sc, transport),
+        server_cpus,
+        tdir.join("server.log"),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    result
+        .files
+        .insert("server_log".into(), format!("{label}/server.log"));
+    let pid = server.pid;
+    // Let the generator create its topics and the allocator settle before the baseline.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let baseline = sample(pid).map_err(|e| format!("sampling the server: {e}"))?;
+
+    let clients = sc.clients.count;
+    let topics = generated_topics(sc);
+    let assignment = assign_topics(&sc.clients.topics, clients, sc.feed.topics, 7);
+    let sources = SourceAddrs::for_clients(clients, &server.addr);
+    let t0 = tokio::time::Instant::now() + Duration::from_millis(100);
+    let unix_t0 = unix_nanos() + 100_000_000;
+    let ramp = sc.clients.ramp_up;
+    let measure_start = Duration::from_millis(100) + ramp + sc.warmup;
+    let measure_end = measure_start + sc.duration;
+    let control = Arc::new(RunControl::new(
+        unix_t0 + (ramp + sc.warmup).as_nanos() as u64,
+        unix_t0 + (ramp + sc.warmup + sc.duration).as_nanos() as u64,
+    ));
+    let specs: Vec<ClientSpec> = (0..clients)
+        .map(|i| ClientSpec {
+            id: i,
+            transport,
+            server: server.addr,
+            host: server.addr.to_string(),
+            path: resource_path(&topics[assignment[i as usize] as usize], transport),
+            source: sources.for_client(i),
+            topic: topics[assignment[i as usize] as usize].clone(),
+            start_at: t0 + ramp.mul_f64(i as f64 / clients.max(1) as f64),
+            churn: sc.churn.as_ref().map(|c| (c.session, c.pause)),
+            marker_stamps: false,
+            poll_interval: sc.poll.interval,
+            long_poll_wait: sc.poll.wait,
+            poll_limit: sc.poll.limit,
+        })
+        .collect();
+
+    let (tx, mut rx) = mpsc::unbounded_channel::<WorkerMsg>();
+    let (std_tx, std_rx) = std::sync::mpsc::channel::<WorkerMsg>();
+    // Workers send on a std channel (they are plain threads); forward into tokio's.
+    std::thread::spawn(move || {
+        while let Ok(m) = std_rx.recv() {
+            if tx.send(m).is_err() {
+                break;
+            }
+        }
+    });
+    let workers = opts.workers.max(1).min(clients.max(1) as usize);
+    let started = Instant::now();
+    let self_start = sample(0).map_err(|e| format!("sampling pushbench: {e}"))?;
+    let handles = worker::start(workers, specs, control.clone(), std_tx);
+
+    let mut series = std::io::BufWriter::new(
+        std::fs::File::create(tdir.join("timeseries.jsonl")).map_err(|e| e.to_string())?,
+    );
+    result
+        .files
+        .insert("timeseries".into(), format!("{label}/timeseries.jsonl"));
+    let hlog = std::fs::File::create(tdir.join("latency.hlog")).map_err(|e| e.to_string())?;
+    let mut interval_log = IntervalLog::new(
+        std::io::BufWriter::new(hlog),
+        SystemTime::now(),
+        &format!("pushbench {} delivery latency, microseconds", label),
+    )
+    .map_err(|e| format!("creating the interval log: {e}"))?;
+    result.files.insert(
+        "latency_interval_log".into(),
+        format!("{label}/latency.hlog"),
+    );
+
+    let mut pending: Vec<IntervalSnapshot> = Vec::new();
+    let mut open_by_worker = vec![0u64; workers];
+    let mut done_by_worker = vec![0u32; workers];
+    let mut finals: Vec<Option<Box<WorkerResult>>> = (0..workers).map(|_| None).collect();
+    let mut prev_server = baseline;
+    let mut prev_self = self_start;
+    let mut at_measure_start: Option<(ProcSample, ProcSample)> = None;
+    let mut at_measure_end: Option<(ProcSample, ProcSample)> = None;
+    let mut finished_topics = false;
+    let mut drain_deadline: Option<Instant> = None;
+    let mut second = tokio::time::interval(Duration::from_secs(1));
+    second.tick().await;
+    let total = measure_end;
+
+    loop {
+        let all_done = finals.iter().all(Option::is_some);
+        if all_done {
+            break;
+        }
+        tokio::select! {
+            msg = rx.recv() => match msg {
+                Some(WorkerMsg::Tick { worker, snapshot, open_connections, clients_done }) => {
+                    pending.push(snapshot);
+                    open_by_worker[worker] = open_connections;
+                    done_by_worker[worker] = clients_done;
+                }
+                Some(WorkerMsg::Done { worker, result }) => {
+                    open_by_worker[worker] = 0;
+                    done_by_worker[worker] = result.stats.clients_done;
+                    finals[worker] = Some(result);
+                }
+                None => break,
+            },
+            _ = second.tick() => {
+                let elapsed = started.elapsed();
+                let now_server = sample(pid).unwrap_or(prev_server);
+                let now_self = sample(0).unwrap_or(prev_self);
+                let mut merged = IntervalSnapshot::new();
+                for snap in pending.drain(..) {
+                    merged.merge(&snap);
+                }
+                let _ = interval_log.write_interval(
+                    &merged.latency_us,
+                    elapsed.saturating_sub(Duration::from_secs(1)),
+                    Duration::from_secs(1),
+                    None,
+                );
+                let wall = now_server.at.duration_since(prev_server.at).as_secs_f64().max(1e-3);
+                let row = SeriesRow {
+                    t_s: elapsed.as_secs_f64(),
+                    deliveries: merged.deliveries,
+                    latency_p50_us: merged.latency_us.value_at_quantile(0.5),
+                    latency_p99_us: merged.latency_us.value_at_quantile(0.99),
+                    connections: open_by_worker.iter().sum(),
+                    clients_done: done_by_worker.iter().sum(),
+                    server_rss_bytes: now_server.rss_bytes,
+                    server_cpu_cores: (now_server.cpu_us.saturating_sub(prev_server.cpu_us)) as f64 / 1e6 / wall,
+                    loadgen_cpu_cores: (now_self.cpu_us.saturating_sub(prev_self.cpu_us)) as f64 / 1e6 / wall,
+                };
+                let _ = serde_json::to_writer(&mut series, &row);
+                let _ = series.write_all(b"\n");
+                let _ = series.flush();
+                opts.progress.update(label, elapsed, total, row.connections, row.deliveries, row.latency_p99_us, clients);
+                prev_server = now_server;
+                prev_self = now_self;
+
+                if at_measure_start.is_none() && elapsed >= measure_start {
+                    at_measure_start = Some((now_server, now_self));
+                }
+                if at_measure_end.is_none() && elapsed >= measure_end {
+                    at_measure_end = Some((now_server, now_self));
+                }
+                let interrupted = opts.interrupted.load(Ordering::Relaxed);
+                if !finished_topics && (elapsed >= measure_end || interrupted) {
+                    finished_topics = true;
+                    if at_measure_start.is_none() {
+                        at_measure_start = Some((now_server, now_self));
+                    }
+                    if at_measure_end.is_none() {
+                        at_measure_end = Some((now_server, now_self));
+                    }
+                    match finish_topics(server.addr, &topics).await {
+                        Ok(list) => {
+                            for (t, seq) in list {
+                                control.set_final_seq(t, seq);
+                            }
+                        }
+                        Err(e) => result.warnings.push(format!("could not finish the steps: {e}")),
+                    }
+                    drain_deadline = Some(Instant::now() + if interrupted { Duration::from_secs(1) } else { sc.drain });
+                }
+                if drain_deadline.is_some_and(|d| Instant::now() >= d) && !control.is_stopped() {
+                    let waiting = clients - done_by_worker.iter().sum::<u32>();
+                    if waiting > 0 {
+                        result.warnings.push(format!(
+                            "{waiting} clients had not received their step's end {} after the steps finished; stopped them",
+                            humantime::format_duration(sc.drain)
+                        ));
+                    }
+                    control.stop();
+                }
+            }
+        }
+    }
+    for h in handles {
+        let _ = h.join();
+    }
+    let _ = interval_log.flush();
+    let rss_end = sample(pid).map(|s| s.rss_bytes).unwrap_or(0);
+    let exit = server.stop().await;
+
+    // Merge the workers' records.
+    let mut recorder = Recorder::new();
+    let mut lag = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("lag bounds");
+    let mut catch_up = 0;
+    let (mut kdown, mut kup, mut kerr) = (0, 0, 0);
+    let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
+    for result in finals.into_iter().flatten() {
+        let stats = &result.stats;
+        recorder.merge(&stats.recorder);
+        let _ = lag.add(&result.sched_lag_us);
+        catch_up += stats.catch_up;
+        kdown += stats.kernel_bytes_down;
+        kup += stats.kernel_bytes_up;
+        kerr += stats.tcp_info_errors;
+        for (k, v) in &stats.failure_reasons {
+            *reasons.entry(k.clone()).or_default() += v;
+        }
+    }
+
+    let (start_server, start_self) = at_measure_start.unwrap_or((baseline, self_start));
+    let (end_server, end_self) = at_measure_end.unwrap_or((prev_server, prev_self));
+    let measured = end_server
+        .at
+        .duration_since(start_server.at)
+        .as_secs_f64()
+        .max(1e-3);
+    let c = recorder.counters().clone();
+    let latency = recorder.latency_us();
+
+    result.measured_seconds = measured;
+    result.events = EventCounts {
+        expected: c.expected,
+        delivered: c.delivered,
+        lost: c.lost,
+        duplicated: c.duplicated,
+        out_of_order: c.out_of_order,
+        catch_up,
+    };
+    result.deliveries_per_sec = latency.len() as f64 / measured;
+    result.latency_us = Percentiles::of(latency);
+    result.connect_us = Percentiles::of(recorder.connect_us());
+    result.first_event_us = Percentiles::of(recorder.first_event_us());
+    let pct = |counted: u64, kernel: u64| {
+        if kernel == 0 {
+            0.0
+        } else {
+            (counted as f64 - kernel as f64) / kernel as f64 * 100.0
+        }
+    };
+    let delivered = c.delivered.max(1) as f64;
+    result.wire = WireBytes {
+        bytes_down: c.bytes_down,
+        bytes_up: c.bytes_up,
+        kernel_bytes_down: kdown,
+        kernel_bytes_up: kup,
+        kernel_diff_down_pct: pct(c.bytes_down, kdown),
+        kernel_diff_up_pct: pct(c.bytes_up, kup),
+        tcp_info_errors: kerr,
+        bytes_down_per_event: c.bytes_down as f64 / delivered,
+        bytes_up_per_event: c.bytes_up as f64 / delivered,
+    };
+    let server_cpu = end_server.cpu_us.saturating_sub(start_server.cpu_us);
+    let events_in_window = latency.len().max(1) as f64;
+    result.server = ServerCost {
+        pid,
+        rss_baseline_bytes: baseline.rss_bytes,
+        rss_connected_bytes: start_server.rss_bytes,
+        rss_end_bytes: rss_end,
+        rss_per_connection_bytes: (start_server.rss_bytes as f64 - baseline.rss_bytes as f64)
+            / clients.max(1) as f64,
+        cpu_us: server_cpu,
+        cpu_us_per_event: server_cpu as f64 / events_in_window,
+        cpu_us_per_connection_second: server_cpu as f64 / (clients.max(1) as f64 * measured),
+        cpu_cores: server_cpu as f64 / 1e6 / measured,
+        fds_connected: start_server.fds,
+        threads: start_server.threads,
+        exit,
+    };
+    if matches!(transport, Transport::Poll | Transport::LongPoll) {
+        result.poll = Some(PollStats {
+            requests: c.polls,
+            empty: c.polls_empty,
+            empty_share: c.polls_empty as f64 / c.polls.max(1) as f64,
+            requests_per_sec: c.polls as f64 / started.elapsed().as_secs_f64().max(1e-3),
+        });
+    }
+    let loadgen_cores = opts
+        .pinning
+        .as_ref()
+        .map(|p| p.loadgen_cpus.len())
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
+    let self_cpu = end_self.cpu_us.saturating_sub(start_self.cpu_us);
+    let cpu_share = self_cpu as f64 / 1e6 / measured / loadgen_cores as f64;
+    let lag_p = Percentiles::of(&lag);
+    let mut notes = Vec::new();
+    if cpu_share > SATURATED_CPU_SHARE {
+        notes.push(format!(
+            "load generator used {:.0}% of its {loadgen_cores} core(s): it may have been the bottleneck",
+            cpu_share * 100.0
+        ));
+    }
+    if lag_p.p99 > SATURATED_LAG_P99_US {
+        notes.push(format!(
+            "load generator timers fired {} ms late at p99: its clients read late, inflating latency",
+            lag_p.p99 / 1000
+        ));
+    }
+    result.loadgen = LoadgenHealth {
+        cpu_us: self_cpu,
+        cpu_us_per_event: self_cpu as f64 / events_in_window,
+        rss_baseline_bytes: self_start.rss_bytes,
+        rss_connected_bytes: start_self.rss_bytes,
+        rss_per_client_bytes: (start_self.rss_bytes as f64 - self_start.rss_bytes as f64)
+            / clients.max(1) as f64,
+        cpu_share,
+        cores: loadgen_cores,
+        saturated: !notes.is_empty(),
+        sched_lag_us: lag_p,
+        notes: notes.clone(),
+    };
+    result.connections = Connections {
+        clients,
+        connects_ok: c.connects_ok,
+        connect_errors: c.connect_errors,
+        disconnects: c.disconnects,
+        failure_reasons: reasons,
+    };
+
+    // Warnings a reader must see.
+    for n in notes {
+        result.warnings.push(format!("SATURATED: {n}"));
+    }
+    if c.lost > 0 {
+        result.warnings.push(format!(
+            "LOSS: {} of {} expected events never arrived",
+            c.lost, c.expected
+        ));
+    }
+    if c.duplicated > 0 || c.out_of_order > 0 {
+        result.warnings.push(format!(
+            "{} duplicated and {} out-of-order events",
+            c.duplicated, c.out_of_order
+        ));
+    }
+    if latency.len() < 1000 {
+        result.warnings.push(format!(
+            "only {} latency samples: tail percentiles are not meaningful",
+            latency.len()
+        ));
+    }
+    if kerr > 0 {
+        result
+            .warnings
+            .push(format!("TCP_INFO unreadable on {kerr} sockets"));
+    }
+    if result.wire.kernel_diff_down_pct.abs() > 2.0 || result.wire.kernel_diff_up_pct.abs() > 2.0 {
+        result.warnings.push(format!(
+            "counted bytes differ from the kernel's by {:.2}% down, {:.2}% up",
+            result.wire.kernel_diff_down_pct, result.wire.kernel_diff_up_pct
+        ));
+    }
+
+    // Histograms: text spectra for people, serialised ones for machines.
+    for (name, h) in [
+        ("latency", recorder.latency_us()),
+        ("connect", recorder.connect_us()),
+        ("first_event", recorder.first_event_us()),
+    ] {
+        let path = tdir.join(format!("{name}.hgrm"));
+        let written = std::fs::File::create(&path).and_then(|mut f| write_hgrm(h, &mut f, 1000.0));
+        if written.is_ok() {
+            result
+                .files
+                .insert(format!("{name}_hgrm"), format!("{label}/{name}.hgrm"));
+        }
+        result
+            .histograms
+            .insert(format!("{name}_us"), encode_histogram(h));
+    }
+    Ok(())
+}
+
+/// Loads what a results folder needs to be found again.
+pub fn scenario_copy_path(dir: &Path) -> PathBuf {
+    dir.join("scenario.toml")
+}

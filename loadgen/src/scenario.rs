@@ -1,0 +1,1508 @@
+//! Scenario files: the TOML schema, its validation, and sweeps.
+//!
+//! A scenario fully determines a run: the transports to compare, the measured phase, the
+//! simulated clients, the server's open-loop feed, and how the server is started (or which
+//! external target is measured). `scenarios/README.md` documents every field.
+//!
+//! Loading happens in two steps, so that a person fixing a file sees as much as possible at once:
+//! 1. serde reads the file into *raw* types that keep every value's byte span (`toml::Spanned`)
+//!    and reject unknown keys. Syntax and type errors stop here (serde cannot go on after one).
+//! 2. [`resolve`] checks every value and every cross-field rule, collecting *all* problems,
+//!    and turns the raw types into the typed [`Scenario`] (durations as [`Duration`], names as
+//!    enums) that the rest of the load generator consumes.
+//!
+//! Every problem is reported as `file:line:column: message`, pointing at the offending value.
+//! A sweep is expanded and each of its concrete scenarios resolved at load time, so a run never
+//! starts on a half-valid scenario, not even halfway through a sweep.
+
+use std::fmt;
+use std::ops::{Range, RangeInclusive};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::de::{self, DeserializeOwned, MapAccess, Visitor};
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use toml::Spanned;
+
+// ---------------------------------------------------------------------------------------------
+// Limits. Each says why it exists; the README repeats them.
+
+/// Most clients one scenario may simulate: the load generator's tested ceiling on one host.
+pub const MAX_CLIENTS: u32 = 200_000;
+/// Most topics: `feed-server`'s default `--max-topics`.
+pub const MAX_TOPICS: u32 = 100_000;
+/// Longest generated line: `feed-server`'s default `--max-body-bytes` (1 MiB).
+pub const MAX_LINE_BYTES: u32 = 1_048_576;
+/// Largest `poll.limit`: the poll adapter rejects larger limits.
+pub const MAX_POLL_LIMIT: u32 = 10_000;
+/// Longest long-poll wait: `feed-server`'s default `--poll-max-wait`.
+pub const MAX_LONG_POLL_WAIT: Duration = Duration::from_secs(120);
+/// Longest duration of any kind: longer is a typo, and it keeps sums of durations (ramp-up +
+/// warm-up + measured phase) far from overflowing.
+pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Most loadgen or server worker threads: far beyond any core count this harness runs on.
+pub const MAX_WORKERS: u32 = 1024;
+
+// ---------------------------------------------------------------------------------------------
+// The resolved scenario: what consumers use.
+
+/// A transport under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Transport {
+    /// Server-sent events (`text/event-stream`), resumed with `Last-Event-ID`.
+    Sse,
+    /// WebSocket.
+    Ws,
+    /// Short polling at `poll.interval` with ETag / If-None-Match.
+    Poll,
+    /// Long polling: `GET ?after=SEQ&wait=DURATION`.
+    LongPoll,
+}
+
+impl Transport {
+    /// Every transport, in the order reports list them.
+    pub const ALL: [Transport; 4] = [
+        Transport::Sse,
+        Transport::Ws,
+        Transport::Poll,
+        Transport::LongPoll,
+    ];
+
+    /// The name used in scenario files, results and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Sse => "sse",
+            Transport::Ws => "ws",
+            Transport::Poll => "poll",
+            Transport::LongPoll => "long-poll",
+        }
+    }
+
+    /// The transport a scenario file names, if any.
+    pub fn from_name(name: &str) -> Option<Transport> {
+        Transport::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A validated scenario. Field names follow the file's keys; `scenarios/README.md` documents
+/// each. Serializing it (e.g. `toml::to_string`) yields an equivalent scenario file with every
+/// default spelled out.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Scenario {
+    /// `[a-z0-9_-]+`; names the results folder.
+    pub name: String,
+    pub description: Option<String>,
+    /// Run in this order, each against a fresh server; non-empty, no duplicates.
+    pub transports: Vec<Transport>,
+    /// Measured phase per transport.
+    #[serde(serialize_with = "ser_duration")]
+    pub duration: Duration,
+    /// Connected but not recorded for latency, after the ramp-up.
+    #[serde(serialize_with = "ser_duration")]
+    pub warmup: Duration,
+    /// After the steps are finished, how long clients get to receive everything and the end.
+    #[serde(serialize_with = "ser_duration")]
+    pub drain: Duration,
+    pub clients: Clients,
+    pub feed: Feed,
+    pub poll: Poll,
+    pub sse: Sse,
+    pub churn: Option<Churn>,
+    pub server: Server,
+    /// External-target mode: measure this target instead of spawning `feed-server`.
+    pub target: Option<Target>,
+    /// The sweep this file declares. The concrete scenarios of [`Scenario::expand_sweep`] have
+    /// none.
+    pub sweep: Option<Sweep>,
+    /// The file's text, as loaded; results keep it verbatim as `scenario.toml` (so it is not
+    /// serialized here a second time).
+    #[serde(skip)]
+    pub source: String,
+    /// The concrete scenarios of the sweep with their labels, resolved and validated when the
+    /// file was loaded (so expanding cannot fail later). Empty without a sweep.
+    #[serde(skip)]
+    variants: Vec<(String, Scenario)>,
+}
+
+/// The simulated viewers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Clients {
+    /// Clients connected at once, 1..=[`MAX_CLIENTS`].
+    pub count: u32,
+    /// Connects are spread evenly over this time.
+    pub ramp_up: Duration,
+    /// How each client picks its topic.
+    pub topics: TopicChoice,
+    /// Loadgen worker threads; 0 = one per loadgen core.
+    pub workers: u32,
+}
+
+/// How clients are spread over topics.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum TopicChoice {
+    /// Round-robin: every topic gets the same number of clients (±1).
+    Uniform,
+    /// Zipf with this exponent (> 0): topic k gets clients in proportion to 1/k^s, as when a
+    /// few running builds draw most viewers.
+    Zipf(f64),
+}
+
+// Written by hand so that the serialized form is the file's own (`topics` + `zipf_exponent`).
+impl Serialize for Clients {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let fields = if matches!(self.topics, TopicChoice::Zipf(_)) {
+            5
+        } else {
+            4
+        };
+        let mut st = s.serialize_struct("Clients", fields)?;
+        st.serialize_field("count", &self.count)?;
+        st.serialize_field(
+            "ramp_up",
+            &humantime::format_duration(self.ramp_up).to_string(),
+        )?;
+        match self.topics {
+            TopicChoice::Uniform => st.serialize_field("topics", "uniform")?,
+            TopicChoice::Zipf(exponent) => {
+                st.serialize_field("topics", "zipf")?;
+                st.serialize_field("zipf_exponent", &exponent)?;
+            }
+        }
+        st.serialize_field("workers", &self.workers)?;
+        st.end()
+    }
+}
+
+/// The open-loop feed the server's generator writes: lines are produced on schedule whether or
+/// not clients keep up, so a slow transport shows up as latency and loss, not as a lower rate.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Feed {
+    /// Topics (build steps) `acme/app/builds/1/steps/1..=topics`, 1..=[`MAX_TOPICS`].
+    pub topics: u32,
+    /// Steady rate per topic, lines per second; 0 only with a burst (bursts only).
+    pub lines_per_sec: f64,
+    pub line_bytes: LineBytes,
+    /// Lines the server keeps per topic for resumes and late viewers.
+    pub history: u32,
+    pub burst: Option<Burst>,
+}
+
+/// Generated line length in bytes, uniform over `min..=max` (equal for a fixed length).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct LineBytes {
+    pub min: u32,
+    pub max: u32,
+}
+
+/// Periodic bursts on each topic (a test suite dumping its output).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Burst {
+    /// Time between burst starts on one topic.
+    #[serde(serialize_with = "ser_duration")]
+    pub every: Duration,
+    /// Lines per burst.
+    pub lines: u32,
+    /// Rate within a burst, lines per second.
+    pub lines_per_sec: f64,
+}
+
+/// Polling parameters ("poll" and "long-poll").
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Poll {
+    /// Short-poll period per client.
+    #[serde(serialize_with = "ser_duration")]
+    pub interval: Duration,
+    /// Long-poll `wait`.
+    #[serde(serialize_with = "ser_duration")]
+    pub wait: Duration,
+    /// Most lines per poll response, 1..=[`MAX_POLL_LIMIT`].
+    pub limit: u32,
+}
+
+/// SSE parameters.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Sse {
+    /// Idle time before the server sends a keep-alive comment.
+    #[serde(serialize_with = "ser_duration")]
+    pub keep_alive: Duration,
+}
+
+/// Clients that leave and come back, resuming from the last seq they received.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Churn {
+    /// Mean connected time before a client leaves.
+    #[serde(serialize_with = "ser_duration")]
+    pub session: Duration,
+    /// Time away before it reconnects with its resume cursor.
+    #[serde(serialize_with = "ser_duration")]
+    pub pause: Duration,
+}
+
+/// How the spawned `feed-server` runs.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Server {
+    /// `None`: the `feed-server` next to the `pushbench` binary. Relative to the working
+    /// directory.
+    pub binary: Option<PathBuf>,
+    /// Tokio worker threads of the server.
+    pub workers: u32,
+    /// Pin the server to one core and the loadgen to the others (with >= 2 cores).
+    pub pin: bool,
+    /// The server's connection limit; at least `clients.count`.
+    pub max_connections: u64,
+}
+
+/// External-target mode. URL templates may contain `{topic}`, replaced by the topic path
+/// `acme/app/builds/1/steps/N`. `base_url` in the file is already expanded into the templates
+/// it implies.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Target {
+    /// `http://` URL of the SSE stream; required to list "sse".
+    pub sse_url: Option<String>,
+    /// `ws://` URL of the WebSocket; required to list "ws".
+    pub ws_url: Option<String>,
+    /// `http://` URL of the poll resource; required to list "poll" or "long-poll".
+    pub poll_url: Option<String>,
+    /// `http://` URL the loadgen POSTs lines to (seq and timestamp embedded); `None`: the
+    /// target generates its own feed.
+    pub publish_url: Option<String>,
+}
+
+/// A sweep: the scenario runs once per value of one field.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Sweep {
+    /// Dotted path of the field, e.g. `clients.count`; one of [`SWEEPABLE_FIELDS`].
+    pub field: String,
+    pub values: Vec<SweepValue>,
+}
+
+/// One value of a sweep.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum SweepValue {
+    Integer(i64),
+    Float(f64),
+    #[serde(serialize_with = "ser_duration")]
+    Duration(Duration),
+}
+
+fn ser_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&humantime::format_duration(*d).to_string())
+}
+
+impl Scenario {
+    /// One concrete scenario per sweep value, labelled like `clients.count=1000`, or just this
+    /// scenario (unlabelled) without a sweep. The concrete scenarios were validated at load.
+    pub fn expand_sweep(&self) -> Vec<(Option<String>, Scenario)> {
+        if self.variants.is_empty() {
+            return vec![(None, self.clone())];
+        }
+        self.variants
+            .iter()
+            .map(|(label, sc)| (Some(label.clone()), sc.clone()))
+            .collect()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors.
+
+/// Why a scenario could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("{path}: cannot read the scenario: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// One line per problem, in file order.
+    #[error("{}", render_diagnostics(.diagnostics))]
+    Invalid { diagnostics: Vec<Diagnostic> },
+}
+
+/// One problem in a scenario file, at a 1-based line and column (columns count characters).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub origin: String,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.origin, self.line, self.column, self.message
+        )
+    }
+}
+
+fn render_diagnostics(diagnostics: &[Diagnostic]) -> String {
+    diagnostics
+        .iter()
+        .map(Diagnostic::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A problem at a byte span of the text, before it is placed at a line and column.
+#[derive(Clone, Debug, PartialEq)]
+struct Diag {
+    span: Range<usize>,
+    message: String,
+}
+
+/// The 1-based line and column (in characters) of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    // Spans from toml are on character boundaries; this only guards against a bad one.
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
+}
+
+fn to_error(text: &str, origin: &str, mut diags: Vec<Diag>) -> ScenarioError {
+    diags.sort_by_key(|d| d.span.start);
+    let diagnostics = diags
+        .into_iter()
+        .map(|d| {
+            let (line, column) = line_column(text, d.span.start);
+            Diagnostic {
+                origin: origin.to_string(),
+                line,
+                column,
+                message: d.message,
+            }
+        })
+        .collect();
+    ScenarioError::Invalid { diagnostics }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading.
+
+/// Reads and validates a scenario file; the default name is the file's stem.
+pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse(&text, &path.display().to_string())
+}
+
+/// Validates a scenario's text. `origin` names it in messages (usually its path) and its file
+/// stem is the default scenario name.
+pub fn parse(text: &str, origin: &str) -> Result<Scenario, ScenarioError> {
+    let raw: RawScenario = toml::from_str(text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        to_error(
+            text,
+            origin,
+            vec![Diag {
+                span,
+                message: e.message().to_string(),
+            }],
+        )
+    })?;
+    let default_name = Path::new(origin)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+
+    let base = resolve(&raw, &default_name);
+    let mut diags = match &base {
+        Ok(_) => Vec::new(),
+        Err(d) => d.clone(),
+    };
+    let (mut variants, sweep) = match &raw.sweep {
+        Some(sweep) => expand_raw_sweep(&raw, sweep, &default_name, &mut diags),
+        None => (Vec::new(), None),
+    };
+    match base {
+        Ok(mut sc) if diags.is_empty() => {
+            for (_, v) in &mut variants {
+                v.source = text.to_string();
+            }
+            sc.source = text.to_string();
+            sc.sweep = sweep;
+            sc.variants = variants;
+            Ok(sc)
+        }
+        _ => Err(to_error(text, origin, diags)),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw types: the file as written, with spans. Every field is optional here so that missing
+// fields are reported together with everything else, by `resolve`.
+
+type S<T> = Option<Spanned<T>>;
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    name: S<String>,
+    description: S<String>,
+    transports: S<Vec<Spanned<String>>>,
+    duration: S<DurationText>,
+    warmup: S<DurationText>,
+    drain: S<DurationText>,
+    clients: S<RawClients>,
+    feed: S<RawFeed>,
+    poll: S<RawPoll>,
+    sse: S<RawSse>,
+    churn: S<RawChurn>,
+    server: S<RawServer>,
+    target: S<RawTarget>,
+    sweep: S<RawSweep>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClients {
+    count: S<i64>,
+    ramp_up: S<DurationText>,
+    topics: S<String>,
+    zipf_exponent: S<f64>,
+    workers: S<i64>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFeed {
+    topics: S<i64>,
+    lines_per_sec: S<f64>,
+    line_bytes: S<RawLineBytes>,
+    history: S<i64>,
+    burst: S<RawBurst>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBurst {
+    every: S<DurationText>,
+    lines: S<i64>,
+    lines_per_sec: S<f64>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPoll {
+    interval: S<DurationText>,
+    wait: S<DurationText>,
+    limit: S<i64>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSse {
+    keep_alive: S<DurationText>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChurn {
+    session: S<DurationText>,
+    pause: S<DurationText>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    binary: S<String>,
+    workers: S<i64>,
+    pin: S<bool>,
+    max_connections: S<i64>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    base_url: S<String>,
+    sse_url: S<String>,
+    ws_url: S<String>,
+    poll_url: S<String>,
+    publish_url: S<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSweep {
+    field: S<String>,
+    values: S<Vec<Spanned<toml::Value>>>,
+}
+
+/// A duration as written ("500ms"); parsed in `resolve` so that a bad one does not hide the
+/// file's other problems. Its own type only for the message when the value is not a string.
+#[derive(Clone, Debug)]
+struct DurationText(String);
+
+impl<'de> Deserialize<'de> for DurationText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = DurationText;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration string such as \"5s\" or \"500ms\"")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<DurationText, E> {
+                Ok(DurationText(v.to_string()))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// `line_bytes = 80` or `line_bytes = { min = 40, max = 120 }`.
+#[derive(Clone, Debug)]
+enum RawLineBytes {
+    Fixed(i64),
+    Range { min: i64, max: i64 },
+}
+
+// Written by hand: an untagged enum would only say "data did not match any variant".
+impl<'de> Deserialize<'de> for RawLineBytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawLineBytes;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "a length in bytes such as 80, or a table such as { min = 40, max = 120 }",
+                )
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawLineBytes, E> {
+                Ok(RawLineBytes::Fixed(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawLineBytes, E> {
+                Ok(RawLineBytes::Fixed(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawLineBytes, A::Error> {
+                const FIELDS: &[&str] = &["min", "max"];
+                let (mut min, mut max) = (None, None);
+                while let Some(key) = map.next_key::<String>()? {
+                    let slot = match key.as_str() {
+                        "min" => &mut min,
+                        "max" => &mut max,
+                        other => return Err(de::Error::unknown_field(other, FIELDS)),
+                    };
+                    *slot = Some(map.next_value::<i64>()?);
+                }
+                Ok(RawLineBytes::Range {
+                    min: min.ok_or_else(|| de::Error::missing_field("min"))?,
+                    max: max.ok_or_else(|| de::Error::missing_field("max"))?,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resolution: checks every value and rule, collecting all problems.
+
+/// Collects problems while resolving; each check returns a placeholder after a problem so
+/// that resolution goes on and finds the rest.
+#[derive(Default)]
+struct Check {
+    diags: Vec<Diag>,
+}
+
+/// The lower bound of a duration.
+#[derive(Clone, Copy)]
+enum Least {
+    Zero,
+    Positive,
+}
+
+impl Check {
+    fn err(&mut self, span: Range<usize>, message: impl Into<String>) {
+        self.diags.push(Diag {
+            span,
+            message: message.into(),
+        });
+    }
+
+    /// The value, or a "missing" problem at `at` (the section's header, or the file's start).
+    fn required<'r, T>(
+        &mut self,
+        value: &'r S<T>,
+        at: &Range<usize>,
+        key: &str,
+        what: &str,
+    ) -> Option<&'r Spanned<T>> {
+        if value.is_none() {
+            self.err(at.clone(), format!("missing `{key}` ({what})"));
+        }
+        value.as_ref()
+    }
+
+    fn duration(
+        &mut self,
+        value: Option<&Spanned<DurationText>>,
+        key: &str,
+        default: Duration,
+        least: Least,
+    ) -> Duration {
+        let Some(v) = value else { return default };
+        let text = v.get_ref().0.trim();
+        let d = match humantime::parse_duration(text) {
+            Ok(d) => d,
+            Err(e) => {
+                self.err(
+                    v.span(),
+                    format!(
+                        "`{key}`: {text:?} is not a duration ({e}); expected e.g. \"5s\" or \"500ms\""
+                    ),
+                );
+                return default;
+            }
+        };
+        if matches!(least, Least::Positive) && d.is_zero() {
+            self.err(v.span(), format!("`{key}` must be greater than zero"));
+            return default;
+        }
+        if d > MAX_DURATION {
+            self.err(
+                v.span(),
+                format!(
+                    "`{key}` = {text:?} is longer than the maximum of {}",
+                    humantime::format_duration(MAX_DURATION)
+                ),
+            );
+            return default;
+        }
+        d
+    }
+
+    fn integer(
+        &mut self,
+        value: Option<&Spanned<i64>>,
+        key: &str,
+        default: u32,
+        range: RangeInclusive<u32>,
+    ) -> u32 {
+        let Some(v) = value else { return default };
+        let n = *v.get_ref();
+        match u32::try_from(n) {
+            Ok(n) if range.contains(&n) => n,
+            _ => {
+                self.err(
+                    v.span(),
+                    format!(
+                        "`{key}` must be between {} and {}, got {n}",
+                        range.start(),
+                        range.end()
+                    ),
+                );
+                default
+            }
+        }
+    }
+
+    /// A finite float above zero (or at least zero with `allow_zero`).
+    fn rate(
+        &mut self,
+        value: Option<&Spanned<f64>>,
+        key: &str,
+        default: f64,
+        allow_zero: bool,
+    ) -> f64 {
+        let Some(v) = value else { return default };
+        let x = *v.get_ref();
+        if !x.is_finite() || x < 0.0 || (x == 0.0 && !allow_zero) {
+            let bound = if allow_zero {
+                "at least"
+            } else {
+                "greater than"
+            };
+            self.err(
+                v.span(),
+                format!("`{key}` must be a finite number {bound} zero, got {x}"),
+            );
+            return default;
+        }
+        x
+    }
+}
+
+/// Splits an optional section into its header span and contents (empty when absent).
+fn section<T: Default + Clone>(value: &S<T>) -> (Range<usize>, T) {
+    match value {
+        Some(s) => (s.span(), s.get_ref().clone()),
+        None => (0..0, T::default()),
+    }
+}
+
+fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// Checks a raw scenario and turns it into a [`Scenario`] (without source and sweep variants).
+fn resolve(raw: &RawScenario, default_name: &str) -> Result<Scenario, Vec<Diag>> {
+    let mut c = Check::default();
+    let top = 0..0;
+
+    let name = match &raw.name {
+        Some(n) => {
+            if !is_valid_name(n.get_ref()) {
+                c.err(
+                    n.span(),
+                    format!(
+                        "`name` must match [a-z0-9_-]+ (it names the results folder), got {:?}",
+                        n.get_ref()
+                    ),
+                );
+            }
+            n.get_ref().clone()
+        }
+        None => {
+            if !is_valid_name(default_name) {
+                c.err(
+                    top.clone(),
+                    format!(
+                        "the scenario name defaults to the file stem {default_name:?}, which does not \
+                         match [a-z0-9_-]+; set `name` or rename the file"
+                    ),
+                );
+            }
+            default_name.to_string()
+        }
+    };
+    let description = raw.description.as_ref().map(|d| d.get_ref().clone());
+
+    let mut transports = Vec::new();
+    if let Some(list) = c.required(
+        &raw.transports,
+        &top,
+        "transports",
+        "the transports to compare",
+    ) {
+        if list.get_ref().is_empty() {
+            c.err(
+                list.span(),
+                "`transports` must list at least one of \"sse\", \"ws\", \"poll\", \"long-poll\"",
+            );
+        }
+        for t in list.get_ref() {
+            match Transport::from_name(t.get_ref()) {
+                None => c.err(
+                    t.span(),
+                    format!(
+                        "unknown transport `{}`, expected one of `sse`, `ws`, `poll`, `long-poll`",
+                        t.get_ref()
+                    ),
+                ),
+                Some(tr) if transports.contains(&tr) => c.err(
+                    t.span(),
+                    format!("transport `{tr}` is listed twice in `transports`"),
+                ),
+                Some(tr) => transports.push(tr),
+            }
+        }
+    }
+
+    let duration = c.required(
+        &raw.duration,
+        &top,
+        "duration",
+        "the measured phase per transport, e.g. \"10s\"",
+    );
+    let duration = c.duration(
+        duration,
+        "duration",
+        Duration::from_secs(1),
+        Least::Positive,
+    );
+    let warmup = c.duration(raw.warmup.as_ref(), "warmup", Duration::ZERO, Least::Zero);
+    let drain = c.duration(
+        raw.drain.as_ref(),
+        "drain",
+        Duration::from_secs(5),
+        Least::Positive,
+    );
+
+    let clients = resolve_clients(&mut c, &raw.clients);
+    let feed = resolve_feed(&mut c, &raw.feed);
+
+    let (_, p) = section(&raw.poll);
+    let poll = Poll {
+        interval: c.duration(
+            p.interval.as_ref(),
+            "poll.interval",
+            Duration::from_secs(1),
+            Least::Positive,
+        ),
+        wait: c.duration(
+            p.wait.as_ref(),
+            "poll.wait",
+            Duration::from_secs(30),
+            Least::Positive,
+        ),
+        limit: c.integer(p.limit.as_ref(), "poll.limit", 1000, 1..=MAX_POLL_LIMIT),
+    };
+    if let Some(w) = &p.wait {
+        if poll.wait > MAX_LONG_POLL_WAIT {
+            c.err(
+                w.span(),
+                format!(
+                    "`poll.wait` must be at most {} (the server's longest long-poll wait)",
+                    humantime::format_duration(MAX_LONG_POLL_WAIT)
+                ),
+            );
+        }
+    }
+
+    let (_, s) = section(&raw.sse);
+    let sse = Sse {
+        keep_alive: c.duration(
+            s.keep_alive.as_ref(),
+            "sse.keep_alive",
+            Duration::from_secs(15),
+            Least::Positive,
+        ),
+    };
+
+    let churn = raw.churn.as_ref().map(|ch| {
+        let at = ch.span();
+        let ch = ch.get_ref();
+        let session = c.required(&ch.session, &at, "churn.session", "mean connected time");
+        let session = c.duration(
+            session,
+            "churn.session",
+            Duration::from_secs(10),
+            Least::Positive,
+        );
+        let pause = c.required(
+            &ch.pause,
+            &at,
+            "churn.pause",
+            "time away before reconnecting",
+        );
+        let pause = c.duration(pause, "churn.pause", Duration::ZERO, Least::Zero);
+        Churn { session, pause }
+    });
+
+    let (server_at, sv) = section(&raw.server);
+    let server = Server {
+        binary: sv.binary.as_ref().map(|b| {
+            if b.get_ref().is_empty() {
+                c.err(
+                    b.span(),
+                    "`server.binary` must not be empty; leave it out for the default",
+                );
+            }
+            PathBuf::from(b.get_ref())
+        }),
+        workers: c.integer(sv.workers.as_ref(), "server.workers", 1, 1..=MAX_WORKERS),
+        pin: sv.pin.as_ref().is_none_or(|p| *p.get_ref()),
+        max_connections: match &sv.max_connections {
+            None => 200_000,
+            Some(m) if *m.get_ref() >= 1 => m.get_ref().unsigned_abs(),
+            Some(m) => {
+                c.err(
+                    m.span(),
+                    format!(
+                        "`server.max_connections` must be at least 1, got {}",
+                        m.get_ref()
+                    ),
+                );
+                200_000
+            }
+        },
+    };
+
+    let target = raw
+        .target
+        .as_ref()
+        .map(|t| resolve_target(&mut c, t, raw, &transports, feed.topics));
+    if raw.target.is_some() {
+        if raw.server.is_some() {
+            c.err(
+                server_at,
+                "[server] configures the spawned feed-server and cannot be combined with [target], \
+                 which measures an external target instead",
+            );
+        }
+    } else if let Some(count) = raw
+        .clients
+        .as_ref()
+        .and_then(|cl| cl.get_ref().count.as_ref())
+    {
+        if u64::from(clients.count) > server.max_connections {
+            c.err(
+                count.span(),
+                format!(
+                    "`clients.count` ({}) exceeds `server.max_connections` ({}): the server would \
+                     refuse clients; raise `server.max_connections`",
+                    clients.count, server.max_connections
+                ),
+            );
+        }
+    }
+
+    if c.diags.is_empty() {
+        Ok(Scenario {
+            name,
+            description,
+            transports,
+            duration,
+            warmup,
+            drain,
+            clients,
+            feed,
+            poll,
+            sse,
+            churn,
+            server,
+            target,
+            sweep: None,
+            source: String::new(),
+            variants: Vec::new(),
+        })
+    } else {
+        Err(c.diags)
+    }
+}
+
+fn resolve_clients(c: &mut Check, raw: &S<RawClients>) -> Clients {
+    let (at, cl) = section(raw);
+    let count = c.required(
+        &cl.count,
+        &at,
+        "clients.count",
+        "the number of simulated clients",
+    );
+    let count = c.integer(count, "clients.count", 1, 1..=MAX_CLIENTS);
+    let ramp_up = c.duration(
+        cl.ramp_up.as_ref(),
+        "clients.ramp_up",
+        Duration::ZERO,
+        Least::Zero,
+    );
+    let zipf = matches!(
+        cl.topics.as_ref().map(|t| t.get_ref().as_str()),
+        Some("zipf")
+    );
+    if let Some(t) = &cl.topics {
+        if !matches!(t.get_ref().as_str(), "uniform" | "zipf") {
+            c.err(
+                t.span(),
+                format!(
+                    "unknown `clients.topics` {:?}, expected \"uniform\" or \"zipf\"",
+                    t.get_ref()
+                ),
+            );
+        }
+    }
+    let topics = if zipf {
+        TopicChoice::Zipf(c.rate(
+            cl.zipf_exponent.as_ref(),
+            "clients.zipf_exponent",
+            1.0,
+            false,
+        ))
+    } else {
+        if let Some(z) = &cl.zipf_exponent {
+            c.err(
+                z.span(),
+                "`clients.zipf_exponent` only applies with `clients.topics = \"zipf\"`",
+            );
+        }
+        TopicChoice::Uniform
+    };
+    let workers = c.integer(cl.workers.as_ref(), "clients.workers", 0, 0..=MAX_WORKERS);
+    Clients {
+        count,
+        ramp_up,
+        topics,
+        workers,
+    }
+}
+
+fn resolve_feed(c: &mut Check, raw: &S<RawFeed>) -> Feed {
+    let (at, f) = section(raw);
+    let topics = c.required(
+        &f.topics,
+        &at,
+        "feed.topics",
+        "the number of topics written",
+    );
+    let topics = c.integer(topics, "feed.topics", 1, 1..=MAX_TOPICS);
+    let lines_per_sec = c.required(
+        &f.lines_per_sec,
+        &at,
+        "feed.lines_per_sec",
+        "lines per second per topic",
+    );
+    // Zero means "bursts only", which only makes sense with a burst.
+    let lines_per_sec = c.rate(lines_per_sec, "feed.lines_per_sec", 1.0, f.burst.is_some());
+
+    let fallback = LineBytes { min: 1, max: 1 };
+    let line_bytes = match c.required(
+        &f.line_bytes,
+        &at,
+        "feed.line_bytes",
+        "e.g. 80 or { min = 40, max = 120 }",
+    ) {
+        None => fallback,
+        Some(lb) => {
+            let (min, max) = match *lb.get_ref() {
+                RawLineBytes::Fixed(n) => (n, n),
+                RawLineBytes::Range { min, max } => (min, max),
+            };
+            let in_range = |n: i64| (1..=i64::from(MAX_LINE_BYTES)).contains(&n);
+            if !in_range(min) || !in_range(max) {
+                c.err(
+                    lb.span(),
+                    format!(
+                        "`feed.line_bytes` must be between 1 and {MAX_LINE_BYTES} (the server's \
+                         largest line), got {min}..{max}"
+                    ),
+                );
+                fallback
+            } else if min > max {
+                c.err(
+                    lb.span(),
+                    format!("`feed.line_bytes`: min ({min}) is greater than max ({max})"),
+                );
+                fallback
+            } else {
+                // Both are in 1..=MAX_LINE_BYTES, so they fit.
+                LineBytes {
+                    min: u32::try_from(min).unwrap_or(1),
+                    max: u32::try_from(max).unwrap_or(1),
+                }
+            }
+        }
+    };
+    let history = c.integer(f.history.as_ref(), "feed.history", 10_000, 1..=u32::MAX);
+
+    let burst = f.burst.as_ref().map(|b| {
+        let at = b.span();
+        let b = b.get_ref();
+        let every = c.required(&b.every, &at, "feed.burst.every", "time between bursts");
+        let every = c.duration(every, "feed.burst.every", Duration::from_secs(10), Least::Positive);
+        let lines = c.required(&b.lines, &at, "feed.burst.lines", "lines per burst");
+        let lines = c.integer(lines, "feed.burst.lines", 1, 1..=u32::MAX);
+        let rate = c.required(&b.lines_per_sec, &at, "feed.burst.lines_per_sec", "rate within a burst");
+        let lines_per_sec = c.rate(rate, "feed.burst.lines_per_sec", 1.0, false);
+        // A burst that outlasts its period never ends: the feed would just run at the burst
+        // rate, which `feed.lines_per_sec` says more plainly.
+        let burst_secs = f64::from(lines) / lines_per_sec;
+        if let (Some(l), Some(_), Some(_)) = (&b.lines, &b.every, &b.lines_per_sec) {
+            if burst_secs >= every.as_secs_f64() {
+                c.err(
+                    l.span(),
+                    format!(
+                        "a burst of {lines} lines at {lines_per_sec} lines/s lasts {burst_secs:.3}s, \
+                         which is not shorter than `feed.burst.every` ({})",
+                        humantime::format_duration(every)
+                    ),
+                );
+            }
+        }
+        Burst {
+            every,
+            lines,
+            lines_per_sec,
+        }
+    });
+    Feed {
+        topics,
+        lines_per_sec,
+        line_bytes,
+        history,
+        burst,
+    }
+}
+
+/// Checks a URL template: scheme, authority, and `{topic}` as its only placeholder.
+fn check_url(c: &mut Check, url: &Spanned<String>, key: &str, scheme: &str, needs_topic: bool) {
+    let u = url.get_ref();
+    let Some(rest) = u.strip_prefix(scheme) else {
+        c.err(
+            url.span(),
+            format!(
+                "`target.{key}` must start with {scheme} (the load generator speaks plain \
+                 HTTP/1.1 and WebSocket, no TLS), got {u:?}"
+            ),
+        );
+        return;
+    };
+    if rest.split(['/', '?']).next().is_none_or(str::is_empty) {
+        c.err(url.span(), format!("`target.{key}` has no host, got {u:?}"));
+    }
+    let mut has_topic = false;
+    let mut tail = u.as_str();
+    while let Some(open) = tail.find('{') {
+        let Some(close) = tail[open..].find('}') else {
+            c.err(url.span(), format!("`target.{key}` has an unclosed `{{`"));
+            return;
+        };
+        let placeholder = &tail[open + 1..open + close];
+        if placeholder == "topic" {
+            has_topic = true;
+        } else {
+            c.err(
+                url.span(),
+                format!("`target.{key}` has an unknown placeholder `{{{placeholder}}}`, expected `{{topic}}`"),
+            );
+        }
+        tail = &tail[open + close + 1..];
+    }
+    if needs_topic && !has_topic {
+        c.err(
+            url.span(),
+            format!(
+                "`target.{key}` needs a `{{topic}}` placeholder: the feed has several topics and \
+                 each client reads one"
+            ),
+        );
+    }
+}
+
+fn resolve_target(
+    c: &mut Check,
+    raw_target: &Spanned<RawTarget>,
+    raw: &RawScenario,
+    transports: &[Transport],
+    topics: u32,
+) -> Target {
+    let t = raw_target.get_ref();
+    let needs_topic = topics > 1;
+    if let Some(base) = &t.base_url {
+        if base.get_ref().contains(['{', '}']) {
+            c.err(
+                base.span(),
+                "`target.base_url` must not contain placeholders: the topic's path is appended",
+            );
+        } else {
+            check_url(c, base, "base_url", "http://", false);
+        }
+    }
+    let base = t
+        .base_url
+        .as_ref()
+        .map(|b| b.get_ref().trim_end_matches('/').to_string());
+    // The paths `feed-server` serves, so that `base_url` is enough for another feed-server.
+    let derive = |suffix: &str, ws: bool| {
+        base.as_ref().map(|b| {
+            let b = if ws {
+                format!("ws://{}", b.strip_prefix("http://").unwrap_or(b))
+            } else {
+                b.clone()
+            };
+            format!("{b}/{{topic}}/logs{suffix}")
+        })
+    };
+    let mut url = |value: &S<String>, key: &str, scheme: &str, derived: Option<String>| match value
+    {
+        Some(v) => {
+            check_url(c, v, key, scheme, needs_topic);
+            Some(v.get_ref().clone())
+        }
+        None => derived,
+    };
+    let target = Target {
+        sse_url: url(&t.sse_url, "sse_url", "http://", derive("/events", false)),
+        ws_url: url(&t.ws_url, "ws_url", "ws://", derive("/ws", true)),
+        poll_url: url(&t.poll_url, "poll_url", "http://", derive("", false)),
+        publish_url: url(&t.publish_url, "publish_url", "http://", None),
+    };
+    if let Some(list) = &raw.transports {
+        for entry in list.get_ref() {
+            let (has, key) = match Transport::from_name(entry.get_ref()) {
+                Some(Transport::Sse) => (target.sse_url.is_some(), "sse_url"),
+                Some(Transport::Ws) => (target.ws_url.is_some(), "ws_url"),
+                Some(Transport::Poll | Transport::LongPoll) => {
+                    (target.poll_url.is_some(), "poll_url")
+                }
+                None => continue,
+            };
+            if !has && transports.iter().any(|tr| tr.as_str() == entry.get_ref()) {
+                c.err(
+                    entry.span(),
+                    format!(
+                        "transport `{}` needs `target.{key}` (or `target.base_url`) in external-target mode",
+                        entry.get_ref()
+                    ),
+                );
+            }
+        }
+    }
+    target
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sweeps.
+
+/// The fields a sweep may vary: every numeric or duration field.
+pub const SWEEPABLE_FIELDS: &[&str] = &[
+    "duration",
+    "warmup",
+    "drain",
+    "clients.count",
+    "clients.ramp_up",
+    "clients.zipf_exponent",
+    "clients.workers",
+    "feed.topics",
+    "feed.lines_per_sec",
+    "feed.line_bytes",
+    "feed.history",
+    "feed.burst.every",
+    "feed.burst.lines",
+    "feed.burst.lines_per_sec",
+    "poll.interval",
+    "poll.wait",
+    "poll.limit",
+    "sse.keep_alive",
+    "churn.session",
+    "churn.pause",
+    "server.workers",
+    "server.max_connections",
+];
+
+/// Why a sweep value could not be put in place.
+enum PatchError {
+    /// Not in [`SWEEPABLE_FIELDS`].
+    Unknown,
+    /// The field's optional section is not in the file.
+    NoSection(&'static str),
+    /// The value does not fit the field's type.
+    Type(String),
+}
+
+/// Puts `value` (a deserialized TOML value) into `slot`, spanned at the sweep value, so that
+/// problems with it point into `[sweep] values`.
+fn set<T: DeserializeOwned>(
+    slot: &mut S<T>,
+    value: &Spanned<toml::Value>,
+) -> Result<(), PatchError> {
+    let v = T::deserialize(value.get_ref().clone())
+        .map_err(|e| PatchError::Type(e.message().to_string()))?;
+    *slot = Some(Spanned::new(value.span(), v));
+    Ok(())
+}
+
+/// A section to put a swept value into, created empty if the file has none (its fields have
+/// defaults, or `resolve` reports them missing).
+fn sec<T: Default>(s: &mut S<T>) -> &mut T {
+    s.get_or_insert_with(|| Spanned::new(0..0, T::default()))
+        .get_mut()
+}
+
+fn burst(raw: &mut RawScenario) -> Result<&mut RawBurst, PatchError> {
+    sec(&mut raw.feed)
+        .burst
+        .as_mut()
+        .map(Spanned::get_mut)
+        .ok_or(PatchError::NoSection("feed.burst"))
+}
+
+fn churn(raw: &mut RawScenario) -> Result<&mut RawChurn, PatchError> {
+    raw.churn
+        .as_mut()
+        .map(Spanned::get_mut)
+        .ok_or(PatchError::NoSection("churn"))
+}
+
+fn patch(
+    raw: &mut RawScenario,
+    field: &str,
+    value: &Spanned<toml::Value>,
+) -> Result<(), PatchError> {
+    match field {
+        "duration" => set(&mut raw.duration, value),
+        "warmup" => set(&mut raw.warmup, value),
+        "drain" => set(&mut raw.drain, value),
+        "clients.count" => set(&mut sec(&mut raw.clients).count, value),
+        "clients.ramp_up" => set(&mut sec(&mut raw.clients).ramp_up, value),
+        "clients.zipf_exponent" => set(&mut sec(&mut raw.clients).zipf_exponent, value),
+        "clients.workers" => set(&mut sec(&mut raw.clients).workers, value),
+        "feed.topics" => set(&mut sec(&mut raw.feed).topics, value),
+        "feed.lines_per_sec" => set(&mut sec(&mut raw.feed).lines_per_sec, value),
+        "feed.line_bytes" => set(&mut sec(&mut raw.feed).line_bytes, value),
+        "feed.history" => set(&mut sec(&mut raw.feed).history, value),
+        "feed.burst.every" => set(&mut burst(raw)?.every, value),
+        "feed.burst.lines" => set(&mut burst(raw)?.lines, value),
+        "feed.burst.lines_per_sec" => set(&mut burst(raw)?.lines_per_sec, value),
+        "poll.interval" => set(&mut sec(&mut raw.poll).interval, value),
+        "poll.wait" => set(&mut sec(&mut raw.poll).wait, value),
+        "poll.limit" => set(&mut sec(&mut raw.poll).limit, value),
+        "sse.keep_alive" => set(&mut sec(&mut raw.sse).keep_alive, value),
+        "churn.session" => set(&mut churn(raw)?.session, value),
+        "churn.pause" => set(&mut churn(raw)?.pause, value),
+        "server.workers" => set(&mut sec(&mut raw.server).workers, value),
+        "server.max_connections" => set(&mut sec(&mut raw.server).max_connections, value),
+        _ => Err(PatchError::Unknown),
+    }
+}
+
+/// How a sweep value appears in labels: as written, without quotes.
+fn value_label(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Resolves each concrete scenario of a sweep. Problems go to `diags`: those every value shares
+/// once, the others prefixed with the sweep value that causes them. Problems the file has
+/// without the sweep (`base`) are already in `diags` and not repeated.
+fn expand_raw_sweep(
+    raw: &RawScenario,
+    sweep: &Spanned<RawSweep>,
+    default_name: &str,
+    diags: &mut Vec<Diag>,
+) -> (Vec<(String, Scenario)>, Option<Sweep>) {
+    let base_diags = diags.clone();
+    let at = sweep.span();
+    let sw = sweep.get_ref();
+    let mut c = Check::default();
+    let field = c.required(
+        &sw.field,
+        &at,
+        "sweep.field",
+        "the dotted path of the field to vary",
+    );
+    let values = c.required(
+        &sw.values,
+        &at,
+        "sweep.values",
+        "the values the field takes",
+    );
+    let (Some(field), Some(values)) = (field, values) else {
+        diags.extend(c.diags);
+        return (Vec::new(), None);
+    };
+    let name = field.get_ref().as_str();
+    if !SWEEPABLE_FIELDS.contains(&name) {
+        c.err(
+            field.span(),
+            format!(
+                "unknown sweep field `{name}`, expected one of {}",
+                SWEEPABLE_FIELDS
+                    .iter()
+                    .map(|f| format!("`{f}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+    }
+    if values.get_ref().is_empty() {
+        c.err(values.span(), "`sweep.values` must not be empty");
+    }
+    if !c.diags.is_empty() {
+        diags.extend(c.diags);
+        return (Vec::new(), None);
+    }
+
+    let mut variants = Vec::new();
+    let mut labels: Vec<String> = Vec::new();
+    let mut resolved_values = Vec::new();
+    for value in values.get_ref() {
+        let label = format!("{name}={}", value_label(value.get_ref()));
+        if labels.contains(&label) {
+            c.err(
+                value.span(),
+                format!(
+                    "sweep value `{}` is listed twice",
+                    value_label(value.get_ref())
+                ),
+            );
+            continue;
+        }
+        labels.push(label.clone());
+        let sweep_value = match value.get_ref() {
+            toml::Value::Integer(i) => SweepValue::Integer(*i),
+            toml::Value::Float(x) => SweepValue::Float(*x),
+            // A bad duration is reported when the concrete scenario is resolved below.
+            toml::Value::String(s) => {
+                SweepValue::Duration(humantime::parse_duration(s.trim()).unwrap_or_default())
+            }
+            other => {
+                c.err(
+                    value.span(),
+                    format!(
+                        "sweep values must be numbers or duration strings, got {}",
+                        other.type_str()
+                    ),
+                );
+                continue;
+            }
+        };
+        let mut patched = raw.clone();
+        patched.sweep = None;
+        match patch(&mut patched, name, value) {
+            Ok(()) => {}
+            Err(PatchError::Unknown) => {
+                unreachable_field(&mut c, field);
+                break;
+            }
+            Err(PatchError::NoSection(section)) => {
+                c.err(
+                    field.span(),
+                    format!(
+                        "sweep field `{name}` is in [{section}], which this file does not have"
+                    ),
+                );
+                break;
+            }
+            Err(PatchError::Type(msg)) => {
+                c.err(value.span(), format!("sweep value for `{name}`: {msg}"));
+                continue;
+            }
+        }
+        match resolve(&patched, default_name) {
+            Ok(sc) => {
+                resolved_values.push(sweep_value);
+                variants.push((label, sc));
+            }
+            Err(found) => {
+                for d in found {
+                    if !base_diags.contains(&d) {
+                        c.err(d.span, format!("with sweep `{label}`: {}", d.message));
+                    }
+                }
+            }
+        }
+    }
+    diags.extend(c.diags);
+    let sweep = Sweep {
+        field: name.to_string(),
+        values: resolved_values,
+    };
+    (variants, Some(sweep))
+}
+
+/// A field in [`SWEEPABLE_FIELDS`] that [`patch`] does not know: a bug here, not in the file;
+/// reported rather than panicking.
+fn unreachable_field(c: &mut Check, field: &Spanned<String>) {
+    c.err(
+        field.span(),
+        format!(
+            "internal error: sweep field `{}` is listed but not handled",
+            field.get_ref()
+        ),
+    );
+}

@@ -1,0 +1,188 @@
+//! One worker's measurements: the [`Recorder`] (histograms and counters) plus what the
+//! clients report as they go. Clients of a worker share it through `Rc<RefCell<_>>`: a worker
+//! is one thread, so no locking, and no histogram per connection (each costs ~140 KB).
+
+use std::collections::BTreeMap;
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use crate::clients::SessionEnd;
+use crate::record::{ClientSeqTracker, IntervalRecorder, Recorder, SeqOutcome};
+use crate::wire::{tcp_info_bytes, Counted};
+
+/// Distinct disconnect reasons kept (the rest are counted under "other").
+const MAX_REASONS: usize = 32;
+
+/// A worker's measurements.
+pub struct Stats {
+    pub recorder: Recorder,
+    /// The current one-second interval, taken by the worker's ticker.
+    pub interval: IntervalRecorder,
+    /// Connections open now.
+    pub open_connections: u64,
+    /// Lines that were delivered as catch-up (scheduled before their session connected):
+    /// counted for loss, kept out of the latency histogram.
+    pub catch_up: u64,
+    /// Kernel's TCP_INFO totals of closed sockets, to cross-check the counted bytes.
+    pub kernel_bytes_down: u64,
+    pub kernel_bytes_up: u64,
+    /// Sockets whose TCP_INFO could not be read.
+    pub tcp_info_errors: u64,
+    /// Why sessions failed, with counts.
+    pub failure_reasons: BTreeMap<String, u64>,
+    pub clients_done: u32,
+}
+
+/// A reason's kind, so reasons aggregate: long numbers (seqs, ports, sizes) become `#`;
+/// short ones (HTTP statuses, close codes) stay.
+fn reason_key(reason: &str) -> String {
+    let mut key = String::new();
+    let mut digits = String::new();
+    let flush = |key: &mut String, digits: &mut String| {
+        if digits.len() > 4 {
+            key.push('#');
+        } else {
+            key.push_str(digits);
+        }
+        digits.clear();
+    };
+    for c in reason.chars().take(160) {
+        if c.is_ascii_digit() {
+            digits.push(c);
+        } else {
+            flush(&mut key, &mut digits);
+            key.push(c);
+        }
+    }
+    flush(&mut key, &mut digits);
+    key
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats::new()
+    }
+}
+
+impl Stats {
+    pub fn new() -> Self {
+        Stats {
+            recorder: Recorder::new(),
+            interval: IntervalRecorder::new(),
+            open_connections: 0,
+            catch_up: 0,
+            kernel_bytes_down: 0,
+            kernel_bytes_up: 0,
+            tcp_info_errors: 0,
+            failure_reasons: BTreeMap::new(),
+            clients_done: 0,
+        }
+    }
+
+    pub fn record_connect(&mut self, d: Duration) {
+        self.recorder.counters_mut().connects_ok += 1;
+        self.recorder.record_connect_us(d.as_micros() as u64);
+    }
+
+    pub fn record_first_event(&mut self, d: Duration) {
+        self.recorder.record_first_event_us(d.as_micros() as u64);
+    }
+
+    /// Counts a received line; `latency_ns` is `None` for lines kept out of the latency
+    /// histogram (warm-up, catch-up).
+    pub fn count_line(&mut self, outcome: SeqOutcome, latency_ns: Option<u64>) {
+        self.recorder.counters_mut().record_outcome(outcome);
+        match latency_ns {
+            Some(ns) => {
+                // Round up: a sub-microsecond delivery still took time.
+                let us = ns.div_ceil(1000).max(1);
+                self.recorder.record_latency_us(us);
+                self.interval.record_latency_us(us);
+            }
+            None if outcome != SeqOutcome::Duplicate => self.interval.record_delivery(),
+            None => {}
+        }
+    }
+
+    pub fn count_catch_up(&mut self) {
+        self.catch_up += 1;
+    }
+
+    pub fn count_poll(&mut self, empty: bool) {
+        let c = self.recorder.counters_mut();
+        c.polls += 1;
+        if empty {
+            c.polls_empty += 1;
+        }
+    }
+
+    fn reason(&mut self, reason: &str) {
+        let key = reason_key(reason);
+        if self.failure_reasons.len() < MAX_REASONS || self.failure_reasons.contains_key(&key) {
+            *self.failure_reasons.entry(key).or_default() += 1;
+        } else {
+            *self.failure_reasons.entry("other".into()).or_default() += 1;
+        }
+    }
+
+    /// A connection could not be made; the client retries.
+    pub fn connect_failed(&mut self, reason: String) -> SessionEnd {
+        self.recorder.counters_mut().connect_errors += 1;
+        self.reason(&reason);
+        SessionEnd::Failed(reason)
+    }
+
+    pub fn count_disconnect(&mut self, reason: &str) {
+        self.recorder.counters_mut().disconnects += 1;
+        self.reason(reason);
+    }
+
+    pub fn connection_opened(&mut self) {
+        self.open_connections += 1;
+    }
+
+    pub fn connection_closed(&mut self) {
+        self.open_connections = self.open_connections.saturating_sub(1);
+    }
+
+    /// Adds a socket's counted bytes and the kernel's view of them, just before it closes.
+    pub fn socket_closed<S: AsRawFd>(&mut self, socket: &Counted<S>) {
+        let c = self.recorder.counters_mut();
+        c.bytes_down += socket.bytes_down;
+        c.bytes_up += socket.bytes_up;
+        match tcp_info_bytes(socket.get_ref()) {
+            Ok(k) => {
+                self.kernel_bytes_down += k.bytes_received;
+                self.kernel_bytes_up += k.bytes_up();
+            }
+            Err(_) => self.tcp_info_errors += 1,
+        }
+    }
+
+    /// Settles a client's account: what it should have received and what it missed.
+    pub fn finish_client(&mut self, tracker: &mut ClientSeqTracker, final_seq: Option<u64>) {
+        // Without a final seq the run stopped before the step finished: only gaps count.
+        if let Some(f) = final_seq {
+            tracker.finish(f);
+        }
+        self.recorder.counters_mut().account_tracker(tracker);
+        self.clients_done += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_keep_statuses_and_drop_seqs() {
+        assert_eq!(
+            reason_key("HTTP 404 from the event stream"),
+            "HTTP 404 from the event stream"
+        );
+        assert_eq!(
+            reason_key("server dropped us as lagged: {\"missing_from\":123456}"),
+            "server dropped us as lagged: {\"missing_from\":#}"
+        );
+    }
+}

@@ -1,0 +1,155 @@
+//! End to end: `pushbench run scenarios/smoke.toml` against the real `feed-server`, every
+//! transport, checked for zero loss and consistent figures.
+//!
+//! Needs the `feed-server` binary built beside `pushbench` (scripts/test.sh builds all binaries
+//! before testing); the test fails, rather than skips, when it is missing.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use pushbench::results::{decode_histogram, Summary, SCHEMA_VERSION};
+
+fn target_dir() -> PathBuf {
+    // .../target/debug/deps/e2e_smoke-HASH → .../target/debug
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf()
+}
+
+#[test]
+fn smoke_run_delivers_everything_on_every_transport() {
+    let pushbench = PathBuf::from(env!("CARGO_BIN_EXE_pushbench"));
+    let server = target_dir().join("feed-server");
+    assert!(
+        server.exists(),
+        "{} is missing: build it first (cargo build --workspace --bins)",
+        server.display()
+    );
+    let out = tempdir();
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/smoke.toml");
+    let status = Command::new(&pushbench)
+        .arg("run")
+        .arg(&scenario)
+        .arg("--quiet")
+        .arg("--out")
+        .arg(&out)
+        .arg("--server-binary")
+        .arg(&server)
+        .status()
+        .expect("run pushbench");
+    assert!(status.success(), "pushbench run failed: {status}");
+
+    let run_dir = std::fs::read_dir(out.join("smoke"))
+        .expect("results/smoke exists")
+        .next()
+        .expect("one run folder")
+        .expect("readable")
+        .path();
+    let summary: Summary = serde_json::from_str(
+        &std::fs::read_to_string(run_dir.join("summary.json")).expect("summary.json"),
+    )
+    .expect("summary.json parses");
+    assert_eq!(summary.schema_version, SCHEMA_VERSION);
+    assert!(run_dir.join("scenario.toml").exists());
+    assert!(run_dir.join("environment.json").exists());
+    assert!(!summary.interrupted);
+    let transports: Vec<&str> = summary.runs.iter().map(|r| r.transport.as_str()).collect();
+    assert_eq!(transports, ["sse", "ws", "poll", "long-poll"]);
+
+    for r in &summary.runs {
+        let t = &r.transport;
+        assert_eq!(r.status, "ok", "{t}: {}", r.status);
+        let e = &r.events;
+        assert!(e.expected > 0, "{t}: nothing expected");
+        assert_eq!(e.lost, 0, "{t}: lost events");
+        assert_eq!(e.duplicated, 0, "{t}: duplicates");
+        assert_eq!(e.out_of_order, 0, "{t}: out of order");
+        assert_eq!(e.delivered, e.expected, "{t}: delivered != expected");
+        assert!(r.latency_us.count > 0, "{t}: no latency samples");
+        assert!(r.latency_us.p50 <= r.latency_us.p99 && r.latency_us.p99 <= r.latency_us.max);
+        assert_eq!(
+            r.connections.connects_ok,
+            u64::from(r.connections.clients),
+            "{t}: every client connects once"
+        );
+        // Wire bytes: counted at the socket, within 2% of the kernel's TCP_INFO counters.
+        let w = &r.wire;
+        assert!(w.bytes_down > 0 && w.bytes_up > 0, "{t}: no bytes counted");
+        assert_eq!(w.tcp_info_errors, 0, "{t}: TCP_INFO unreadable");
+        assert!(
+            w.kernel_diff_down_pct.abs() <= 2.0,
+            "{t}: down differs from kernel by {}%",
+            w.kernel_diff_down_pct
+        );
+        assert!(
+            w.kernel_diff_up_pct.abs() <= 2.0,
+            "{t}: up differs from kernel by {}%",
+            w.kernel_diff_up_pct
+        );
+        // Every event carries at least its JSON payload (~70 bytes + line).
+        assert!(
+            w.bytes_down_per_event > 60.0,
+            "{t}: {} B/event is below the payload size",
+            w.bytes_down_per_event
+        );
+        assert!(
+            r.server.rss_connected_bytes > 0 && r.server.cpu_us > 0,
+            "{t}: server not sampled"
+        );
+        assert!(
+            r.server.exit.contains("exit status: 0") || r.server.exit.contains("exit code: 0"),
+            "{t}: server exit {}",
+            r.server.exit
+        );
+        // Histograms embedded in the summary decode to the same counts.
+        let h = decode_histogram(&r.histograms["latency_us"]).expect("latency histogram");
+        assert_eq!(h.len(), r.latency_us.count);
+        for f in r.files.values() {
+            assert!(run_dir.join(f).exists(), "{t}: {f} listed but missing");
+        }
+        assert!(run_dir.join(&r.files["latency_hgrm"]).exists());
+        if t.contains("poll") {
+            let p = r.poll.as_ref().expect("poll stats");
+            assert!(p.requests > 0);
+        }
+    }
+    // Polling pays headers on every request: more bytes up per event than a stream.
+    let up = |t: &str| {
+        summary
+            .runs
+            .iter()
+            .find(|r| r.transport == t)
+            .unwrap()
+            .wire
+            .bytes_up_per_event
+    };
+    assert!(
+        up("poll") > up("sse"),
+        "poll {} vs sse {}",
+        up("poll"),
+        up("sse")
+    );
+
+    // `pushbench report` reads the saved data back.
+    let report = Command::new(&pushbench)
+        .arg("report")
+        .arg(&run_dir)
+        .output()
+        .expect("run pushbench report");
+    assert!(report.status.success());
+    let text = String::from_utf8_lossy(&report.stdout);
+    assert!(
+        text.contains("long-poll") && text.contains("smoke"),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+fn tempdir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pushbench-e2e-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}

@@ -1,0 +1,379 @@
+//! Charts and reports render from a fixture run.
+//!
+//! `tests/fixtures/report_run/summary.json` holds a crafted four-transport run without its
+//! histograms; each test copies it into a fresh folder and adds real HdrHistograms (made here
+//! from a seeded distribution, encoded with `results::encode_histogram`) and time series, so
+//! the repository carries no large base64 blobs.
+
+use std::path::{Path, PathBuf};
+
+use hdrhistogram::Histogram;
+use pushbench::report::{self, ReportError};
+use pushbench::results::{encode_histogram, Environment, Percentiles, Summary, TransportResult};
+use serde_json::Value;
+
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/report_run/summary.json"
+);
+
+/// A fresh, empty folder for one test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("report_render")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Deterministic pseudo-random numbers in [0, 1) (xorshift64*), so charts are reproducible.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Roughly log-normal around `median`, with a heavier tail for a realistic spectrum.
+    fn latency(&mut self, median: f64) -> u64 {
+        let z: f64 = (0..12).map(|_| self.next()).sum::<f64>() - 6.0;
+        let tail = if self.next() < 0.01 {
+            4.0 + 20.0 * self.next()
+        } else {
+            1.0
+        };
+        (median * (0.45 * z).exp() * tail).max(1.0) as u64
+    }
+}
+
+fn histogram(rng: &mut Rng, median_us: f64, n: usize) -> Histogram<u64> {
+    let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).unwrap();
+    for _ in 0..n {
+        h.record(rng.latency(median_us)).unwrap();
+    }
+    h
+}
+
+/// The fixture laid over default values, so fields added to the schema later do not break
+/// these tests (the report only reads what it knows).
+fn load_fixture() -> Summary {
+    fn overlay(base: &mut Value, top: Value) {
+        match (base, top) {
+            (Value::Object(b), Value::Object(t)) => {
+                for (k, v) in t {
+                    match b.get_mut(&k) {
+                        Some(slot) => overlay(slot, v),
+                        None => {
+                            b.insert(k, v);
+                        }
+                    }
+                }
+            }
+            (slot, v) => *slot = v,
+        }
+    }
+    let mut fixture: Value =
+        serde_json::from_str(&std::fs::read_to_string(FIXTURE).unwrap()).unwrap();
+    let runs = fixture["runs"].take();
+    let mut env = serde_json::to_value(Environment::default()).unwrap();
+    overlay(&mut env, fixture["environment"].take());
+    fixture["environment"] = env;
+    fixture["runs"] = Value::Array(
+        runs.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let mut base = serde_json::to_value(TransportResult::default()).unwrap();
+                overlay(&mut base, r.clone());
+                base
+            })
+            .collect(),
+    );
+    serde_json::from_value(fixture).unwrap()
+}
+
+/// Fills in histograms and writes the time series of every run, then the summary.
+fn complete(mut s: Summary, dir: &Path, seed: u64, slowdown: f64) -> Summary {
+    let mut rng = Rng(seed);
+    for r in &mut s.runs {
+        let median = slowdown
+            * match r.transport.as_str() {
+                "sse" => 1_900.0,
+                "ws" => 1_700.0,
+                "poll" => 48_000.0,
+                _ => 3_400.0,
+            };
+        let latency = histogram(&mut rng, median, 20_000);
+        let connect = histogram(&mut rng, r.connect_us.p50 as f64, 1_000);
+        r.latency_us = Percentiles::of(&latency);
+        r.connect_us = Percentiles::of(&connect);
+        r.histograms
+            .insert("latency_us".into(), encode_histogram(&latency));
+        r.histograms
+            .insert("connect_us".into(), encode_histogram(&connect));
+
+        let Some(rel) = r.files.get("timeseries") else {
+            continue;
+        };
+        let path = dir.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let rss0 = r.server.rss_baseline_bytes as f64;
+        let rows: Vec<String> = (1..=70)
+            .map(|t| {
+                let connected = (t as f64 / 5.0).min(1.0);
+                let deliveries = if t > 5 { 10_000 + (rng.next() * 400.0) as u64 } else { 0 };
+                format!(
+                    "{{\"t_s\":{t}.0,\"deliveries\":{deliveries},\"latency_p50_us\":{},\"latency_p99_us\":{},\
+                     \"connections\":{},\"clients_done\":0,\"server_rss_bytes\":{},\"server_cpu_cores\":0.3,\
+                     \"loadgen_cpu_cores\":0.4}}",
+                    (median * (0.9 + 0.2 * rng.next())) as u64,
+                    (median * (3.0 + 2.0 * rng.next())) as u64,
+                    (1000.0 * connected) as u64,
+                    (rss0 + connected * r.server.rss_per_connection_bytes * 1000.0) as u64,
+                )
+            })
+            .collect();
+        std::fs::write(&path, rows.join("\n") + "\n").unwrap();
+    }
+    std::fs::write(
+        dir.join("summary.json"),
+        serde_json::to_string_pretty(&s).unwrap(),
+    )
+    .unwrap();
+    s
+}
+
+fn fixture_run(name: &str) -> PathBuf {
+    let dir = scratch(name);
+    complete(load_fixture(), &dir, 7, 1.0);
+    dir
+}
+
+fn assert_png(path: &Path) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(
+        bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
+        "{} is not a PNG",
+        path.display()
+    );
+    assert!(
+        bytes.len() > 10_000,
+        "{} is suspiciously small",
+        path.display()
+    );
+}
+
+/// The text content of an SVG's `<text>` elements (plotters puts it on its own line).
+fn svg_texts(svg: &str) -> Vec<String> {
+    svg.split("<text")
+        .skip(1)
+        .filter_map(|t| {
+            let start = t.find('>')? + 1;
+            let end = t.find("</text>")?;
+            Some(t[start..end].trim().to_string())
+        })
+        .collect()
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn charts_and_both_reports_render_from_a_fixture_run() {
+    let dir = fixture_run("run");
+    let files = report::write_report(&dir).unwrap();
+
+    let names: Vec<&str> = files.charts.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "latency_spectrum",
+            "wire_bytes",
+            "server_cost",
+            "timeseries"
+        ]
+    );
+    for chart in &files.charts {
+        assert_png(&chart.png);
+        let svg = read(&chart.svg);
+        assert!(svg.contains("<svg"), "{}", chart.svg.display());
+        let texts = svg_texts(&svg);
+        for t in ["sse", "ws", "poll", "long-poll"] {
+            assert!(
+                texts.iter().any(|x| x == t),
+                "{} lacks {t}: {texts:?}",
+                chart.svg.display()
+            );
+        }
+    }
+
+    let md = read(&files.markdown);
+    assert!(
+        md.contains("| metric | sse | ws | poll | long-poll | claim | why |"),
+        "{md}"
+    );
+    assert!(md.contains("![Delivery latency by percentile"));
+    assert!(md.contains("(charts/latency_spectrum.png)"));
+    assert!(md.contains("Intel(R) Xeon(R) CPU @ 2.20GHz (2 cores)"));
+    assert!(md.contains("3f2a9c1d0e7b"));
+    // The fixture's WebSocket frames are smaller than SSE's: that metric must not hold.
+    assert!(md.contains("bytes/event down") && md.contains("✘ not held"));
+
+    let html = read(&files.html);
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert!(html.contains("<th>metric</th><th class=\"num\">sse</th>"));
+    assert!(html.contains("class=\"notheld\""));
+    assert_eq!(html.matches("src=\"data:image/svg+xml;base64,").count(), 4);
+    for external in ["src=\"http", "href=\"http", "src='http", "<link", "<script"] {
+        assert!(
+            !html.contains(external),
+            "report.html refers to an outside asset: {external}"
+        );
+    }
+    assert!(!html.contains("src=\"charts/"));
+}
+
+#[test]
+fn sweep_runs_get_a_sweep_chart() {
+    let dir = scratch("sweep");
+    let base = load_fixture();
+    let mut s = base.clone();
+    s.runs.clear();
+    for (count, grow) in [(100u32, 1.0), (1_000, 1.3), (10_000, 2.2)] {
+        for r in &base.runs {
+            let mut r = r.clone();
+            let label = format!("clients.count={count}");
+            r.files.insert(
+                "timeseries".into(),
+                format!("{}-clients.count_{count}/timeseries.jsonl", r.transport),
+            );
+            r.sweep = Some(label);
+            r.connections.clients = count;
+            r.server.rss_per_connection_bytes *= grow;
+            r.server.cpu_us_per_event *= grow;
+            s.runs.push(r);
+        }
+    }
+    complete(s, &dir, 11, 1.0);
+    let files = report::write_report(&dir).unwrap();
+    let sweep = files
+        .charts
+        .iter()
+        .find(|c| c.name == "sweep")
+        .expect("a sweep chart");
+    assert_png(&sweep.png);
+    let texts = svg_texts(&read(&sweep.svg));
+    assert!(
+        texts.iter().any(|t| t.starts_with("clients.count")),
+        "{texts:?}"
+    );
+    // The swept values label the x axis as the scenario wrote them.
+    for n in ["100", "1000", "10000"] {
+        assert!(texts.iter().any(|t| t == n), "{texts:?}");
+    }
+    // The per-run charts show the largest swept value.
+    let spectrum = files
+        .charts
+        .iter()
+        .find(|c| c.name == "latency_spectrum")
+        .unwrap();
+    assert!(
+        spectrum.title.ends_with("at clients.count=10000"),
+        "{}",
+        spectrum.title
+    );
+    let md = read(&files.markdown);
+    for n in ["100", "1000", "10000"] {
+        assert!(
+            md.contains(&format!("### clients.count={n}: held on")),
+            "{md}"
+        );
+    }
+}
+
+#[test]
+fn compare_prints_and_charts_differences() {
+    let a = fixture_run("compare_a");
+    let b = scratch("compare_b");
+    let mut sb = load_fixture();
+    sb.run_id = "20261130T031500Z".into();
+    for r in &mut sb.runs {
+        r.wire.bytes_down_per_event *= 0.8;
+    }
+    complete(sb, &b, 99, 1.5);
+    let out = scratch("compare_out");
+    let table = report::compare(&a, &b, &out).unwrap();
+    assert!(table.contains("ci-logs-1k/20261129T031500Z"));
+    assert!(table.contains("ci-logs-1k/20261130T031500Z"));
+    let line = table
+        .lines()
+        .find(|l| l.starts_with("sse") && l.contains("bytes/event down"))
+        .expect("a bytes/event down row for sse");
+    assert!(line.contains("-20.0%") && line.contains("better"), "{line}");
+    assert!(
+        table.contains("worse"),
+        "latency got 1.5 times slower in B:\n{table}"
+    );
+
+    let md = read(&out.join("compare.md"));
+    assert!(md.contains("| run | metric | A | B | B vs A |"));
+    for name in ["compare_latency_spectrum", "compare_metrics"] {
+        assert_png(&out.join("charts").join(format!("{name}.png")));
+        assert!(md.contains(&format!("(charts/{name}.png)")));
+        let texts = svg_texts(&read(&out.join("charts").join(format!("{name}.svg"))));
+        assert!(texts.iter().any(|t| t.starts_with("sse")), "{texts:?}");
+    }
+}
+
+#[test]
+fn failed_and_empty_runs_still_report() {
+    let dir = scratch("failed");
+    let mut s = load_fixture();
+    s.runs[1].status = "server exited with status 101".into();
+    // A run that never delivered: no latency samples, no time series.
+    s.runs[3].files.clear();
+    let mut s = complete(s, &dir, 3, 1.0);
+    s.runs[3].histograms.clear();
+    s.runs[3].latency_us = Percentiles::default();
+    std::fs::write(dir.join("summary.json"), serde_json::to_string(&s).unwrap()).unwrap();
+
+    let files = report::write_report(&dir).unwrap();
+    let md = read(&files.markdown);
+    assert!(
+        md.contains("ws failed (server exited with status 101): excluded"),
+        "{md}"
+    );
+    assert!(md.contains("long-poll: only 0 latency samples"), "{md}");
+    assert!(
+        md.contains("| metric | sse | poll | long-poll | claim | why |"),
+        "{md}"
+    );
+    let spectrum = files
+        .charts
+        .iter()
+        .find(|c| c.name == "latency_spectrum")
+        .unwrap();
+    let texts = svg_texts(&read(&spectrum.svg));
+    assert!(
+        !texts.iter().any(|t| t == "ws" || t == "long-poll"),
+        "{texts:?}"
+    );
+    assert!(texts.iter().any(|t| t == "sse"));
+}
+
+#[test]
+fn a_folder_without_summary_is_a_clear_error() {
+    let dir = scratch("empty");
+    let err = report::write_report(&dir).unwrap_err();
+    assert!(matches!(err, ReportError::Io { .. }), "{err:?}");
+    assert!(err.to_string().contains("summary.json"), "{err}");
+
+    std::fs::write(dir.join("summary.json"), "{\"schema\": \"something else\"}").unwrap();
+    let err = report::write_report(&dir).unwrap_err();
+    assert!(matches!(err, ReportError::Summary { .. }), "{err:?}");
+}

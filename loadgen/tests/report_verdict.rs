@@ -1,0 +1,254 @@
+//! The verdict on "SSE > WebSocket > polling", on crafted summaries.
+
+use pushbench::report::{verdict, CaveatKind, Claim, Metric};
+use pushbench::results::{Percentiles, Summary, TransportResult};
+
+/// A successful run whose every metric equals `v` (in each metric's unit), with enough
+/// samples and no defects, so each test changes only what it is about.
+fn run(transport: &str, v: f64) -> TransportResult {
+    let p = |x: f64| Percentiles {
+        count: 5_000,
+        min: 1,
+        mean: x,
+        p50: x as u64,
+        p90: x as u64,
+        p99: x as u64,
+        p99_9: x as u64,
+        p99_99: x as u64,
+        max: x as u64,
+    };
+    let mut r = TransportResult {
+        transport: transport.into(),
+        status: "ok".into(),
+        latency_us: p(v),
+        connect_us: p(v),
+        ..Default::default()
+    };
+    r.events.expected = 10_000;
+    r.events.delivered = 10_000;
+    r.wire.bytes_down_per_event = v;
+    r.wire.bytes_up_per_event = v;
+    r.wire.kernel_bytes_down = 1_000_000;
+    r.wire.kernel_bytes_up = 1_000_000;
+    r.server.pid = 42;
+    r.server.rss_per_connection_bytes = v * 100.0;
+    r.server.cpu_us_per_event = v;
+    r
+}
+
+fn summary(runs: Vec<TransportResult>) -> Summary {
+    Summary {
+        schema: "pushbench.summary".into(),
+        schema_version: 1,
+        scenario: "crafted".into(),
+        run_id: "test".into(),
+        started_at: "2026-11-29T00:00:00Z".into(),
+        finished_at: None,
+        interrupted: false,
+        environment: Default::default(),
+        runs,
+    }
+}
+
+/// SSE best, then WebSocket, long-poll, poll — on every metric.
+fn sse_best() -> Vec<TransportResult> {
+    vec![
+        run("sse", 100.0),
+        run("ws", 200.0),
+        run("poll", 400.0),
+        run("long-poll", 300.0),
+    ]
+}
+
+#[test]
+fn sse_best_everywhere_holds_on_all_metrics() {
+    let v = verdict(&summary(sse_best()));
+    assert_eq!((v.held, v.checked), (8, 8));
+    assert!(v.caveats.is_empty(), "{:?}", v.caveats);
+    for row in &v.groups[0].rows {
+        assert_eq!(row.claim, Claim::Held { ties: false }, "{:?}", row);
+        let ranks: Vec<_> = row.figures.iter().map(|f| f.rank).collect();
+        assert_eq!(ranks, [Some(1), Some(2), Some(4), Some(3)]);
+    }
+    let ws = v.row(Metric::LatencyP99).unwrap().figure("ws").unwrap();
+    assert_eq!(ws.ratio_to_best, Some(2.0));
+    assert!(
+        v.headline().contains("held on all 8 of 8"),
+        "{}",
+        v.headline()
+    );
+    assert!(v.not_held().is_empty());
+}
+
+#[test]
+fn websocket_faster_than_sse_breaks_the_claim_for_that_metric_only() {
+    let mut runs = sse_best();
+    runs[1].latency_us.p50 = 50;
+    let v = verdict(&summary(runs));
+    let row = v.row(Metric::LatencyP50).unwrap();
+    assert_eq!(row.claim, Claim::NotHeld);
+    assert!(row.note.contains("ws #1 ahead of sse #2"), "{}", row.note);
+    assert_eq!(row.figure("sse").unwrap().ratio_to_best, Some(2.0));
+    assert_eq!(
+        v.row(Metric::LatencyP99).unwrap().claim,
+        Claim::Held { ties: false }
+    );
+    assert_eq!((v.held, v.checked), (7, 8));
+    assert_eq!(v.not_held().len(), 1);
+    assert!(v.not_held()[0].starts_with("latency p50"));
+    assert!(v.headline().contains("held on 7 of 8"));
+}
+
+#[test]
+fn values_within_five_percent_share_a_rank() {
+    let mut runs = sse_best();
+    // WebSocket 4% *better* than SSE: a tie, which does not contradict the claim.
+    runs[1].latency_us.p99 = 96;
+    // WebSocket 6% worse: a real difference.
+    runs[1].latency_us.p99_9 = 106;
+    // WebSocket 6% better: the claim fails.
+    runs[1].latency_us.p50 = 94;
+    let v = verdict(&summary(runs));
+
+    let p99 = v.row(Metric::LatencyP99).unwrap();
+    assert_eq!(p99.claim, Claim::Held { ties: true });
+    assert_eq!(p99.figure("sse").unwrap().rank, Some(1));
+    assert_eq!(p99.figure("ws").unwrap().rank, Some(1));
+    // Competition ranking: two share first place, so the next is third.
+    assert_eq!(p99.figure("long-poll").unwrap().rank, Some(3));
+    assert!(p99.note.contains("tie"), "{}", p99.note);
+
+    let p999 = v.row(Metric::LatencyP999).unwrap();
+    assert_eq!(p999.claim, Claim::Held { ties: false });
+    assert_eq!(p999.figure("ws").unwrap().rank, Some(2));
+
+    assert_eq!(v.row(Metric::LatencyP50).unwrap().claim, Claim::NotHeld);
+}
+
+#[test]
+fn polling_is_the_better_of_poll_and_long_poll() {
+    let mut runs = sse_best();
+    // long-poll beats WebSocket on CPU though poll does not: polling is ahead of ws.
+    runs[3].server.cpu_us_per_event = 150.0;
+    let v = verdict(&summary(runs.clone()));
+    let cpu = v.row(Metric::CpuPerEvent).unwrap();
+    assert_eq!(cpu.claim, Claim::NotHeld);
+    assert!(cpu.note.contains("polling (long-poll)"), "{}", cpu.note);
+
+    // Without long-poll, poll alone stands for polling and the claim holds.
+    runs.remove(3);
+    let v = verdict(&summary(runs));
+    assert_eq!(
+        v.row(Metric::CpuPerEvent).unwrap().claim,
+        Claim::Held { ties: false }
+    );
+}
+
+#[test]
+fn saturated_load_generator_raises_a_caveat() {
+    let mut runs = sse_best();
+    runs[1].loadgen.saturated = true;
+    runs[1].loadgen.cpu_share = 0.98;
+    runs[1].loadgen.cores = 1;
+    let v = verdict(&summary(runs));
+    assert!(v.has_caveat(CaveatKind::Saturated));
+    let c = v
+        .caveats
+        .iter()
+        .find(|c| c.kind == CaveatKind::Saturated)
+        .unwrap();
+    assert_eq!(c.transport.as_deref(), Some("ws"));
+    assert!(c.text.contains("may be invalid"), "{}", c.text);
+    assert!(v.headline().contains("caveat"));
+    // The figures are still compared: the caveat qualifies them, it does not remove them.
+    assert_eq!(v.checked, 8);
+}
+
+#[test]
+fn failed_transport_is_excluded_with_a_caveat() {
+    let mut runs = sse_best();
+    runs[1].status = "server exited with status 101".into();
+    // A failed run's figures would otherwise win.
+    runs[1].latency_us.p50 = 1;
+    let v = verdict(&summary(runs));
+    let g = &v.groups[0];
+    assert_eq!(g.transports, ["sse", "poll", "long-poll"]);
+    assert_eq!(g.excluded, ["ws"]);
+    assert!(v.row(Metric::LatencyP50).unwrap().figure("ws").is_none());
+    assert!(v.has_caveat(CaveatKind::Failed));
+    assert!(v.has_caveat(CaveatKind::MissingTransport));
+    // sse ≤ polling is still checked on every metric.
+    assert_eq!((v.held, v.checked), (8, 8));
+}
+
+#[test]
+fn data_quality_caveats() {
+    let mut runs = sse_best();
+    runs[0].events.lost = 3;
+    runs[1].latency_us.count = 200;
+    runs[2].wire.kernel_diff_down_pct = 3.5;
+    // Same disagreement but TCP_INFO never read: nothing to compare with, no caveat.
+    runs[3].wire.kernel_diff_up_pct = 9.0;
+    runs[3].wire.kernel_bytes_down = 0;
+    runs[3].wire.kernel_bytes_up = 0;
+    runs[3]
+        .warnings
+        .push("TCP_INFO unreadable on 12 sockets".into());
+    // Already covered by the samples caveat: not repeated.
+    runs[1]
+        .warnings
+        .push("only 200 latency samples: tail percentiles are not meaningful".into());
+    let v = verdict(&summary(runs));
+    let kinds: Vec<(CaveatKind, Option<&str>)> = v
+        .caveats
+        .iter()
+        .map(|c| (c.kind, c.transport.as_deref()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (CaveatKind::Events, Some("sse")),
+            (CaveatKind::FewSamples, Some("ws")),
+            (CaveatKind::KernelBytes, Some("poll")),
+            (CaveatKind::Recorded, Some("long-poll")),
+        ]
+    );
+}
+
+#[test]
+fn one_class_alone_is_not_checked() {
+    let v = verdict(&summary(vec![run("sse", 100.0)]));
+    assert_eq!((v.held, v.checked), (0, 0));
+    assert_eq!(v.row(Metric::LatencyP50).unwrap().claim, Claim::NotChecked);
+    assert!(v.headline().contains("could not be checked"));
+}
+
+#[test]
+fn sweeps_get_one_group_per_value_in_numeric_order() {
+    let mut runs = Vec::new();
+    for (n, scale) in [("1000", 2.0), ("100", 1.0), ("10000", 4.0)] {
+        for mut r in sse_best() {
+            r.sweep = Some(format!("clients.count={n}"));
+            r.latency_us.p50 = (r.latency_us.p50 as f64 * scale) as u64;
+            runs.push(r);
+        }
+    }
+    // At the largest load WebSocket overtakes SSE on memory.
+    runs[8].server.rss_per_connection_bytes = 1e9;
+    let v = verdict(&summary(runs));
+    let labels: Vec<_> = v.groups.iter().map(|g| g.sweep.clone().unwrap()).collect();
+    assert_eq!(
+        labels,
+        [
+            "clients.count=100",
+            "clients.count=1000",
+            "clients.count=10000"
+        ]
+    );
+    assert_eq!((v.held, v.checked), (23, 24));
+    assert!(
+        v.not_held()[0].contains("at clients.count=10000"),
+        "{:?}",
+        v.not_held()
+    );
+}
