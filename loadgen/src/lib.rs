@@ -10,6 +10,7 @@
 //! - [`run`]: one transport's run, from server start to merged figures.
 //! - [`worker`]: worker threads, each a single-threaded runtime owning its clients' [`stats`].
 //! - [`clients`]: the SSE, WebSocket and polling clients; they turn bytes into `{seq, ts}`.
+//! - [`endpoint`]: where clients connect (feed-server routes or external URL templates).
 //! - [`http1`]: the minimal HTTP/1.1 client under SSE and polling.
 //! - [`sse_parser`]: an incremental WHATWG `text/event-stream` parser.
 //! - [`wire`]: byte counting at the socket, TCP_INFO, source addresses.
@@ -28,6 +29,7 @@
 
 pub mod clients;
 pub mod control;
+pub mod endpoint;
 pub mod feedapi;
 pub mod http1;
 pub mod monitor;

@@ -28,10 +28,12 @@ use tokio::sync::mpsc;
 
 use crate::clients::ClientSpec;
 use crate::control::RunControl;
+use crate::endpoint::Endpoint;
 use crate::feedapi::finish_topics;
 use crate::monitor::{sample, ProcSample};
 use crate::orchestrate::{Pinning, ServerProcess};
 use crate::progress::Progress;
+use crate::publisher::{publish, PublishTarget};
 use crate::record::{write_hgrm, IntervalLog, IntervalSnapshot, Recorder};
 use crate::results::{
     encode_histogram, Connections, EventCounts, LoadgenHealth, Percentiles, PollStats, ServerCost,
@@ -99,12 +101,18 @@ pub fn server_args(sc: &Scenario, transport: Transport) -> Vec<String> {
 
 /// The topics the server's generator writes, named as the server names them.
 pub fn generated_topics(sc: &Scenario) -> Vec<TopicId> {
+    topics_of_build(sc, &GeneratorConfig::default().build)
+}
+
+/// `acme/app/builds/{build}/steps/1..=N`.
+fn topics_of_build(sc: &Scenario, build: &str) -> Vec<TopicId> {
     GeneratorConfig {
         topics: sc.feed.topics,
+        build: build.to_string(),
         ..GeneratorConfig::default()
     }
     .topic_ids()
-    .expect("default generator names are valid")
+    .expect("generated topic names are valid")
 }
 
 /// Topic index of each client: uniform (round-robin) or zipf (a few popular steps).
@@ -131,12 +139,17 @@ pub fn assign_topics(choice: &TopicChoice, clients: u32, topics: u32, seed: u64)
     }
 }
 
-/// The path of a topic's resource for a transport on `feed-server`.
-pub fn resource_path(topic: &TopicId, transport: Transport) -> String {
-    match transport {
-        Transport::Sse => format!("{}/events", topic.logs_path()),
-        Transport::Ws => format!("{}/ws", topic.logs_path()),
-        Transport::Poll | Transport::LongPoll => topic.logs_path(),
+/// Samples the server process, or reads zeros for an external target (no process to see).
+fn sample_server(pid: Option<u32>) -> std::io::Result<ProcSample> {
+    match pid {
+        Some(pid) => sample(pid),
+        None => Ok(ProcSample {
+            at: std::time::Instant::now(),
+            cpu_us: 0,
+            rss_bytes: 0,
+            fds: 0,
+            threads: 0,
+        }),
     }
 }
 
@@ -206,32 +219,63 @@ async fn run_inner(
     opts: &RunOptions,
     result: &mut TransportResult,
 ) -> Result<(), String> {
-    let server_cpus = opts.pinning.as_ref().map(|p| p.server_cpus.as_slice());
-    let binary = sc
-        .server
-        .binary
-        .clone()
-        .unwrap_or_else(|| opts.server_binary.clone());
-    let server = ServerProcess::start(
-        &binary,
-        &server_args(sc, transport),
-        server_cpus,
-        tdir.join("server.log"),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    result
-        .files
-        .insert("server_log".into(), format!("{label}/server.log"));
-    let pid = server.pid;
+    // The server under test: a fresh feed-server, or an external target we only connect to.
+    let (server, endpoint) = match &sc.target {
+        Some(target) => (None, Endpoint::external(target, transport).await?),
+        None => {
+            let server_cpus = opts.pinning.as_ref().map(|p| p.server_cpus.as_slice());
+            let binary = sc
+                .server
+                .binary
+                .clone()
+                .unwrap_or_else(|| opts.server_binary.clone());
+            let server = ServerProcess::start(
+                &binary,
+                &server_args(sc, transport),
+                server_cpus,
+                tdir.join("server.log"),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            result
+                .files
+                .insert("server_log".into(), format!("{label}/server.log"));
+            let endpoint = Endpoint::feed_server(server.addr, transport);
+            (Some(server), endpoint)
+        }
+    };
+    let pid = server.as_ref().map(|s| s.pid);
+    if pid.is_none() {
+        result.warnings.push(
+            "external target: server memory and CPU were not measured (no process to sample)"
+                .into(),
+        );
+    }
     // Let the generator create its topics and the allocator settle before the baseline.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let baseline = sample(pid).map_err(|e| format!("sampling the server: {e}"))?;
+    let baseline = sample_server(pid).map_err(|e| format!("sampling the server: {e}"))?;
 
     let clients = sc.clients.count;
-    let topics = generated_topics(sc);
+    // With our own publisher, a fresh build number per run, so runs against one long-lived
+    // target never read each other's lines.
+    let publishing = sc.target.as_ref().is_some_and(|t| t.publish_url.is_some());
+    let topics = if publishing {
+        topics_of_build(sc, &format!("pb{}", unix_nanos() / 1_000_000))
+    } else {
+        generated_topics(sc)
+    };
     let assignment = assign_topics(&sc.clients.topics, clients, sc.feed.topics, 7);
-    let sources = SourceAddrs::for_clients(clients, &server.addr);
+    let sources = SourceAddrs::for_clients(clients, &endpoint.addr);
+    // External targets with a publish URL get the load generator's own open-loop publisher;
+    // its markers then carry seq and scheduled time.
+    let publish_url = sc.target.as_ref().and_then(|t| t.publish_url.clone());
+    let marker_stamps = publish_url.is_some();
+    if sc.target.is_some() && !marker_stamps {
+        result.warnings.push(
+            "external target without a publish URL: the target's own seq and ts are trusted, and loss at the end of a step cannot be detected"
+                .into(),
+        );
+    }
     let t0 = tokio::time::Instant::now() + Duration::from_millis(100);
     let unix_t0 = unix_nanos() + 100_000_000;
     let ramp = sc.clients.ramp_up;
@@ -245,14 +289,14 @@ async fn run_inner(
         .map(|i| ClientSpec {
             id: i,
             transport,
-            server: server.addr,
-            host: server.addr.to_string(),
-            path: resource_path(&topics[assignment[i as usize] as usize], transport),
+            server: endpoint.addr,
+            host: endpoint.host.clone(),
+            path: endpoint.path(&topics[assignment[i as usize] as usize]),
             source: sources.for_client(i),
             topic: topics[assignment[i as usize] as usize].clone(),
             start_at: t0 + ramp.mul_f64(i as f64 / clients.max(1) as f64),
             churn: sc.churn.as_ref().map(|c| (c.session, c.pause)),
-            marker_stamps: false,
+            marker_stamps,
             poll_interval: sc.poll.interval,
             long_poll_wait: sc.poll.wait,
             poll_limit: sc.poll.limit,
@@ -273,6 +317,29 @@ async fn run_inner(
     let started = Instant::now();
     let self_start = sample(0).map_err(|e| format!("sampling pushbench: {e}"))?;
     let handles = worker::start(workers, specs, control.clone(), std_tx);
+    let mut publisher = match &publish_url {
+        Some(url) => {
+            let publish_to = Endpoint::parse(url).await?;
+            let targets = topics
+                .iter()
+                .map(|t| PublishTarget {
+                    topic: t.clone(),
+                    addr: publish_to.addr,
+                    host: publish_to.host.clone(),
+                    path: publish_to.path(t),
+                })
+                .collect();
+            Some(tokio::spawn(publish(
+                targets,
+                sc.feed.lines_per_sec,
+                sc.feed.line_bytes.max as usize,
+                t0,
+                t0 + measure_end - Duration::from_millis(100),
+                control.clone(),
+            )))
+        }
+        None => None,
+    };
 
     let mut series = std::io::BufWriter::new(
         std::fs::File::create(tdir.join("timeseries.jsonl")).map_err(|e| e.to_string())?,
@@ -327,7 +394,7 @@ async fn run_inner(
             },
             _ = second.tick() => {
                 let elapsed = started.elapsed();
-                let now_server = sample(pid).unwrap_or(prev_server);
+                let now_server = sample_server(pid).unwrap_or(prev_server);
                 let now_self = sample(0).unwrap_or(prev_self);
                 let mut merged = IntervalSnapshot::new();
                 for snap in pending.drain(..) {
@@ -373,13 +440,24 @@ async fn run_inner(
                     if at_measure_end.is_none() {
                         at_measure_end = Some((now_server, now_self));
                     }
-                    match finish_topics(server.addr, &topics).await {
-                        Ok(list) => {
-                            for (t, seq) in list {
-                                control.set_final_seq(t, seq);
+                    if let Some(p) = publisher.take() {
+                        // The publisher stops at the end of the measured phase; what it
+                        // published is what every client must receive.
+                        for (t, seq, error) in p.await.unwrap_or_default() {
+                            if let Some(e) = error {
+                                result.warnings.push(format!("publishing to {t} failed: {e}"));
                             }
+                            control.set_final_seq(t, seq);
                         }
-                        Err(e) => result.warnings.push(format!("could not finish the steps: {e}")),
+                    } else if let Some(server) = &server {
+                        match finish_topics(server.addr, &topics).await {
+                            Ok(list) => {
+                                for (t, seq) in list {
+                                    control.set_final_seq(t, seq);
+                                }
+                            }
+                            Err(e) => result.warnings.push(format!("could not finish the steps: {e}")),
+                        }
                     }
                     drain_deadline = Some(Instant::now() + if interrupted { Duration::from_secs(1) } else { sc.drain });
                 }
@@ -400,8 +478,11 @@ async fn run_inner(
         let _ = h.join();
     }
     let _ = interval_log.flush();
-    let rss_end = sample(pid).map(|s| s.rss_bytes).unwrap_or(0);
-    let exit = server.stop().await;
+    let rss_end = sample_server(pid).map(|s| s.rss_bytes).unwrap_or(0);
+    let exit = match server {
+        Some(server) => server.stop().await,
+        None => "external target (not stopped by pushbench)".into(),
+    };
 
     // Merge the workers' records.
     let mut recorder = Recorder::new();
@@ -467,7 +548,7 @@ async fn run_inner(
     let server_cpu = end_server.cpu_us.saturating_sub(start_server.cpu_us);
     let events_in_window = latency.len().max(1) as f64;
     result.server = ServerCost {
-        pid,
+        pid: pid.unwrap_or(0),
         rss_baseline_bytes: baseline.rss_bytes,
         rss_connected_bytes: start_server.rss_bytes,
         rss_end_bytes: rss_end,
