@@ -5,12 +5,21 @@ use std::cell::RefCell;
 use futures_util::{SinkExt, StreamExt};
 use tokio::time::{sleep_until, Instant};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::{now_ns, ClientSpec, ClientState, SessionEnd};
 use crate::control::RunControl;
 use crate::stats::Stats;
 use crate::wire::{connect, Counted};
+
+/// tungstenite allocates a 128 KiB read buffer per connection by default: thousands of
+/// simulated clients need a small one (frames larger than it still arrive whole).
+fn client_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(0)
+}
 
 pub async fn session(
     spec: &ClientSpec,
@@ -30,11 +39,16 @@ pub async fn session(
         spec.host,
         spec.path_with(&format!("after={}", state.tracker.last_seq()))
     );
-    let (mut ws, _response) =
-        match tokio_tungstenite::client_async(url.as_str(), Counted::new(stream)).await {
-            Ok(pair) => pair,
-            Err(e) => return stats.borrow_mut().connect_failed(format!("handshake: {e}")),
-        };
+    let (mut ws, _response) = match tokio_tungstenite::client_async_with_config(
+        url.as_str(),
+        Counted::new(stream),
+        Some(client_config()),
+    )
+    .await
+    {
+        Ok(pair) => pair,
+        Err(e) => return stats.borrow_mut().connect_failed(format!("handshake: {e}")),
+    };
     stats.borrow_mut().record_connect(started.elapsed());
     stats.borrow_mut().connection_opened();
     let leave = async {
