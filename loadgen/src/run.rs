@@ -153,6 +153,88 @@ fn sample_server(pid: Option<u32>) -> std::io::Result<ProcSample> {
     }
 }
 
+/// Writes `timeseries.jsonl` and the interval log, one row per second of worker ticks.
+///
+/// Rows are keyed by the workers' own tick numbers, not by when the collector happens to wake:
+/// a row is complete when every live worker has sent that second, so no second is counted twice
+/// or left empty because two clocks drifted.
+struct SeriesWriter {
+    series: std::io::BufWriter<std::fs::File>,
+    interval_log: IntervalLog<std::io::BufWriter<std::fs::File>>,
+    /// Per tick: the merged snapshot and how many workers sent it.
+    pending: BTreeMap<u64, (IntervalSnapshot, usize)>,
+    prev_server: ProcSample,
+    prev_self: ProcSample,
+    pid: Option<u32>,
+}
+
+impl SeriesWriter {
+    fn add(&mut self, tick: u64, snapshot: &IntervalSnapshot) {
+        let entry = self
+            .pending
+            .entry(tick)
+            .or_insert_with(|| (IntervalSnapshot::new(), 0));
+        entry.0.merge(snapshot);
+        entry.1 += 1;
+    }
+
+    /// Writes every complete row, oldest first, and returns them.
+    fn emit_complete(
+        &mut self,
+        live_workers: usize,
+        connections: u64,
+        done: u32,
+    ) -> Vec<SeriesRow> {
+        let mut rows = Vec::new();
+        while let Some(entry) = self.pending.first_entry() {
+            if entry.get().1 < live_workers.max(1) {
+                break;
+            }
+            let (tick, (merged, _)) = entry.remove_entry();
+            let now_server = sample_server(self.pid).unwrap_or(self.prev_server);
+            let now_self = sample(0).unwrap_or(self.prev_self);
+            let wall = now_self
+                .at
+                .duration_since(self.prev_self.at)
+                .as_secs_f64()
+                .max(1e-3);
+            let _ = self.interval_log.write_interval(
+                &merged.latency_us,
+                Duration::from_secs(tick.saturating_sub(1)),
+                Duration::from_secs(1),
+                None,
+            );
+            let row = SeriesRow {
+                t_s: tick as f64,
+                deliveries: merged.deliveries,
+                latency_p50_us: merged.latency_us.value_at_quantile(0.5),
+                latency_p99_us: merged.latency_us.value_at_quantile(0.99),
+                connections,
+                clients_done: done,
+                server_rss_bytes: now_server.rss_bytes,
+                server_cpu_cores: now_server.cpu_us.saturating_sub(self.prev_server.cpu_us) as f64
+                    / 1e6
+                    / wall,
+                loadgen_cpu_cores: now_self.cpu_us.saturating_sub(self.prev_self.cpu_us) as f64
+                    / 1e6
+                    / wall,
+            };
+            let _ = serde_json::to_writer(&mut self.series, &row);
+            let _ = self.series.write_all(b"\n");
+            let _ = self.series.flush();
+            self.prev_server = now_server;
+            self.prev_self = now_self;
+            rows.push(row);
+        }
+        rows
+    }
+
+    fn flush(&mut self) {
+        let _ = self.interval_log.flush();
+        let _ = self.series.flush();
+    }
+}
+
 /// One row of `timeseries.jsonl`.
 #[derive(Serialize)]
 struct SeriesRow {
@@ -341,14 +423,14 @@ async fn run_inner(
         None => None,
     };
 
-    let mut series = std::io::BufWriter::new(
+    let series = std::io::BufWriter::new(
         std::fs::File::create(tdir.join("timeseries.jsonl")).map_err(|e| e.to_string())?,
     );
     result
         .files
         .insert("timeseries".into(), format!("{label}/timeseries.jsonl"));
     let hlog = std::fs::File::create(tdir.join("latency.hlog")).map_err(|e| e.to_string())?;
-    let mut interval_log = IntervalLog::new(
+    let interval_log = IntervalLog::new(
         std::io::BufWriter::new(hlog),
         SystemTime::now(),
         &format!("pushbench {} delivery latency, microseconds", label),
@@ -359,12 +441,17 @@ async fn run_inner(
         format!("{label}/latency.hlog"),
     );
 
-    let mut pending: Vec<IntervalSnapshot> = Vec::new();
+    let mut series = SeriesWriter {
+        series,
+        interval_log,
+        pending: BTreeMap::new(),
+        prev_server: baseline,
+        prev_self: self_start,
+        pid,
+    };
     let mut open_by_worker = vec![0u64; workers];
     let mut done_by_worker = vec![0u32; workers];
     let mut finals: Vec<Option<Box<WorkerResult>>> = (0..workers).map(|_| None).collect();
-    let mut prev_server = baseline;
-    let mut prev_self = self_start;
     let mut at_measure_start: Option<(ProcSample, ProcSample)> = None;
     let mut at_measure_end: Option<(ProcSample, ProcSample)> = None;
     let mut finished_topics = false;
@@ -374,57 +461,37 @@ async fn run_inner(
     let total = measure_end;
 
     loop {
-        let all_done = finals.iter().all(Option::is_some);
-        if all_done {
+        let live_workers = finals.iter().filter(|f| f.is_none()).count();
+        if live_workers == 0 {
             break;
         }
         tokio::select! {
-            msg = rx.recv() => match msg {
-                Some(WorkerMsg::Tick { worker, snapshot, open_connections, clients_done }) => {
-                    pending.push(snapshot);
-                    open_by_worker[worker] = open_connections;
-                    done_by_worker[worker] = clients_done;
+            msg = rx.recv() => {
+                match msg {
+                    Some(WorkerMsg::Tick { worker, tick, snapshot, open_connections, clients_done }) => {
+                        series.add(tick, &snapshot);
+                        open_by_worker[worker] = open_connections;
+                        done_by_worker[worker] = clients_done;
+                    }
+                    Some(WorkerMsg::Done { worker, result }) => {
+                        open_by_worker[worker] = 0;
+                        done_by_worker[worker] = result.stats.clients_done;
+                        finals[worker] = Some(result);
+                    }
+                    None => break,
                 }
-                Some(WorkerMsg::Done { worker, result }) => {
-                    open_by_worker[worker] = 0;
-                    done_by_worker[worker] = result.stats.clients_done;
-                    finals[worker] = Some(result);
+                // A second's row is written once every live worker has reported it.
+                let live = finals.iter().filter(|f| f.is_none()).count();
+                let connections: u64 = open_by_worker.iter().sum();
+                let done: u32 = done_by_worker.iter().sum();
+                for row in series.emit_complete(live, connections, done) {
+                    opts.progress.update(label, started.elapsed(), total, row.connections, row.deliveries, row.latency_p99_us, clients);
                 }
-                None => break,
-            },
+            }
             _ = second.tick() => {
                 let elapsed = started.elapsed();
-                let now_server = sample_server(pid).unwrap_or(prev_server);
-                let now_self = sample(0).unwrap_or(prev_self);
-                let mut merged = IntervalSnapshot::new();
-                for snap in pending.drain(..) {
-                    merged.merge(&snap);
-                }
-                let _ = interval_log.write_interval(
-                    &merged.latency_us,
-                    elapsed.saturating_sub(Duration::from_secs(1)),
-                    Duration::from_secs(1),
-                    None,
-                );
-                let wall = now_server.at.duration_since(prev_server.at).as_secs_f64().max(1e-3);
-                let row = SeriesRow {
-                    t_s: elapsed.as_secs_f64(),
-                    deliveries: merged.deliveries,
-                    latency_p50_us: merged.latency_us.value_at_quantile(0.5),
-                    latency_p99_us: merged.latency_us.value_at_quantile(0.99),
-                    connections: open_by_worker.iter().sum(),
-                    clients_done: done_by_worker.iter().sum(),
-                    server_rss_bytes: now_server.rss_bytes,
-                    server_cpu_cores: (now_server.cpu_us.saturating_sub(prev_server.cpu_us)) as f64 / 1e6 / wall,
-                    loadgen_cpu_cores: (now_self.cpu_us.saturating_sub(prev_self.cpu_us)) as f64 / 1e6 / wall,
-                };
-                let _ = serde_json::to_writer(&mut series, &row);
-                let _ = series.write_all(b"\n");
-                let _ = series.flush();
-                opts.progress.update(label, elapsed, total, row.connections, row.deliveries, row.latency_p99_us, clients);
-                prev_server = now_server;
-                prev_self = now_self;
-
+                let now_server = sample_server(pid).unwrap_or(series.prev_server);
+                let now_self = sample(0).unwrap_or(series.prev_self);
                 if at_measure_start.is_none() && elapsed >= measure_start {
                     at_measure_start = Some((now_server, now_self));
                 }
@@ -477,7 +544,7 @@ async fn run_inner(
     for h in handles {
         let _ = h.join();
     }
-    let _ = interval_log.flush();
+    series.flush();
     let rss_end = sample_server(pid).map(|s| s.rss_bytes).unwrap_or(0);
     let exit = match server {
         Some(server) => server.stop().await,
@@ -504,7 +571,7 @@ async fn run_inner(
     }
 
     let (start_server, start_self) = at_measure_start.unwrap_or((baseline, self_start));
-    let (end_server, end_self) = at_measure_end.unwrap_or((prev_server, prev_self));
+    let (end_server, end_self) = at_measure_end.unwrap_or((series.prev_server, series.prev_self));
     let measured = end_server
         .at
         .duration_since(start_server.at)

@@ -29,6 +29,8 @@ pub enum WorkerMsg {
     /// One second's worth of a worker's activity.
     Tick {
         worker: usize,
+        /// Which second of the worker's run this is (1, 2, …).
+        tick: u64,
         snapshot: IntervalSnapshot,
         open_connections: u64,
         clients_done: u32,
@@ -107,6 +109,7 @@ fn run_worker(
         let mut tick = interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         tick.tick().await;
+        let mut ticks: u64 = 0;
         loop {
             tokio::select! {
                 joined = tasks.join_next() => {
@@ -115,9 +118,11 @@ fn run_worker(
                     }
                 }
                 _ = tick.tick() => {
+                    ticks += 1;
                     let mut st = stats.borrow_mut();
                     let msg = WorkerMsg::Tick {
                         worker,
+                        tick: ticks,
                         snapshot: st.interval.take(),
                         open_connections: st.open_connections,
                         clients_done: st.clients_done,
