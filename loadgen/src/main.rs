@@ -30,8 +30,9 @@ struct Cli {
 enum Command {
     /// Run a scenario file against every transport it lists.
     Run {
-        /// The scenario, e.g. scenarios/smoke.toml.
-        scenario: PathBuf,
+        /// The scenario, e.g. scenarios/smoke.toml. Without one, the embedded reference
+        /// scenario runs (scenarios/reference.toml): a real comparison with no setup.
+        scenario: Option<PathBuf>,
         /// Where results go: OUT/NAME/RUN_ID/.
         #[arg(long, default_value = "results")]
         out: PathBuf,
@@ -124,8 +125,11 @@ fn main() -> Result<()> {
     }
 }
 
+/// The scenario `pushbench run` runs when given none.
+const EMBEDDED_SCENARIO: &str = include_str!("../../scenarios/reference.toml");
+
 fn run(
-    path: PathBuf,
+    path: Option<PathBuf>,
     out: PathBuf,
     quiet: bool,
     workers: Option<usize>,
@@ -133,7 +137,11 @@ fn run(
     server_binary: Option<PathBuf>,
 ) -> Result<()> {
     // A run never starts on a half-valid scenario.
-    let sc = scenario::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let sc = match &path {
+        Some(path) => scenario::load(path),
+        None => scenario::parse(EMBEDDED_SCENARIO, "embedded scenarios/reference.toml"),
+    }
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     // Read before pinning: afterwards this process sees only its own cores.
     let env_before_pinning = environment();
     let cpus = std::thread::available_parallelism()
