@@ -68,7 +68,19 @@ enum Command {
     },
 }
 
-fn main() -> Result<()> {
+/// Errors are printed as one readable chain (`error: what: why`), never with a stack trace,
+/// whatever RUST_BACKTRACE says: they are the user's input problems, not crashes.
+fn main() -> std::process::ExitCode {
+    match run_main() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),

@@ -8,7 +8,19 @@ use feed_server::config::Args;
 use feed_server::{app, listener, serve};
 use pushbench_feed::{FeedContext, MemoryBackend, Metrics, Shutdown};
 
-fn main() -> Result<()> {
+/// Errors are printed as one readable chain (`error: what: why`), never with a stack trace,
+/// whatever RUST_BACKTRACE says: they are the user's input problems, not crashes.
+fn main() -> std::process::ExitCode {
+    match run_main() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_main() -> Result<()> {
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
