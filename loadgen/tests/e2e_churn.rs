@@ -2,30 +2,12 @@
 //! last seq they received (SSE Last-Event-ID, WebSocket and poll `?after=`). Every transport
 //! must still deliver every line exactly once.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-use pushbench::results::Summary;
-
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .to_path_buf()
-}
+mod common;
 
 #[test]
 fn churning_clients_resume_without_loss_or_duplicates() {
-    let server = target_dir().join("feed-server");
-    assert!(
-        server.exists(),
-        "{} is missing: build it first",
-        server.display()
-    );
-    let dir = std::env::temp_dir().join(format!("pushbench-churn-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let server = common::feed_server();
+    let dir = common::temp_dir("churn");
     let scenario = dir.join("churn.toml");
     std::fs::write(
         &scenario,
@@ -54,25 +36,14 @@ pause = "200ms"
 "#,
     )
     .unwrap();
-    let status = Command::new(env!("CARGO_BIN_EXE_pushbench"))
-        .arg("run")
-        .arg(&scenario)
-        .args(["--quiet", "--out"])
-        .arg(dir.join("results"))
-        .arg("--server-binary")
-        .arg(&server)
-        .status()
-        .expect("run pushbench");
-    assert!(status.success(), "pushbench run failed: {status}");
-    let run_dir = std::fs::read_dir(dir.join("results/churn"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let summary: Summary =
-        serde_json::from_str(&std::fs::read_to_string(run_dir.join("summary.json")).unwrap())
-            .unwrap();
+    let server_arg = server.to_string_lossy();
+    let run_dir = common::run_pushbench(
+        &scenario,
+        &dir.join("results"),
+        "churn",
+        &["--server-binary", &server_arg],
+    );
+    let summary = common::summary(&run_dir);
     assert_eq!(summary.runs.len(), 4);
     for r in &summary.runs {
         let t = &r.transport;

@@ -2,19 +2,10 @@
 //! with no generator, fed by pushbench's own open-loop publisher through `publish_url`; clients
 //! take seq and scheduled time from the publisher's `pb:SEQ:TS` markers.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-
-use pushbench::results::Summary;
-
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .to_path_buf()
-}
 
 /// Kills the server when the test ends, pass or fail.
 struct Server(std::process::Child);
@@ -28,12 +19,7 @@ impl Drop for Server {
 
 #[test]
 fn external_target_with_publisher_delivers_everything() {
-    let server_bin = target_dir().join("feed-server");
-    assert!(
-        server_bin.exists(),
-        "{} is missing: build it first (cargo build --workspace --bins)",
-        server_bin.display()
-    );
+    let server_bin = common::feed_server();
     let mut child = Command::new(&server_bin)
         .args(["--listen", "127.0.0.1:0", "--gen-topics", "0"])
         .stdout(Stdio::piped())
@@ -52,9 +38,7 @@ fn external_target_with_publisher_delivers_everything() {
         .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
         .to_string();
 
-    let dir = std::env::temp_dir().join(format!("pushbench-ext-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::temp_dir("ext");
     let scenario = dir.join("external.toml");
     std::fs::write(
         &scenario,
@@ -84,23 +68,8 @@ publish_url = "http://{addr}/{{topic}}/logs"
         ),
     )
     .unwrap();
-    let status = Command::new(env!("CARGO_BIN_EXE_pushbench"))
-        .arg("run")
-        .arg(&scenario)
-        .args(["--quiet", "--no-pin", "--out"])
-        .arg(dir.join("results"))
-        .status()
-        .expect("run pushbench");
-    assert!(status.success(), "pushbench run failed: {status}");
-    let run_dir = std::fs::read_dir(dir.join("results/external"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let summary: Summary =
-        serde_json::from_str(&std::fs::read_to_string(run_dir.join("summary.json")).unwrap())
-            .unwrap();
+    let run_dir = common::run_pushbench(&scenario, &dir.join("results"), "external", &["--no-pin"]);
+    let summary = common::summary(&run_dir);
     assert_eq!(summary.runs.len(), 3);
     for r in &summary.runs {
         let t = &r.transport;

@@ -4,53 +4,23 @@
 //! Needs the `feed-server` binary built beside `pushbench` (scripts/test.sh builds all binaries
 //! before testing); the test fails, rather than skips, when it is missing.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use pushbench::results::{decode_histogram, Summary, SCHEMA_VERSION};
-
-fn target_dir() -> PathBuf {
-    // .../target/debug/deps/e2e_smoke-HASH → .../target/debug
-    let exe = std::env::current_exe().expect("test executable path");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .to_path_buf()
-}
+use pushbench::results::{decode_histogram, SCHEMA_VERSION};
 
 #[test]
 fn smoke_run_delivers_everything_on_every_transport() {
     let pushbench = PathBuf::from(env!("CARGO_BIN_EXE_pushbench"));
-    let server = target_dir().join("feed-server");
-    assert!(
-        server.exists(),
-        "{} is missing: build it first (cargo build --workspace --bins)",
-        server.display()
-    );
-    let out = tempdir();
+    let server = common::feed_server();
+    let out = common::temp_dir("e2e");
     let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/smoke.toml");
-    let status = Command::new(&pushbench)
-        .arg("run")
-        .arg(&scenario)
-        .arg("--quiet")
-        .arg("--out")
-        .arg(&out)
-        .arg("--server-binary")
-        .arg(&server)
-        .status()
-        .expect("run pushbench");
-    assert!(status.success(), "pushbench run failed: {status}");
-
-    let run_dir = std::fs::read_dir(out.join("smoke"))
-        .expect("results/smoke exists")
-        .next()
-        .expect("one run folder")
-        .expect("readable")
-        .path();
-    let summary: Summary = serde_json::from_str(
-        &std::fs::read_to_string(run_dir.join("summary.json")).expect("summary.json"),
-    )
-    .expect("summary.json parses");
+    let server_arg = server.to_string_lossy();
+    let run_dir =
+        common::run_pushbench(&scenario, &out, "smoke", &["--server-binary", &server_arg]);
+    let summary = common::summary(&run_dir);
     assert_eq!(summary.schema_version, SCHEMA_VERSION);
     assert!(run_dir.join("scenario.toml").exists());
     assert!(run_dir.join("environment.json").exists());
@@ -145,11 +115,4 @@ fn smoke_run_delivers_everything_on_every_transport() {
         "{text}"
     );
     let _ = std::fs::remove_dir_all(&out);
-}
-
-fn tempdir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("pushbench-e2e-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
 }

@@ -26,6 +26,8 @@ use crate::publisher::find_marker;
 use crate::record::ClientSeqTracker;
 use crate::scenario::Transport;
 use crate::stats::Stats;
+use crate::wire::connect;
+use tokio::net::TcpStream;
 
 /// Everything a client needs to know.
 #[derive(Clone, Debug)]
@@ -211,6 +213,29 @@ pub async fn run_client(spec: ClientSpec, stats: Rc<RefCell<Stats>>, control: Ar
     stats
         .borrow_mut()
         .finish_client(&mut state.tracker, final_seq);
+}
+
+/// Starts a session: notes when it began and connects. `Err` is how the session ends when
+/// the connection cannot be made (counted as a connect error).
+pub async fn open_session(
+    spec: &ClientSpec,
+    state: &mut ClientState,
+    stats: &RefCell<Stats>,
+) -> Result<(TcpStream, Instant), SessionEnd> {
+    let started = Instant::now();
+    state.session_start_ns = now_ns();
+    match connect(spec.server, spec.source).await {
+        Ok(stream) => Ok((stream, started)),
+        Err(e) => Err(stats.borrow_mut().connect_failed(format!("connect: {e}"))),
+    }
+}
+
+/// Completes when a churning client is due to leave; never for one that stays.
+pub async fn leave(leave_at: Option<Instant>) {
+    match leave_at {
+        Some(at) => sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Unix nanoseconds now: the receipt time of what was just read.

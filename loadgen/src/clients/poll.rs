@@ -9,12 +9,11 @@ use std::cell::RefCell;
 use serde::Deserialize;
 use tokio::time::{sleep_until, Instant};
 
-use super::{now_ns, ClientSpec, ClientState, LineStamp, SessionEnd};
+use super::{now_ns, open_session, ClientSpec, ClientState, LineStamp, SessionEnd};
 use crate::control::RunControl;
 use crate::http1::{get_request, HttpConn};
 use crate::scenario::Transport;
 use crate::stats::Stats;
-use crate::wire::connect;
 
 /// What a poll answer says besides its lines.
 struct PollCursor {
@@ -58,11 +57,9 @@ pub async fn session(
     control: &RunControl,
     leave_at: Option<Instant>,
 ) -> SessionEnd {
-    let started = Instant::now();
-    state.session_start_ns = now_ns();
-    let stream = match connect(spec.server, spec.source).await {
-        Ok(s) => s,
-        Err(e) => return stats.borrow_mut().connect_failed(format!("connect: {e}")),
+    let (stream, started) = match open_session(spec, state, stats).await {
+        Ok(opened) => opened,
+        Err(end) => return end,
     };
     let mut conn = HttpConn::new(stream);
     stats.borrow_mut().connection_opened();

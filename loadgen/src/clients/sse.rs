@@ -3,14 +3,13 @@
 
 use std::cell::RefCell;
 
-use tokio::time::{sleep_until, Instant};
+use tokio::time::Instant;
 
-use super::{now_ns, ClientSpec, ClientState, SessionEnd};
+use super::{leave, now_ns, open_session, ClientSpec, ClientState, SessionEnd};
 use crate::control::RunControl;
 use crate::http1::{get_request, BodyDecoder, HttpConn};
 use crate::sse_parser::SseParser;
 use crate::stats::Stats;
-use crate::wire::connect;
 
 pub async fn session(
     spec: &ClientSpec,
@@ -19,11 +18,9 @@ pub async fn session(
     control: &RunControl,
     leave_at: Option<Instant>,
 ) -> SessionEnd {
-    let started = Instant::now();
-    state.session_start_ns = now_ns();
-    let stream = match connect(spec.server, spec.source).await {
-        Ok(s) => s,
-        Err(e) => return stats.borrow_mut().connect_failed(format!("connect: {e}")),
+    let (stream, started) = match open_session(spec, state, stats).await {
+        Ok(opened) => opened,
+        Err(end) => return end,
     };
     let mut conn = HttpConn::new(stream);
     let resume = state.tracker.last_seq();
@@ -85,12 +82,7 @@ async fn stream_events(
     let mut parser = SseParser::new();
     let mut body = Vec::with_capacity(1024);
     let mut events = Vec::new();
-    let leave = async {
-        match leave_at {
-            Some(at) => sleep_until(at).await,
-            None => std::future::pending().await,
-        }
-    };
+    let leave = leave(leave_at);
     tokio::pin!(leave);
     loop {
         body.clear();

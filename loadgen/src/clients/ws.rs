@@ -3,15 +3,15 @@
 use std::cell::RefCell;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::time::{sleep_until, Instant};
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{now_ns, ClientSpec, ClientState, SessionEnd};
+use super::{leave, now_ns, open_session, ClientSpec, ClientState, SessionEnd};
 use crate::control::RunControl;
 use crate::stats::Stats;
-use crate::wire::{connect, Counted};
+use crate::wire::Counted;
 
 /// tungstenite allocates a 128 KiB read buffer per connection by default: thousands of
 /// simulated clients need a small one (frames larger than it still arrive whole).
@@ -28,11 +28,9 @@ pub async fn session(
     control: &RunControl,
     leave_at: Option<Instant>,
 ) -> SessionEnd {
-    let started = Instant::now();
-    state.session_start_ns = now_ns();
-    let stream = match connect(spec.server, spec.source).await {
-        Ok(s) => s,
-        Err(e) => return stats.borrow_mut().connect_failed(format!("connect: {e}")),
+    let (stream, started) = match open_session(spec, state, stats).await {
+        Ok(opened) => opened,
+        Err(end) => return end,
     };
     let url = format!(
         "ws://{}{}",
@@ -51,12 +49,7 @@ pub async fn session(
     };
     stats.borrow_mut().record_connect(started.elapsed());
     stats.borrow_mut().connection_opened();
-    let leave = async {
-        match leave_at {
-            Some(at) => sleep_until(at).await,
-            None => std::future::pending().await,
-        }
-    };
+    let leave = leave(leave_at);
     tokio::pin!(leave);
     let end = loop {
         let msg = tokio::select! {
