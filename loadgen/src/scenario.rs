@@ -1366,9 +1366,9 @@ fn value_label(v: &toml::Value) -> String {
     }
 }
 
-/// Resolves each concrete scenario of a sweep. Problems go to `diags`: those every value shares
-/// once, the others prefixed with the sweep value that causes them. Problems the file has
-/// without the sweep (`base`) are already in `diags` and not repeated.
+/// Resolves each concrete scenario of a sweep. Problems go to `diags`, prefixed with the sweep
+/// value that causes them. Problems the file has without the sweep are already in `diags` and
+/// are not repeated once per value.
 fn expand_raw_sweep(
     raw: &RawScenario,
     sweep: &Spanned<RawSweep>,
@@ -1505,4 +1505,735 @@ fn unreachable_field(c: &mut Check, field: &Spanned<String>) {
             field.get_ref()
         ),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ORIGIN: &str = "scenarios/x.toml";
+
+    /// The smallest valid file; tests append to it or replace lines in it. Lines:
+    /// 1 transports, 2 duration, 3 [clients], 4 count, 5 [feed], 6 topics, 7 lines_per_sec,
+    /// 8 line_bytes.
+    const MINIMAL: &str = "transports = [\"sse\"]\n\
+                           duration = \"1s\"\n\
+                           [clients]\n\
+                           count = 10\n\
+                           [feed]\n\
+                           topics = 2\n\
+                           lines_per_sec = 5.0\n\
+                           line_bytes = 80\n";
+
+    fn ok(text: &str) -> Scenario {
+        match parse(text, ORIGIN) {
+            Ok(sc) => sc,
+            Err(e) => panic!("expected a valid scenario, got:\n{e}"),
+        }
+    }
+
+    fn err(text: &str) -> String {
+        match parse(text, ORIGIN) {
+            Ok(sc) => panic!("expected an error, got {sc:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    /// Asserts that some line of the error is at `line:col` and contains every fragment.
+    #[track_caller]
+    fn assert_diag(msg: &str, line: usize, col: usize, fragments: &[&str]) {
+        let prefix = format!("{ORIGIN}:{line}:{col}: ");
+        let found = msg
+            .lines()
+            .any(|l| l.starts_with(&prefix) && fragments.iter().all(|f| l.contains(f)));
+        assert!(found, "no line `{prefix}…{fragments:?}` in:\n{msg}");
+    }
+
+    const FULL: &str = r#"
+name = "full_test-1"
+description = "every field"
+transports = ["sse", "ws", "poll", "long-poll"]
+duration = "5s"
+warmup = "1s"
+drain = "2s"
+
+[clients]
+count = 50
+ramp_up = "1s 500ms"
+topics = "zipf"
+zipf_exponent = 1.1
+workers = 2
+
+[feed]
+topics = 5
+lines_per_sec = 10
+line_bytes = { min = 40, max = 120 }
+history = 20000
+
+[feed.burst]
+every = "10s"
+lines = 2000
+lines_per_sec = 20000.0
+
+[poll]
+interval = "250ms"
+wait = "5s"
+limit = 500
+
+[sse]
+keep_alive = "10s"
+
+[churn]
+session = "10s"
+pause = "2s"
+
+[server]
+binary = "target/release/feed-server"
+workers = 2
+pin = false
+max_connections = 1000
+
+[sweep]
+field = "clients.count"
+values = [10, 100]
+"#;
+
+    #[test]
+    fn full_file_parses_every_field() {
+        let sc = ok(FULL);
+        assert_eq!(sc.name, "full_test-1");
+        assert_eq!(sc.description.as_deref(), Some("every field"));
+        assert_eq!(sc.transports, Transport::ALL.to_vec());
+        assert_eq!(sc.duration, Duration::from_secs(5));
+        assert_eq!(sc.warmup, Duration::from_secs(1));
+        assert_eq!(sc.drain, Duration::from_secs(2));
+        assert_eq!(
+            sc.clients,
+            Clients {
+                count: 50,
+                ramp_up: Duration::from_millis(1500),
+                topics: TopicChoice::Zipf(1.1),
+                workers: 2,
+            }
+        );
+        assert_eq!(sc.feed.topics, 5);
+        assert_eq!(sc.feed.lines_per_sec, 10.0);
+        assert_eq!(sc.feed.line_bytes, LineBytes { min: 40, max: 120 });
+        assert_eq!(sc.feed.history, 20_000);
+        assert_eq!(
+            sc.feed.burst,
+            Some(Burst {
+                every: Duration::from_secs(10),
+                lines: 2000,
+                lines_per_sec: 20_000.0,
+            })
+        );
+        assert_eq!(
+            sc.poll,
+            Poll {
+                interval: Duration::from_millis(250),
+                wait: Duration::from_secs(5),
+                limit: 500,
+            }
+        );
+        assert_eq!(sc.sse.keep_alive, Duration::from_secs(10));
+        assert_eq!(
+            sc.churn,
+            Some(Churn {
+                session: Duration::from_secs(10),
+                pause: Duration::from_secs(2),
+            })
+        );
+        assert_eq!(
+            sc.server,
+            Server {
+                binary: Some(PathBuf::from("target/release/feed-server")),
+                workers: 2,
+                pin: false,
+                max_connections: 1000,
+            }
+        );
+        assert_eq!(sc.target, None);
+        assert_eq!(
+            sc.sweep,
+            Some(Sweep {
+                field: "clients.count".into(),
+                values: vec![SweepValue::Integer(10), SweepValue::Integer(100)],
+            })
+        );
+        assert_eq!(sc.source, FULL);
+    }
+
+    #[test]
+    fn defaults() {
+        let sc = ok(MINIMAL);
+        assert_eq!(sc.name, "x", "the default name is the file stem");
+        assert_eq!(sc.description, None);
+        assert_eq!(sc.warmup, Duration::ZERO);
+        assert_eq!(sc.drain, Duration::from_secs(5));
+        assert_eq!(sc.clients.ramp_up, Duration::ZERO);
+        assert_eq!(sc.clients.topics, TopicChoice::Uniform);
+        assert_eq!(sc.clients.workers, 0);
+        assert_eq!(sc.feed.line_bytes, LineBytes { min: 80, max: 80 });
+        assert_eq!(sc.feed.history, 10_000);
+        assert_eq!(sc.feed.burst, None);
+        assert_eq!(sc.poll.interval, Duration::from_secs(1));
+        assert_eq!(sc.poll.wait, Duration::from_secs(30));
+        assert_eq!(sc.poll.limit, 1000);
+        assert_eq!(sc.sse.keep_alive, Duration::from_secs(15));
+        assert_eq!(sc.churn, None);
+        assert_eq!(
+            sc.server,
+            Server {
+                binary: None,
+                workers: 1,
+                pin: true,
+                max_connections: 200_000,
+            }
+        );
+        assert_eq!(sc.target, None);
+        assert_eq!(sc.sweep, None);
+        let runs = sc.expand_sweep();
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].0, None);
+        assert_eq!(runs[0].1, sc);
+    }
+
+    #[test]
+    fn zipf_exponent_defaults_to_one() {
+        let sc = ok(&MINIMAL.replace("count = 10", "count = 10\ntopics = \"zipf\""));
+        assert_eq!(sc.clients.topics, TopicChoice::Zipf(1.0));
+    }
+
+    #[test]
+    fn serialized_scenario_is_an_equivalent_file() {
+        for text in [FULL, MINIMAL] {
+            let sc = ok(text);
+            let written = toml::to_string(&sc).expect("serializes");
+            let again = ok(&written);
+            assert_eq!(
+                serde_json::to_value(&sc).unwrap(),
+                serde_json::to_value(&again).unwrap(),
+                "round trip through:\n{written}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_field_top_level() {
+        let msg = err(&format!("cleints = 3\n{MINIMAL}"));
+        assert_diag(
+            &msg,
+            1,
+            1,
+            &["unknown field `cleints`", "expected one of", "`clients`"],
+        );
+    }
+
+    #[test]
+    fn unknown_field_nested() {
+        let msg = err(&MINIMAL.replace("count = 10", "count = 10\ncuont = 3"));
+        assert_diag(
+            &msg,
+            5,
+            1,
+            &["unknown field `cuont`", "expected one of", "`count`"],
+        );
+        let msg = err(&MINIMAL.replace("line_bytes = 80", "line_bytes = { min = 1, mx = 2 }"));
+        assert_diag(
+            &msg,
+            8,
+            14,
+            &["unknown field `mx`", "expected `min` or `max`"],
+        );
+    }
+
+    #[test]
+    fn wrong_type() {
+        let msg = err(&MINIMAL.replace("count = 10", "count = \"ten\""));
+        assert_diag(
+            &msg,
+            4,
+            9,
+            &["invalid type: string \"ten\"", "expected i64"],
+        );
+        let msg = err(&MINIMAL.replace("duration = \"1s\"", "duration = 1"));
+        assert_diag(
+            &msg,
+            2,
+            12,
+            &["invalid type: integer `1`", "a duration string"],
+        );
+    }
+
+    #[test]
+    fn syntax_error_has_a_position() {
+        let msg = err("transports = [\"sse\"\nduration = \"1s\"\n");
+        assert!(msg.starts_with(&format!("{ORIGIN}:")), "{msg}");
+    }
+
+    #[test]
+    fn bad_duration_string() {
+        let msg = err(&MINIMAL.replace("duration = \"1s\"", "duration = \"5 sekunden\""));
+        assert_diag(
+            &msg,
+            2,
+            12,
+            &[
+                "`duration`",
+                "\"5 sekunden\" is not a duration",
+                "\"500ms\"",
+            ],
+        );
+        let msg = err(&MINIMAL.replace("duration = \"1s\"", "duration = \"0s\""));
+        assert_diag(&msg, 2, 12, &["`duration` must be greater than zero"]);
+        let msg = err(&format!("{MINIMAL}[poll]\nwait = \"10m\"\n"));
+        assert_diag(&msg, 10, 8, &["`poll.wait` must be at most 2m"]);
+    }
+
+    #[test]
+    fn zero_count() {
+        let msg = err(&MINIMAL.replace("count = 10", "count = 0"));
+        assert_diag(
+            &msg,
+            4,
+            9,
+            &["`clients.count` must be between 1 and 200000, got 0"],
+        );
+    }
+
+    #[test]
+    fn min_greater_than_max() {
+        let msg = err(&MINIMAL.replace("line_bytes = 80", "line_bytes = { min = 120, max = 40 }"));
+        assert_diag(
+            &msg,
+            8,
+            14,
+            &["`feed.line_bytes`", "min (120) is greater than max (40)"],
+        );
+        let msg = err(&MINIMAL.replace("line_bytes = 80", "line_bytes = 0"));
+        assert_diag(
+            &msg,
+            8,
+            14,
+            &["`feed.line_bytes` must be between 1 and 1048576"],
+        );
+    }
+
+    #[test]
+    fn duplicate_transport() {
+        let msg = err(&MINIMAL.replace("[\"sse\"]", "[\"sse\", \"ws\", \"sse\"]"));
+        assert_diag(&msg, 1, 28, &["transport `sse` is listed twice"]);
+    }
+
+    #[test]
+    fn unknown_transport_name() {
+        let msg = err(&MINIMAL.replace("[\"sse\"]", "[\"sse\", \"websocket\"]"));
+        assert_diag(
+            &msg,
+            1,
+            22,
+            &["unknown transport `websocket`", "`long-poll`"],
+        );
+        let msg = err(&MINIMAL.replace("[\"sse\"]", "[]"));
+        assert_diag(&msg, 1, 14, &["`transports` must list at least one"]);
+    }
+
+    #[test]
+    fn zipf_exponent_with_uniform() {
+        let msg = err(&MINIMAL.replace("count = 10", "count = 10\nzipf_exponent = 1.2"));
+        assert_diag(
+            &msg,
+            5,
+            17,
+            &["`clients.zipf_exponent` only applies", "\"zipf\""],
+        );
+        let msg = err(&MINIMAL.replace("count = 10", "count = 10\ntopics = \"pareto\""));
+        assert_diag(&msg, 5, 10, &["unknown `clients.topics` \"pareto\""]);
+    }
+
+    #[test]
+    fn missing_fields_are_all_reported() {
+        let msg = err("[clients]\nramp_up = \"1s\"\n");
+        assert_diag(&msg, 1, 1, &["missing `transports`"]);
+        assert_diag(&msg, 1, 1, &["missing `duration`"]);
+        assert_diag(&msg, 1, 1, &["missing `clients.count`"]);
+        assert_diag(&msg, 1, 1, &["missing `feed.topics`"]);
+        assert_diag(&msg, 1, 1, &["missing `feed.lines_per_sec`"]);
+        assert_diag(&msg, 1, 1, &["missing `feed.line_bytes`"]);
+    }
+
+    #[test]
+    fn all_semantic_errors_are_collected_in_file_order() {
+        let text = MINIMAL
+            .replace("count = 10", "count = 0")
+            .replace("topics = 2", "topics = 0")
+            .replace("duration = \"1s\"", "duration = \"soon\"");
+        let msg = err(&text);
+        let lines: Vec<&str> = msg.lines().collect();
+        assert_eq!(lines.len(), 3, "{msg}");
+        assert!(lines[0].starts_with(&format!("{ORIGIN}:2:")), "{msg}");
+        assert!(lines[1].starts_with(&format!("{ORIGIN}:4:")), "{msg}");
+        assert!(lines[2].starts_with(&format!("{ORIGIN}:6:")), "{msg}");
+    }
+
+    #[test]
+    fn invalid_names() {
+        let msg = err(&format!("name = \"My Run\"\n{MINIMAL}"));
+        assert_diag(&msg, 1, 8, &["`name` must match [a-z0-9_-]+"]);
+        let Err(e) = parse(MINIMAL, "scenarios/My Run.toml") else {
+            panic!("a bad file stem without `name` must fail");
+        };
+        assert!(
+            e.to_string()
+                .starts_with("scenarios/My Run.toml:1:1: the scenario name defaults"),
+            "{e}"
+        );
+        assert_eq!(ok(&format!("name = \"ok-1\"\n{MINIMAL}")).name, "ok-1");
+    }
+
+    #[test]
+    fn burst_rules() {
+        let msg = err(&format!(
+            "{MINIMAL}[feed.burst]\nevery = \"1s\"\nlines = 2000\nlines_per_sec = 1000\n"
+        ));
+        assert_diag(
+            &msg,
+            11,
+            9,
+            &["lasts 2.000s", "not shorter than `feed.burst.every` (1s)"],
+        );
+        // Bursts only: a zero steady rate is fine with a burst, not without.
+        let bursts_only = MINIMAL.replace("lines_per_sec = 5.0", "lines_per_sec = 0");
+        let msg = err(&bursts_only);
+        assert_diag(
+            &msg,
+            7,
+            17,
+            &["`feed.lines_per_sec` must be a finite number greater than zero"],
+        );
+        let sc = ok(&format!(
+            "{bursts_only}[feed.burst]\nevery = \"10s\"\nlines = 100\nlines_per_sec = 1000\n"
+        ));
+        assert_eq!(sc.feed.lines_per_sec, 0.0);
+        let msg = err(&format!("{MINIMAL}[feed.burst]\nevery = \"10s\"\n"));
+        assert_diag(&msg, 9, 1, &["missing `feed.burst.lines`"]);
+        assert_diag(&msg, 9, 1, &["missing `feed.burst.lines_per_sec`"]);
+    }
+
+    #[test]
+    fn count_above_max_connections() {
+        let msg = err(&format!("{MINIMAL}[server]\nmax_connections = 5\n"));
+        assert_diag(
+            &msg,
+            4,
+            9,
+            &["`clients.count` (10) exceeds `server.max_connections` (5)"],
+        );
+    }
+
+    const TARGET: &str = "transports = [\"sse\", \"long-poll\"]\n\
+                          duration = \"1s\"\n\
+                          [clients]\n\
+                          count = 10\n\
+                          [feed]\n\
+                          topics = 2\n\
+                          lines_per_sec = 5.0\n\
+                          line_bytes = 80\n\
+                          [target]\n\
+                          sse_url = \"http://127.0.0.1:9000/{topic}/logs/events\"\n";
+
+    #[test]
+    fn target_transport_without_url() {
+        let msg = err(TARGET);
+        assert_diag(
+            &msg,
+            1,
+            22,
+            &["transport `long-poll` needs `target.poll_url`"],
+        );
+        let sc = ok(&format!(
+            "{TARGET}poll_url = \"http://127.0.0.1:9000/{{topic}}/logs\"\n"
+        ));
+        let target = sc.target.expect("target mode");
+        assert_eq!(
+            target.poll_url.as_deref(),
+            Some("http://127.0.0.1:9000/{topic}/logs")
+        );
+        assert_eq!(target.ws_url, None);
+        assert_eq!(target.publish_url, None);
+    }
+
+    #[test]
+    fn target_base_url_implies_feed_server_paths() {
+        let text = TARGET.replace(
+            "sse_url = \"http://127.0.0.1:9000/{topic}/logs/events\"",
+            "base_url = \"http://127.0.0.1:9000/\"\npublish_url = \"http://127.0.0.1:9000/{topic}/logs\"",
+        );
+        let t = ok(&text).target.expect("target mode");
+        assert_eq!(
+            t.sse_url.as_deref(),
+            Some("http://127.0.0.1:9000/{topic}/logs/events")
+        );
+        assert_eq!(
+            t.ws_url.as_deref(),
+            Some("ws://127.0.0.1:9000/{topic}/logs/ws")
+        );
+        assert_eq!(
+            t.poll_url.as_deref(),
+            Some("http://127.0.0.1:9000/{topic}/logs")
+        );
+        assert_eq!(
+            t.publish_url.as_deref(),
+            Some("http://127.0.0.1:9000/{topic}/logs")
+        );
+    }
+
+    #[test]
+    fn target_url_rules() {
+        let bad = |url: &str| {
+            err(&TARGET.replace(
+                "\"http://127.0.0.1:9000/{topic}/logs/events\"",
+                &format!("\"{url}\"\npoll_url = \"http://h/{{topic}}\""),
+            ))
+        };
+        assert_diag(
+            &bad("https://h/{topic}"),
+            10,
+            11,
+            &["must start with http://"],
+        );
+        assert_diag(&bad("http:///{topic}"), 10, 11, &["has no host"]);
+        assert_diag(
+            &bad("http://h/{topc}"),
+            10,
+            11,
+            &["unknown placeholder `{topc}`"],
+        );
+        assert_diag(
+            &bad("http://h/logs"),
+            10,
+            11,
+            &["needs a `{topic}` placeholder"],
+        );
+        let msg = err(&format!(
+            "{TARGET}poll_url = \"http://h/{{topic}}\"\n[server]\nworkers = 2\n"
+        ));
+        assert_diag(
+            &msg,
+            12,
+            1,
+            &["[server]", "cannot be combined with [target]"],
+        );
+    }
+
+    #[test]
+    fn sweep_sets_the_field() {
+        let sc = ok(&format!(
+            "{MINIMAL}[sweep]\nfield = \"clients.count\"\nvalues = [100, 1000]\n"
+        ));
+        let runs = sc.expand_sweep();
+        assert_eq!(runs.len(), 2);
+        assert_eq!(runs[0].0.as_deref(), Some("clients.count=100"));
+        assert_eq!(runs[0].1.clients.count, 100);
+        assert_eq!(runs[1].0.as_deref(), Some("clients.count=1000"));
+        assert_eq!(runs[1].1.clients.count, 1000);
+        for (_, run) in &runs {
+            assert_eq!(run.sweep, None);
+            assert_eq!(run.expand_sweep().len(), 1);
+            assert_eq!(run.source, sc.source);
+        }
+
+        let sc = ok(&format!(
+            "{MINIMAL}[sweep]\nfield = \"poll.interval\"\nvalues = [\"250ms\", \"2s\"]\n"
+        ));
+        let runs = sc.expand_sweep();
+        assert_eq!(runs[0].0.as_deref(), Some("poll.interval=250ms"));
+        assert_eq!(runs[0].1.poll.interval, Duration::from_millis(250));
+        assert_eq!(runs[1].1.poll.interval, Duration::from_secs(2));
+
+        let sc = ok(&format!(
+            "{MINIMAL}[sweep]\nfield = \"feed.line_bytes\"\nvalues = [16, 4096]\n"
+        ));
+        let runs = sc.expand_sweep();
+        assert_eq!(
+            runs[1].1.feed.line_bytes,
+            LineBytes {
+                min: 4096,
+                max: 4096
+            }
+        );
+
+        let sc = ok(&format!(
+            "{MINIMAL}[sweep]\nfield = \"feed.lines_per_sec\"\nvalues = [1, 2.5]\n"
+        ));
+        let rates: Vec<f64> = sc
+            .expand_sweep()
+            .iter()
+            .map(|(_, s)| s.feed.lines_per_sec)
+            .collect();
+        assert_eq!(rates, vec![1.0, 2.5]);
+    }
+
+    #[test]
+    fn sweep_on_unknown_field() {
+        let msg = err(&format!(
+            "{MINIMAL}[sweep]\nfield = \"clients.cuont\"\nvalues = [1]\n"
+        ));
+        assert_diag(
+            &msg,
+            10,
+            9,
+            &["unknown sweep field `clients.cuont`", "`clients.count`"],
+        );
+        let msg = err(&format!(
+            "{MINIMAL}[sweep]\nfield = \"churn.pause\"\nvalues = [\"1s\"]\n"
+        ));
+        assert_diag(
+            &msg,
+            10,
+            9,
+            &["`churn.pause` is in [churn], which this file does not have"],
+        );
+        let msg = err(&format!(
+            "{MINIMAL}[sweep]\nfield = \"clients.count\"\nvalues = []\n"
+        ));
+        assert_diag(&msg, 11, 10, &["`sweep.values` must not be empty"]);
+    }
+
+    #[test]
+    fn sweep_values_of_wrong_type() {
+        let msg = err(&format!(
+            "{MINIMAL}[sweep]\nfield = \"clients.count\"\nvalues = [10, \"5s\", 2.5]\n"
+        ));
+        assert_diag(
+            &msg,
+            11,
+            15,
+            &[
+                "sweep value for `clients.count`",
+                "invalid type: string \"5s\"",
+            ],
+        );
+        assert_diag(
+            &msg,
+            11,
+            21,
+            &[
+                "sweep value for `clients.count`",
+                "invalid type: floating point `2.5`",
+            ],
+        );
+        let msg = err(&format!(
+            "{MINIMAL}[sweep]\nfield = \"duration\"\nvalues = [\"2s\", 3]\n"
+        ));
+        assert_diag(
+            &msg,
+            11,
+            17,
+            &["sweep value for `duration`", "a duration string"],
+        );
+        let msg = err(&format!(
+            "{MINIMAL}[sweep]\nfield = \"duration\"\nvalues = [true]\n"
+        ));
+        assert_diag(
+            &msg,
+            11,
+            11,
+            &["sweep values must be numbers or duration strings"],
+        );
+    }
+
+    #[test]
+    fn sweep_values_are_validated_like_the_field() {
+        let msg = err(&format!(
+            "{MINIMAL}[sweep]\nfield = \"clients.count\"\nvalues = [10, 0, 10]\n"
+        ));
+        assert_diag(
+            &msg,
+            11,
+            15,
+            &["with sweep `clients.count=0`: `clients.count` must be between 1 and 200000, got 0"],
+        );
+        assert_diag(&msg, 11, 18, &["sweep value `10` is listed twice"]);
+        let msg = err(&format!(
+            "{MINIMAL}[sweep]\nfield = \"duration\"\nvalues = [\"2 parsecs\"]\n"
+        ));
+        assert_diag(
+            &msg,
+            11,
+            11,
+            &["with sweep `duration=2 parsecs`", "is not a duration"],
+        );
+        // A problem elsewhere in the file is reported once, not once per sweep value.
+        let msg = err(&format!(
+            "{}[sweep]\nfield = \"clients.count\"\nvalues = [1, 2]\n",
+            MINIMAL.replace("topics = 2", "topics = 0")
+        ));
+        assert_eq!(msg.lines().count(), 1, "{msg}");
+        assert_diag(&msg, 6, 10, &["`feed.topics` must be between 1 and 100000"]);
+    }
+
+    #[test]
+    fn every_sweepable_field_is_handled() {
+        let full = FULL.replace("field = \"clients.count\"", "field = \"duration\"");
+        let raw: RawScenario = toml::from_str(&full).expect("parses");
+        for field in SWEEPABLE_FIELDS {
+            let value = if field.ends_with("lines_per_sec") || field.ends_with("exponent") {
+                toml::Value::Float(2.0)
+            } else if [
+                "duration",
+                "warmup",
+                "drain",
+                "every",
+                "ramp_up",
+                "interval",
+                "wait",
+                "keep_alive",
+                "session",
+                "pause",
+            ]
+            .iter()
+            .any(|d| field.ends_with(d))
+            {
+                toml::Value::String("3s".into())
+            } else {
+                toml::Value::Integer(3)
+            };
+            let mut patched = raw.clone();
+            let result = patch(&mut patched, field, &Spanned::new(0..0, value));
+            assert!(result.is_ok(), "sweep field {field} is not handled");
+        }
+    }
+
+    #[test]
+    fn line_column_counts_characters() {
+        let text = "a = 1\nbé = \"x\"\n";
+        assert_eq!(line_column(text, 0), (1, 1));
+        assert_eq!(line_column(text, 6), (2, 1));
+        assert_eq!(
+            line_column(text, text.find('=').map(|_| 10).unwrap()),
+            (2, 4)
+        );
+        assert_eq!(line_column(text, 10_000), (3, 1));
+    }
+
+    #[test]
+    fn transport_names() {
+        for t in Transport::ALL {
+            assert_eq!(Transport::from_name(t.as_str()), Some(t));
+            assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
+        }
+        assert_eq!(Transport::from_name("websocket"), None);
+    }
+
+    #[test]
+    fn unreadable_file_names_the_path() {
+        let e = load(Path::new("/nonexistent/x.toml")).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("/nonexistent/x.toml: cannot read"),
+            "{e}"
+        );
+    }
 }

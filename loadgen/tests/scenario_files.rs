@@ -1,0 +1,50 @@
+//! Every scenario shipped in `scenarios/` must load and validate, sweeps included, so that a
+//! schema change cannot silently break one.
+
+use std::path::PathBuf;
+
+use pushbench::scenario;
+
+#[test]
+fn shipped_scenarios_validate() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .map(|entry| entry.expect("directory entry").path())
+        .filter(|p| p.extension().is_some_and(|ext| ext == "toml"))
+        .collect();
+    paths.sort();
+    // smoke.toml at least: an empty list would make this test pass vacuously.
+    assert!(
+        paths.iter().any(|p| p.ends_with("smoke.toml")),
+        "no smoke.toml in {}",
+        dir.display()
+    );
+    let failures: Vec<String> = paths
+        .iter()
+        .filter_map(|p| match scenario::load(p) {
+            Ok(sc) => {
+                // The name (default: the file stem) names the results folder: keep them aligned.
+                let stem = p.file_stem().map(|s| s.to_string_lossy().into_owned());
+                (Some(sc.name.as_str()) != stem.as_deref()).then(|| {
+                    format!(
+                        "{}: name {:?} differs from the file name",
+                        p.display(),
+                        sc.name
+                    )
+                })
+            }
+            Err(e) => Some(e.to_string()),
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn smoke_is_short_and_covers_every_transport() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios/smoke.toml");
+    let sc = scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(sc.transports, scenario::Transport::ALL.to_vec());
+    assert_eq!(sc.expand_sweep().len(), 1);
+    assert!(sc.duration.as_secs() <= 5);
+}
