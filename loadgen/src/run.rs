@@ -385,20 +385,12 @@ async fn run_inner(
         })
         .collect();
 
+    // An unbounded sender needs no runtime: worker threads send straight into this one.
     let (tx, mut rx) = mpsc::unbounded_channel::<WorkerMsg>();
-    let (std_tx, std_rx) = std::sync::mpsc::channel::<WorkerMsg>();
-    // Workers send on a std channel (they are plain threads); forward into tokio's.
-    std::thread::spawn(move || {
-        while let Ok(m) = std_rx.recv() {
-            if tx.send(m).is_err() {
-                break;
-            }
-        }
-    });
     let workers = opts.workers.max(1).min(clients.max(1) as usize);
     let started = Instant::now();
     let self_start = sample(0).map_err(|e| format!("sampling pushbench: {e}"))?;
-    let handles = worker::start(workers, specs, control.clone(), std_tx);
+    let handles = worker::start(workers, specs, control.clone(), tx);
     let mut publisher = match &publish_url {
         Some(url) => {
             let publish_to = Endpoint::parse(url).await?;

@@ -7,12 +7,12 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
+use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
 use tokio::time::{interval, sleep_until, Instant, MissedTickBehavior};
 
@@ -54,7 +54,7 @@ pub fn start(
     workers: usize,
     clients: Vec<ClientSpec>,
     control: Arc<RunControl>,
-    tx: mpsc::Sender<WorkerMsg>,
+    tx: UnboundedSender<WorkerMsg>,
 ) -> Vec<JoinHandle<()>> {
     let workers = workers.max(1);
     let mut shares: Vec<Vec<ClientSpec>> = (0..workers).map(|_| Vec::new()).collect();
@@ -79,7 +79,7 @@ fn run_worker(
     worker: usize,
     clients: Vec<ClientSpec>,
     control: Arc<RunControl>,
-    tx: mpsc::Sender<WorkerMsg>,
+    tx: UnboundedSender<WorkerMsg>,
 ) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
