@@ -18,15 +18,6 @@ fn seqs(v: &Value) -> Vec<u64> {
         .collect()
 }
 
-fn texts(v: &Value) -> Vec<String> {
-    v["lines"]
-        .as_array()
-        .expect("lines array")
-        .iter()
-        .map(|l| l["line"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[tokio::test]
 async fn poll_limit_pages_through_the_log_with_the_next_cursor() {
     let server = TestServer::default().await;

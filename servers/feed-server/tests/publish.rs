@@ -10,15 +10,6 @@ use feed_server::ServerConfig;
 use hyper::{Method, StatusCode};
 use pushbench_sse::SseConfig;
 
-fn texts(v: &serde_json::Value) -> Vec<String> {
-    v["lines"]
-        .as_array()
-        .expect("lines array")
-        .iter()
-        .map(|l| l["line"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[tokio::test]
 async fn publish_crlf_body_yields_lines_without_cr_and_keeps_inner_cr() {
     let server = TestServer::default().await;

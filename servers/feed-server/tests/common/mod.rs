@@ -448,3 +448,13 @@ pub async fn wait_for_metric(server: &TestServer, metric: &str, value: u64) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The `line` texts of a poll answer's `lines`.
+pub fn texts(v: &serde_json::Value) -> Vec<String> {
+    v["lines"]
+        .as_array()
+        .expect("lines array")
+        .iter()
+        .map(|l| l["line"].as_str().unwrap().to_string())
+        .collect()
+}
