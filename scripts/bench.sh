@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The benchmark suite (commands and reports, not timed tests): the shipped scenarios, each
+# written under results/NAME/RUN_ID with its report, plus the raw fan-out baseline run beside
+# the SSE server on the same fan-out workload. Takes about an hour on a 2-core machine.
+#
+#   scripts/bench.sh                 # everything
+#   scripts/bench.sh ci-logs bursty  # only these scenarios (names of scenarios/*.toml)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --locked --workspace --bins
+pb=./target/release/pushbench
+
+scenarios=("$@")
+if ((${#scenarios[@]} == 0)); then
+  scenarios=(reference ci-logs ci-logs-1s popular-build bursty idle-10k churn large-lines
+             sweep-clients sweep-poll-interval)
+fi
+for s in "${scenarios[@]}"; do
+  echo "== $s"
+  "$pb" run "scenarios/$s.toml" --out results
+done
+
+# The machine's limit: the same popular-build fan-out served by raw-fanout (no HTTP framework)
+# and by feed-server's SSE router, so SSE deliveries per core read as a fraction of it.
+echo "== raw fan-out baseline"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+for server in raw-fanout feed-server; do
+  sed -e "s/^name = \"popular-build\"/name = \"baseline-$server\"/" \
+      -e 's/^transports = .*/transports = ["sse"]/' scenarios/popular-build.toml > "$tmp/$server.toml"
+  printf '\n[server]\nbinary = "%s"\n' "$PWD/target/release/$server" >> "$tmp/$server.toml"
+  "$pb" run "$tmp/$server.toml" --out results --quiet
+done
+python3 - <<'PY'
+import glob, json
+def last(name):
+    path = sorted(glob.glob(f"results/{name}/*/summary.json"))[-1]
+    return json.load(open(path))["runs"][0]
+raw, sse = last("baseline-raw-fanout"), last("baseline-feed-server")
+for label, r in (("raw-fanout", raw), ("feed-server SSE", sse)):
+    print(f"{label:>16}: {r['deliveries_per_sec']:.0f} deliveries/s, {r['server']['cpu_us_per_event']:.2f} us CPU each, "
+          f"p99 {r['latency_us']['p99']/1000:.1f} ms, load generator saturated: {r['loadgen']['saturated']}")
+ratio = raw["server"]["cpu_us_per_event"] / sse["server"]["cpu_us_per_event"]
+print(f"SSE deliveries per core as a fraction of the raw baseline: {ratio:.0%}")
+PY
