@@ -49,13 +49,13 @@ pub const CHARTS_DIR: &str = "charts";
 /// What went wrong while reporting. Messages name the file or chart involved.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("{path} is not a readable pushbench summary: {source}")]
+    #[error("{path} is not a readable pushbench summary")]
     Summary {
         path: PathBuf,
         #[source]
