@@ -53,6 +53,9 @@ pub struct Environment {
     pub memory_bytes: u64,
     pub pushbench_version: String,
     pub git_revision: Option<String>,
+    /// The working tree had uncommitted changes to tracked files: the revision alone does not
+    /// say what ran.
+    pub git_dirty: bool,
     pub server_binary: Option<String>,
     pub server_cpus: Vec<usize>,
     pub loadgen_cpus: Vec<usize>,
@@ -321,7 +324,14 @@ pub fn environment() -> Environment {
         .ok()
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let git_dirty = std::process::Command::new("git")
+        .args(["status", "--porcelain", "--untracked-files=no"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .is_some_and(|o| !o.stdout.is_empty());
     Environment {
+        git_dirty,
         hostname: read("/proc/sys/kernel/hostname").trim().to_string(),
         kernel: read("/proc/sys/kernel/osrelease").trim().to_string(),
         cpu_model,

@@ -139,7 +139,11 @@ fn scenario_table(doc: &mut Doc, s: &Summary) {
         ("pushbench", or_dash(&e.pushbench_version)),
         (
             "Git revision",
-            e.git_revision.clone().unwrap_or_else(|| "—".into()),
+            match (&e.git_revision, e.git_dirty) {
+                (Some(rev), true) => format!("{rev} with uncommitted changes"),
+                (Some(rev), false) => rev.clone(),
+                (None, _) => "—".into(),
+            },
         ),
         (
             "Server binary",
