@@ -8,14 +8,15 @@
 //! - [`listener`]: binds with a 4096-deep accept backlog (tokio's default of 128 overflows
 //!   when thousands of clients connect at once; each overflow costs a ~1 s SYN retry) and
 //!   raises the open-file limit.
-//! - [`serve`]: runs the app until a shutdown signal, ending open streams first.
+//! - [`serve`]: runs the app until a shutdown signal, ending open streams first; the accept
+//!   loop and per-connection HTTP/1 driver live in [`connection`] (not `axum::serve`, whose
+//!   HTTP/2 detection costs 8 KiB per connection).
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod connection;
 pub mod listener;
 pub mod publish;
-
-use std::net::SocketAddr;
 
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
@@ -67,11 +68,5 @@ async fn metrics(
 /// Serves `app` on `listener` until `feed.shutdown` triggers, then ends open streams and
 /// waits for in-flight requests.
 pub async fn serve(listener: TcpListener, app: Router, feed: FeedContext) -> std::io::Result<()> {
-    let shutdown = feed.shutdown.clone();
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { shutdown.wait().await })
-    .await
+    connection::serve(listener, app, feed.shutdown.clone()).await
 }
