@@ -299,6 +299,9 @@ fn run(
         }
     }
     let mut pending: Vec<Vec<NewLine>> = vec![Vec::new(); topics.len()];
+    // Topics with pending lines, so a wake costs what it publishes, not a scan of every
+    // topic (ci-logs: 10,000 wakes/s over 1,000 topics).
+    let mut touched: Vec<usize> = Vec::new();
     let mut produced: Vec<u64> = vec![0; topics.len()];
     // Wake at least this often to notice shutdown.
     const MAX_SLEEP: Duration = Duration::from_millis(20);
@@ -322,17 +325,18 @@ fn run(
             let late = Duration::from_nanos(elapsed - due.at_ns);
             report.max_lateness = report.max_lateness.max(late);
             produced[due.topic] += 1;
+            if pending[due.topic].is_empty() {
+                touched.push(due.topic);
+            }
             pending[due.topic].push(NewLine {
                 ts: start_unix + due.at_ns,
                 text: text.make(produced[due.topic], due.at_ns, line_bytes),
             });
         }
-        for (i, lines) in pending.iter_mut().enumerate() {
-            if lines.is_empty() {
-                continue;
-            }
+        for i in touched.drain(..) {
+            let lines = std::mem::take(&mut pending[i]);
             let n = lines.len() as u64;
-            match runtime.block_on(backend.append(&topics[i], std::mem::take(lines))) {
+            match runtime.block_on(backend.append(&topics[i], lines)) {
                 Ok(_) => {
                     report.lines += n;
                     metrics.appended(n);
