@@ -12,7 +12,7 @@ pb=./target/release/pushbench
 
 scenarios=("$@")
 if ((${#scenarios[@]} == 0)); then
-  scenarios=(reference ci-logs ci-logs-1s popular-build bursty idle-10k churn large-lines
+  scenarios=(reference ci-logs ci-logs-1s ci-logs-load popular-build bursty idle-10k churn large-lines
              sweep-clients sweep-poll-interval)
 fi
 for s in "${scenarios[@]}"; do
