@@ -3,6 +3,8 @@
 //! # Layout
 //! - [`config`]: the command line ([`config::Args`]) and what it resolves to.
 //! - [`publish`]: `POST .../logs` (append lines) and `POST .../logs/finish` (end a step).
+//! - [`topics`]: `GET /topics`, the steps held with their last seq, for the viewer.
+//! - [`admin`]: fault injection (`POST /admin/drop-connections/...`), only with `--admin-token`.
 //! - [`app`]: composes the transport routers, publishing, `/healthz` and `/metrics` into one
 //!   [`axum::Router`], separate from `main` so tests serve it on port 0.
 //! - [`listener`]: binds with a 4096-deep accept backlog (tokio's default of 128 overflows
@@ -11,9 +13,11 @@
 //! - [`serve`]: runs the app until a shutdown signal, ending open streams first.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod config;
 pub mod listener;
 pub mod publish;
+pub mod topics;
 
 use std::net::SocketAddr;
 
@@ -32,7 +36,15 @@ pub fn app(feed: FeedContext, config: &ServerConfig) -> Result<Router, String> {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
         .with_state(feed.clone())
-        .merge(publish::router(feed.clone(), config.publish.clone()));
+        .merge(publish::router(feed.clone(), config.publish.clone()))
+        .merge(topics::router(
+            feed.clone(),
+            config.sse.auth.clone(),
+            &config.sse.cors,
+        )?);
+    if let Some(token) = &config.admin_token {
+        router = router.merge(admin::router(feed.clone(), token.clone()));
+    }
     if config.transports.contains(&Transport::Sse) {
         router = router.merge(pushbench_sse::router(feed.clone(), config.sse.clone())?);
     }
