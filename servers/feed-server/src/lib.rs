@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`config`]: the command line ([`config::Args`]) and what it resolves to.
 //! - [`publish`]: `POST .../logs` (append lines) and `POST .../logs/finish` (end a step).
+//! - [`viewer`]: the log viewer page at `/` (embedded HTML/CSS/JS).
 //! - [`topics`]: `GET /topics`, the steps held with their last seq, for the viewer.
 //! - [`admin`]: fault injection (`POST /admin/drop-connections/...`), only with `--admin-token`.
 //! - [`app`]: composes the transport routers, publishing, `/healthz` and `/metrics` into one
@@ -18,6 +19,7 @@ pub mod config;
 pub mod listener;
 pub mod publish;
 pub mod topics;
+pub mod viewer;
 
 use std::net::SocketAddr;
 
@@ -37,6 +39,7 @@ pub fn app(feed: FeedContext, config: &ServerConfig) -> Result<Router, String> {
         .route("/metrics", get(metrics))
         .with_state(feed.clone())
         .merge(publish::router(feed.clone(), config.publish.clone()))
+        .merge(viewer::router())
         .merge(topics::router(
             feed.clone(),
             config.sse.auth.clone(),

@@ -1,5 +1,5 @@
-//! What the log viewer needs from the server, over real sockets: `GET /topics`, and the
-//! admin drop the browser tests use.
+//! What the log viewer needs from the server, over real sockets: the page and its assets,
+//! `GET /topics`, and the admin drop the browser tests use (tests/browser runs the page itself).
 
 mod common;
 
@@ -34,6 +34,36 @@ async fn drop_connections(server: &TestServer, auth: Option<&str>) -> Answer {
         .await
         .into_full()
         .await
+}
+
+#[tokio::test]
+async fn viewer_page_and_assets_have_their_types_and_revalidate_with_304() {
+    let server = TestServer::default().await;
+    for (path, content_type, marker) in [
+        ("/", "text/html; charset=utf-8", "<script src=\"viewer.js\""),
+        (
+            "/viewer.js",
+            "text/javascript; charset=utf-8",
+            "new EventSource(",
+        ),
+        ("/viewer.css", "text/css; charset=utf-8", ".ln .no"),
+    ] {
+        let r = server.get(path, &[]).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}");
+        assert_eq!(r.header("content-type"), Some(content_type), "{path}");
+        assert_eq!(r.header("cache-control"), Some("no-cache"), "{path}");
+        assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+        assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
+        let csp = r.header("content-security-policy").expect("a CSP");
+        assert!(csp.contains("script-src 'self'"), "{csp}");
+        assert!(r.text().contains(marker), "{path} holds {marker:?}");
+        let etag = r.header("etag").expect("an ETag").to_string();
+        let again = server.get(path, &[("if-none-match", &etag)]).await;
+        assert_eq!(again.status, StatusCode::NOT_MODIFIED, "{path}");
+        assert!(again.body.is_empty());
+        let changed = server.get(path, &[("if-none-match", "\"other\"")]).await;
+        assert_eq!(changed.status, StatusCode::OK, "{path}");
+    }
 }
 
 #[tokio::test]
