@@ -4,8 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# plotters links fontconfig and freetype (pkg-config finds them); DejaVu renders chart text.
-packages=(pkg-config libfontconfig1-dev libfreetype-dev fonts-dejavu-core)
+# plotters links fontconfig and freetype (pkg-config finds them); DejaVu renders chart text
+# (and the viewer's text in the browser tests). The browser tests (servers/feed-server/tests/
+# browser) drive headless Chromium through chromedriver.
+packages=(pkg-config libfontconfig1-dev libfreetype-dev fonts-dejavu-core chromium chromium-driver)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

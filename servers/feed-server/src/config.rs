@@ -75,6 +75,10 @@ pub struct Args {
     /// Token publishers must present (Authorization: Bearer).
     #[arg(long, env = "FEED_SERVER_PUBLISH_TOKEN")]
     pub publish_token: Option<String>,
+    /// Enables the admin routes (fault injection: POST /admin/drop-connections/{topic}),
+    /// which need this token as Authorization: Bearer. Off by default.
+    #[arg(long, env = "FEED_SERVER_ADMIN_TOKEN")]
+    pub admin_token: Option<String>,
     /// Topics the built-in generator writes (0: no generator).
     #[arg(long, default_value_t = 4)]
     pub gen_topics: u32,
@@ -117,6 +121,8 @@ pub struct ServerConfig {
     pub ws: WsConfig,
     pub poll: PollConfig,
     pub publish: PublishConfig,
+    /// Token of the admin routes; `None` leaves them unmounted.
+    pub admin_token: Option<String>,
     pub generator: Option<GeneratorConfig>,
 }
 
@@ -130,6 +136,7 @@ impl Default for ServerConfig {
             ws: WsConfig::default(),
             poll: PollConfig::default(),
             publish: PublishConfig::default(),
+            admin_token: None,
             generator: None,
         }
     }
@@ -181,6 +188,13 @@ impl Args {
             allow_credentials: self.cors_credentials,
         };
         cors.layer()?;
+        if self
+            .admin_token
+            .as_deref()
+            .is_some_and(|t| t.trim().is_empty())
+        {
+            return Err("--admin-token must not be empty".into());
+        }
         Ok(ServerConfig {
             transports: if self.transport.is_empty() {
                 Transport::ALL.to_vec()
@@ -211,6 +225,7 @@ impl Args {
                 max_body_bytes: self.max_body_bytes,
                 auth: TokenAuth::new(self.publish_token.clone()),
             },
+            admin_token: self.admin_token.clone(),
             generator,
         })
     }

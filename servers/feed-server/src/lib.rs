@@ -3,6 +3,9 @@
 //! # Layout
 //! - [`config`]: the command line ([`config::Args`]) and what it resolves to.
 //! - [`publish`]: `POST .../logs` (append lines) and `POST .../logs/finish` (end a step).
+//! - [`viewer`]: the log viewer page at `/` (embedded HTML/CSS/JS).
+//! - [`topics`]: `GET /topics`, the steps held with their last seq, for the viewer.
+//! - [`admin`]: fault injection (`POST /admin/drop-connections/...`), only with `--admin-token`.
 //! - [`app`]: composes the transport routers, publishing, `/healthz` and `/metrics` into one
 //!   [`axum::Router`], separate from `main` so tests serve it on port 0.
 //! - [`listener`]: binds with a 4096-deep accept backlog (tokio's default of 128 overflows
@@ -13,10 +16,13 @@
 //!   HTTP/2 detection costs 8 KiB per connection).
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod config;
 pub mod connection;
 pub mod listener;
 pub mod publish;
+pub mod topics;
+pub mod viewer;
 
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
@@ -33,7 +39,16 @@ pub fn app(feed: FeedContext, config: &ServerConfig) -> Result<Router, String> {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
         .with_state(feed.clone())
-        .merge(publish::router(feed.clone(), config.publish.clone()));
+        .merge(publish::router(feed.clone(), config.publish.clone()))
+        .merge(viewer::router())
+        .merge(topics::router(
+            feed.clone(),
+            config.sse.auth.clone(),
+            &config.sse.cors,
+        )?);
+    if let Some(token) = &config.admin_token {
+        router = router.merge(admin::router(feed.clone(), token.clone()));
+    }
     if config.transports.contains(&Transport::Sse) {
         router = router.merge(pushbench_sse::router(feed.clone(), config.sse.clone())?);
     }

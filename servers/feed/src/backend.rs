@@ -151,4 +151,12 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Every topic held, for the generator and for operators.
     async fn topics(&self) -> Vec<TopicId>;
+
+    /// Ends every open subscription of a topic as if its connection had dropped: each one
+    /// ends without [`Delivery::End`] (its stream just stops), so each transport does what it
+    /// does when a connection is lost (SSE ends the response without `event: end`, WebSocket
+    /// closes with 1001, a held long-poll answers at once) and its client resumes from its own
+    /// cursor. Subscriptions made afterwards are unaffected. Fault injection for tests and
+    /// operators; returns how many subscriptions were open.
+    async fn disconnect(&self, topic: &TopicId) -> Result<u64, FeedError>;
 }

@@ -8,7 +8,7 @@
 //! # Layout
 //! - [`topic`]: [`TopicId`], the CI build-step a log belongs to, and its validation.
 //! - [`line`]: [`Line`], one log line with its `seq`, scheduled `ts` and pre-encoded JSON.
-//! - [`backend`]: the [`Backend`] trait (append, finish, read, subscribe) and the
+//! - [`backend`]: the [`Backend`] trait (append, finish, read, subscribe, disconnect) and the
 //!   [`Subscription`] stream with its [`Delivery`] items. In-memory today; a Redis Streams
 //!   backend slots in behind the same trait.
 //! - [`memory`]: [`MemoryBackend`], the in-process hub: one bounded history ring per topic that

@@ -51,6 +51,8 @@ struct TopicState {
     capacity: usize,
     last_seq: u64,
     finished: bool,
+    /// Bumped by [`Backend::disconnect`]; a cursor made under an older value ends.
+    disconnects: u64,
 }
 
 impl TopicState {
@@ -109,6 +111,7 @@ impl MemoryBackend {
                 capacity: self.config.history,
                 last_seq: 0,
                 finished: false,
+                disconnects: 0,
             }),
             changed: watch::Sender::new(()),
         });
@@ -220,10 +223,14 @@ impl Backend for MemoryBackend {
         // seen as a change, never missed.
         let mut changed = t.changed.subscribe();
         changed.mark_changed();
-        let after = check_cursor(topic, &t.state.lock().expect("topic lock"), after)?;
+        let (after, disconnects) = {
+            let st = t.state.lock().expect("topic lock");
+            (check_cursor(topic, &st, after)?, st.disconnects)
+        };
         let cursor = Cursor {
             topic: t,
             after,
+            disconnects,
             changed,
             max_batch: max_batch.max(1),
             done: false,
@@ -248,6 +255,15 @@ impl Backend for MemoryBackend {
         ids.sort();
         ids
     }
+
+    async fn disconnect(&self, topic: &TopicId) -> Result<u64, FeedError> {
+        let t = self.get(topic)?;
+        t.state.lock().expect("topic lock").disconnects += 1;
+        // Every subscription holds one receiver: this is how many were open.
+        let open = t.changed.receiver_count() as u64;
+        t.changed.send_replace(());
+        Ok(open)
+    }
 }
 
 /// One subscriber's position in its topic.
@@ -255,6 +271,8 @@ struct Cursor {
     topic: Arc<Topic>,
     /// Seq of the last line delivered.
     after: u64,
+    /// The topic's disconnect count when this cursor was made.
+    disconnects: u64,
     changed: watch::Receiver<()>,
     max_batch: usize,
     done: bool,
@@ -274,6 +292,11 @@ impl Cursor {
                 return None;
             }
             let st = self.topic.state.lock().expect("topic lock");
+            if st.disconnects != self.disconnects {
+                // Dropped on purpose: end like a lost connection, without `End`.
+                self.done = true;
+                return None;
+            }
             if self.after + 1 < st.oldest_seq() {
                 self.done = true;
                 tracing::debug!(topic = %self.topic.id, after = self.after, "subscriber lagged");
@@ -451,6 +474,35 @@ mod tests {
         assert!(pending.is_err(), "nothing new: the subscription must wait");
         b.append(&t, lines(&["b"])).await.unwrap();
         assert_eq!(seqs(&sub.next().await.unwrap()), vec![2]);
+    }
+
+    #[tokio::test]
+    async fn disconnect_ends_open_subscriptions_only() {
+        let b = MemoryBackend::default();
+        let t = topic();
+        b.append(&t, lines(&["a", "b"])).await.unwrap();
+        let mut waiting = b.subscribe(&t, Some(2), 10).await.unwrap();
+        let mut behind = b.subscribe(&t, Some(0), 10).await.unwrap();
+        assert_eq!(b.disconnect(&t).await.unwrap(), 2);
+        // Neither gets `End`, nor the lines it had not read yet: its stream just stops.
+        assert_eq!(within(waiting.next()).await, None);
+        assert_eq!(within(behind.next()).await, None);
+        // A resubscription from the client's own cursor carries on.
+        let mut resumed = b.subscribe(&t, Some(0), 10).await.unwrap();
+        assert_eq!(seqs(&resumed.next().await.unwrap()), vec![1, 2]);
+        b.finish(&t).await.unwrap();
+        assert_eq!(resumed.next().await, Some(Delivery::End { last_seq: 2 }));
+        assert!(matches!(
+            b.disconnect(&TopicId::new("acme", "app", "1", "none").unwrap())
+                .await,
+            Err(FeedError::UnknownTopic(_))
+        ));
+    }
+
+    async fn within<F: std::future::Future>(f: F) -> F::Output {
+        tokio::time::timeout(Duration::from_secs(5), f)
+            .await
+            .expect("no answer within 5 s")
     }
 
     #[tokio::test]
