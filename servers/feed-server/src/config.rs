@@ -69,7 +69,8 @@ pub struct Args {
     /// Allow credentials on cross-origin requests.
     #[arg(long)]
     pub cors_credentials: bool,
-    /// Token SSE clients must present (Authorization: Bearer, or ?token=).
+    /// Token readers must present on every transport (SSE, WebSocket, poll):
+    /// Authorization: Bearer, or ?token= for browsers' EventSource and WebSocket.
     #[arg(long, env = "FEED_SERVER_TOKEN")]
     pub token: Option<String>,
     /// Token publishers must present (Authorization: Bearer).
@@ -215,10 +216,12 @@ impl Args {
             },
             ws: WsConfig {
                 ping_interval: self.ws_ping,
+                auth: TokenAuth::new(self.token.clone()),
                 ..WsConfig::default()
             },
             poll: PollConfig {
                 max_wait: self.poll_max_wait,
+                auth: TokenAuth::new(self.token.clone()),
                 ..PollConfig::default()
             },
             publish: PublishConfig {

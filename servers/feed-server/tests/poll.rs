@@ -254,3 +254,22 @@ async fn shutdown_answers_a_held_long_poll_and_serve_returns() {
         .expect("serve task")
         .expect("serve returns Ok");
 }
+
+#[tokio::test]
+async fn poll_token_accepts_bearer_or_query_token() {
+    let mut config = feed_server::ServerConfig::default();
+    config.poll.auth = pushbench_feed::http::TokenAuth::new(Some("t".into()));
+    let server = TestServer::start(config).await;
+    server.append("a").await;
+    let r = server.get(LOGS, &[]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.error().contains("token"), "{}", r.error());
+    let r = server.get(&format!("{LOGS}?token=wrong"), &[]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = server.get(&format!("{LOGS}?token=t"), &[]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(seqs(&r.json()), vec![1]);
+    let r = server.get(LOGS, &[("authorization", "Bearer t")]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(seqs(&r.json()), vec![1]);
+}

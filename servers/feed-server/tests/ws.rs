@@ -190,3 +190,20 @@ async fn ws_subscriber_behind_history_is_closed_with_4008() {
     let (status, _) = refused(&server, &format!("{WS}?after=1")).await;
     assert_eq!(status, StatusCode::GONE);
 }
+
+#[tokio::test]
+async fn ws_token_is_checked_before_the_upgrade() {
+    let mut config = feed_server::ServerConfig::default();
+    config.ws.auth = pushbench_feed::http::TokenAuth::new(Some("t".into()));
+    let server = TestServer::start(config).await;
+    server.append("a").await;
+    for query in ["", "?token=wrong"] {
+        let url = format!("ws://{}{WS}{query}", server.addr);
+        match within("WebSocket handshake", connect_async(url)).await {
+            Err(WsError::Http(res)) => assert_eq!(res.status(), StatusCode::UNAUTHORIZED),
+            other => panic!("{query:?}: expected 401 before the upgrade, got {other:?}"),
+        }
+    }
+    let mut ws = connect(&server, "?token=t").await;
+    assert_eq!(lines(&mut ws, 1).await, vec![(1, "a".to_string())]);
+}

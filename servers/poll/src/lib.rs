@@ -29,7 +29,7 @@ use axum::routing::get;
 use axum::Router;
 use bytes::{BufMut, BytesMut};
 use futures_util::StreamExt;
-use pushbench_feed::http::{parse_seq, parse_wait, ApiError, TopicPath, LOGS_ROUTE};
+use pushbench_feed::http::{parse_seq, parse_wait, ApiError, TokenAuth, TopicPath, LOGS_ROUTE};
 use pushbench_feed::{Delivery, FeedContext, Line, TopicStatus, Transport};
 
 /// How the polling router behaves.
@@ -41,6 +41,8 @@ pub struct PollConfig {
     pub max_limit: usize,
     /// Longest `wait` accepted.
     pub max_wait: Duration,
+    /// Token a client must present (`Authorization: Bearer`, or `?token=`).
+    pub auth: TokenAuth,
 }
 
 impl Default for PollConfig {
@@ -49,6 +51,7 @@ impl Default for PollConfig {
             default_limit: 1000,
             max_limit: 10_000,
             max_wait: Duration::from_secs(120),
+            auth: TokenAuth::default(),
         }
     }
 }
@@ -80,10 +83,10 @@ struct PollRequest {
 fn parse_request(q: &HashMap<String, String>, c: &PollConfig) -> Result<PollRequest, ApiError> {
     if let Some(unknown) = q
         .keys()
-        .find(|k| !matches!(k.as_str(), "after" | "limit" | "wait"))
+        .find(|k| !matches!(k.as_str(), "after" | "limit" | "wait" | "token"))
     {
         return Err(ApiError::bad_request(format!(
-            "unknown query parameter {unknown:?}; expected after, limit, wait"
+            "unknown query parameter {unknown:?}; expected after, limit, wait, token"
         )));
     }
     let after = q.get("after").map(|v| parse_seq("after", v)).transpose()?;
@@ -114,6 +117,9 @@ async fn poll(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    s.config
+        .auth
+        .check(&headers, query.get("token").map(String::as_str))?;
     let req = parse_request(&query, &s.config)?;
     let _guard = s
         .feed

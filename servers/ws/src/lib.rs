@@ -23,11 +23,12 @@ use std::time::Duration;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use futures_util::{SinkExt, StreamExt};
-use pushbench_feed::http::{parse_seq, ApiError, TopicPath, LOGS_ROUTE};
+use pushbench_feed::http::{parse_seq, ApiError, TokenAuth, TopicPath, LOGS_ROUTE};
 use pushbench_feed::{ConnectionGuard, Delivery, FeedContext, Subscription, Transport};
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
 
@@ -52,6 +53,9 @@ pub struct WsConfig {
     /// Bytes queued before tungstenite writes to the socket. Batches are flushed explicitly
     /// anyway; this only bounds how much of a batch is held before writing.
     pub write_buffer_size: usize,
+    /// Token a client must present (`Authorization: Bearer`, or `?token=`, since a browser's
+    /// `WebSocket` cannot set headers); checked before the upgrade.
+    pub auth: TokenAuth,
 }
 
 impl Default for WsConfig {
@@ -61,6 +65,7 @@ impl Default for WsConfig {
             max_batch: 256,
             read_buffer_size: 4 * 1024,
             write_buffer_size: 16 * 1024,
+            auth: TokenAuth::default(),
         }
     }
 }
@@ -85,9 +90,13 @@ async fn upgrade(
     State(s): State<WsState>,
     TopicPath(topic): TopicPath,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    s.config
+        .auth
+        .check(&headers, query.get("token").map(String::as_str))?;
     let after = query
         .get("after")
         .map(|v| parse_seq("after", v))
