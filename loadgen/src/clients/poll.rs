@@ -120,7 +120,9 @@ async fn poll_loop(
         }
         let mut full = false;
         match head.status {
-            304 => stats.borrow_mut().count_poll(true),
+            304 => stats
+                .borrow_mut()
+                .count_poll(true, control.in_measure_window(now)),
             200 => {
                 let malformed = |e: serde_json::Error| format!("malformed poll answer: {e}");
                 // Only the stamps are decoded; with markers (external targets) the text too.
@@ -138,7 +140,9 @@ async fn poll_loop(
                     }
                     a.cursor()
                 };
-                stats.borrow_mut().count_poll(answer.lines == 0);
+                stats
+                    .borrow_mut()
+                    .count_poll(answer.lines == 0, control.in_measure_window(now));
                 full = answer.lines >= spec.poll_limit as usize;
                 if (answer.finished && answer.next >= answer.last_seq)
                     || state.has_all(spec, control)
@@ -155,7 +159,9 @@ async fn poll_loop(
             }
         }
         conn.shrink();
-        if long_poll || full {
+        if long_poll || full || spec.poll_interval.is_zero() {
+            // Long polls and full answers are followed at once; so is every short poll in the
+            // closed-loop throughput probe (`poll.interval = "0s"`).
             continue;
         }
         next_poll += spec.poll_interval;
