@@ -136,6 +136,10 @@ pub struct WireBytes {
 #[serde(default)]
 pub struct ServerCost {
     pub pid: u32,
+    /// The spawned server's arguments (its `--listen` left out): how to start the same
+    /// server again, e.g. to drive it with another load generator. Empty for external
+    /// targets.
+    pub args: Vec<String>,
     /// Before any client connected.
     pub rss_baseline_bytes: u64,
     /// With every client connected (start of the measured phase).

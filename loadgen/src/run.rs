@@ -610,6 +610,11 @@ async fn run_inner(
     let events_in_window = latency.len().max(1) as f64;
     result.server = ServerCost {
         pid: pid.unwrap_or(0),
+        args: if pid.is_some() {
+            server_args(sc, transport)
+        } else {
+            Vec::new()
+        },
         rss_baseline_bytes: baseline.rss_bytes,
         rss_connected_bytes: start_server.rss_bytes,
         rss_end_bytes: rss_end,
