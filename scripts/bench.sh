@@ -1,12 +1,27 @@
 #!/usr/bin/env bash
 # The benchmark suite (commands and reports, not timed tests): the shipped scenarios, each
 # written under results/NAME/RUN_ID with its report, plus the raw fan-out baseline run beside
-# the SSE server on the same fan-out workload. Takes about an hour on a 2-core machine.
+# the SSE server on the same fan-out workload, and the load generator against wrk on the poll
+# endpoint (scripts/bench-wrk.sh). Takes about an hour on a 2-core machine.
+# Installs the Debian packages it needs (wrk) when they are missing.
 #
 #   scripts/bench.sh                 # everything
 #   scripts/bench.sh ci-logs bursty  # only these scenarios (names of scenarios/*.toml)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+packages=(wrk)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  if [[ $(id -u) -eq 0 ]]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
 cargo build --release --locked --workspace --bins
 pb=./target/release/pushbench
 
@@ -43,3 +58,8 @@ for label, r in (("raw-fanout", raw), ("feed-server SSE", sse)):
 ratio = raw["server"]["cpu_us_per_event"] / sse["server"]["cpu_us_per_event"]
 print(f"SSE deliveries per core as a fraction of the raw baseline: {ratio:.0%}")
 PY
+
+# Is the load generator the limit? pushbench's poll clients against wrk, same server, same
+# request, same connections (results/wrk-compare/RUN_ID/).
+echo "== load generator vs wrk"
+scripts/bench-wrk.sh

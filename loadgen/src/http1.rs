@@ -42,21 +42,34 @@ pub enum BodyFraming {
     UntilClose,
 }
 
+/// Most header lines a response head may have.
+const MAX_HEADERS: usize = 48;
+
 /// Status and headers of a response.
+///
+/// The head's bytes are kept as received (one allocation per response, not two per header):
+/// a poll loop reads tens of thousands of heads a second and looks a header up in few of them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResponseHead {
     pub status: u16,
-    /// Header names lower-cased.
-    pub headers: Vec<(String, String)>,
     pub framing: BodyFraming,
+    /// The status line and header lines, as received (already parsed once, so valid).
+    raw: Box<[u8]>,
 }
 
 impl ResponseHead {
+    /// The first header named `name` (ASCII case-insensitive); `None` when absent or when its
+    /// value is not UTF-8.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut res = httparse::Response::new(&mut headers);
+        res.parse(&self.raw).ok()?;
+        let value = res
+            .headers
             .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)?;
+        std::str::from_utf8(value).ok()
     }
 }
 
@@ -90,27 +103,18 @@ impl HttpConn {
     /// Reads the response head.
     pub async fn read_head(&mut self) -> Result<ResponseHead, HttpError> {
         loop {
-            let mut headers = [httparse::EMPTY_HEADER; 48];
+            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
             let mut res = httparse::Response::new(&mut headers);
             match res.parse(&self.buf) {
                 Ok(httparse::Status::Complete(len)) => {
                     let status = res.code.unwrap_or(0);
-                    let headers: Vec<(String, String)> = res
-                        .headers
-                        .iter()
-                        .map(|h| {
-                            (
-                                h.name.to_ascii_lowercase(),
-                                String::from_utf8_lossy(h.value).into_owned(),
-                            )
-                        })
-                        .collect();
+                    let framing = framing(status, res.headers)?;
+                    let raw = self.buf[..len].into();
                     self.buf.advance(len);
-                    let framing = framing(status, &headers)?;
                     return Ok(ResponseHead {
                         status,
-                        headers,
                         framing,
+                        raw,
                     });
                 }
                 Ok(httparse::Status::Partial) => {
@@ -181,11 +185,16 @@ impl HttpConn {
     }
 }
 
-fn framing(status: u16, headers: &[(String, String)]) -> Result<BodyFraming, HttpError> {
+fn framing(status: u16, headers: &[httparse::Header<'_>]) -> Result<BodyFraming, HttpError> {
     if status == 204 || status == 304 || (100..200).contains(&status) {
         return Ok(BodyFraming::Empty);
     }
-    let get = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.trim());
+    let get = |n: &str| {
+        headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(n))
+            .map(|h| String::from_utf8_lossy(h.value).trim().to_string())
+    };
     if let Some(te) = get("transfer-encoding") {
         if te.eq_ignore_ascii_case("chunked") {
             return Ok(BodyFraming::Chunked);
@@ -432,11 +441,55 @@ mod tests {
     fn length_and_empty_framing() {
         let (out, done) = decode_split(BodyFraming::Length(3), b"abcdef", 2);
         assert_eq!((out.as_slice(), done), (&b"abc"[..], true));
-        let h = vec![("content-length".to_string(), "0".to_string())];
+        let header = |name, value| httparse::Header { name, value };
+        let h = [header("Content-Length", &b"0"[..])];
         assert_eq!(framing(200, &h).unwrap(), BodyFraming::Empty);
+        let h = [header("content-length", &b" 12"[..])];
+        assert_eq!(framing(200, &h).unwrap(), BodyFraming::Length(12));
         assert_eq!(framing(304, &[]).unwrap(), BodyFraming::Empty);
         assert_eq!(framing(200, &[]).unwrap(), BodyFraming::UntilClose);
-        let h = vec![("transfer-encoding".to_string(), "gzip".to_string())];
+        let h = [header("Transfer-Encoding", &b"chunked"[..])];
+        assert_eq!(framing(200, &h).unwrap(), BodyFraming::Chunked);
+        let h = [header("transfer-encoding", &b"gzip"[..])];
         assert!(framing(200, &h).is_err());
+    }
+
+    /// A connection to a one-shot server that writes `answer` in pieces of `piece` bytes.
+    async fn answered_by(answer: &'static [u8], piece: usize) -> HttpConn {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            for chunk in answer.chunks(piece) {
+                s.write_all(chunk).await.unwrap();
+                s.flush().await.unwrap();
+                tokio::task::yield_now().await;
+            }
+        });
+        HttpConn::new(TcpStream::connect(addr).await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn heads_are_read_whole_and_headers_looked_up_in_them() {
+        let answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nETag: \"0-1-1-0\"\r\n\
+                       Content-Length: 5\r\n\r\nhello\
+                       HTTP/1.1 304 Not Modified\r\netag: \"1-1-1-0\"\r\n\r\n";
+        for piece in [1, 7, answer.len()] {
+            let mut conn = answered_by(answer, piece).await;
+            let head = conn.read_head().await.unwrap();
+            assert_eq!((head.status, head.framing), (200, BodyFraming::Length(5)));
+            assert_eq!(head.header("etag"), Some("\"0-1-1-0\""));
+            assert_eq!(head.header("CONTENT-TYPE"), Some("application/json"));
+            assert_eq!(head.header("x-missing"), None);
+            let body = conn.read_body(head.framing, 100).await.unwrap();
+            assert_eq!(body, b"hello", "piece {piece}");
+            // The next answer on the same connection.
+            let head = conn.read_head().await.unwrap();
+            assert_eq!((head.status, head.framing), (304, BodyFraming::Empty));
+            assert_eq!(head.header("ETag"), Some("\"1-1-1-0\""));
+            assert!(conn.read_body(head.framing, 100).await.unwrap().is_empty());
+            // Every byte counted at the socket.
+            assert_eq!(conn.io.bytes_down, answer.len() as u64);
+        }
     }
 }

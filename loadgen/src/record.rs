@@ -281,10 +281,14 @@ pub struct Counters {
     pub bytes_down: u64,
     /// Bytes sent to the server.
     pub bytes_up: u64,
-    /// Poll requests answered.
+    /// Poll requests answered, over the whole run (ramp-up, warm-up and drain included).
     pub polls: u64,
-    /// Poll answers with nothing new (304 or empty).
+    /// Poll answers with nothing new (304 or empty), over the whole run.
     pub polls_empty: u64,
+    /// Poll answers read inside the measured phase (what requests/s is computed from).
+    pub polls_measured: u64,
+    /// Of those, answers with nothing new.
+    pub polls_empty_measured: u64,
     /// Histogram samples clamped into range (above one hour). Non-zero means the histograms'
     /// maxima understate the truth.
     pub clamped_samples: u64,
@@ -307,6 +311,8 @@ impl Counters {
             bytes_up,
             polls,
             polls_empty,
+            polls_measured,
+            polls_empty_measured,
             clamped_samples,
         } = other;
         let add = |into: &mut u64, n: &u64| *into = into.saturating_add(*n);
@@ -322,6 +328,8 @@ impl Counters {
         add(&mut self.bytes_up, bytes_up);
         add(&mut self.polls, polls);
         add(&mut self.polls_empty, polls_empty);
+        add(&mut self.polls_measured, polls_measured);
+        add(&mut self.polls_empty_measured, polls_empty_measured);
         add(&mut self.clamped_samples, clamped_samples);
     }
 
@@ -935,6 +943,7 @@ mod tests {
             lost: 1,
             bytes_down: 100,
             polls_empty: 2,
+            polls_measured: 4,
             ..Counters::default()
         };
         let b = Counters {
@@ -943,6 +952,8 @@ mod tests {
             duplicated: 1,
             connects_ok: 3,
             bytes_down: u64::MAX,
+            polls_measured: 1,
+            polls_empty_measured: 1,
             ..Counters::default()
         };
         a.merge(&b);
@@ -952,6 +963,7 @@ mod tests {
         assert_eq!(a.connects_ok, 3);
         assert_eq!(a.bytes_down, u64::MAX, "saturates");
         assert_eq!(a.polls_empty, 2);
+        assert_eq!((a.polls_measured, a.polls_empty_measured), (5, 1));
         let json = serde_json::to_string(&a).unwrap();
         assert!(json.contains("\"out_of_order\":0"));
         assert_eq!(serde_json::from_str::<Counters>(&json).unwrap(), a);

@@ -15,7 +15,9 @@
 //!
 //! Schema changes: bump [`SCHEMA_VERSION`] on any incompatible change and say what changed in
 //! its doc. Adding a field is compatible: every struct below reads a missing field as its
-//! default. Version 1: first version.
+//! default. Version 1: first version. Within it, `poll.requests`, `empty`, `empty_share` and
+//! `requests_per_sec` count the measured phase only (earlier builds counted the whole run and
+//! divided by its wall time, drain included); `poll.requests_total` is the whole run.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -134,6 +136,10 @@ pub struct WireBytes {
 #[serde(default)]
 pub struct ServerCost {
     pub pid: u32,
+    /// The spawned server's arguments (its `--listen` left out): how to start the same
+    /// server again, e.g. to drive it with another load generator. Empty for external
+    /// targets.
+    pub args: Vec<String>,
     /// Before any client connected.
     pub rss_baseline_bytes: u64,
     /// With every client connected (start of the measured phase).
@@ -155,10 +161,16 @@ pub struct ServerCost {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PollStats {
+    /// Poll answers read inside the measured phase (`duration`, after ramp-up and warm-up).
     pub requests: u64,
+    /// Of those, answers with nothing new (304, or 200 with no lines).
     pub empty: u64,
+    /// `empty / requests`.
     pub empty_share: f64,
+    /// `requests` divided by the measured phase's length (up to an interruption, if any).
     pub requests_per_sec: f64,
+    /// Poll answers over the whole run: ramp-up, warm-up, measured phase and drain.
+    pub requests_total: u64,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

@@ -34,7 +34,7 @@ use crate::monitor::{sample, ProcSample};
 use crate::orchestrate::{Pinning, ServerProcess};
 use crate::progress::Progress;
 use crate::publisher::{publish, PublishTarget};
-use crate::record::{write_hgrm, IntervalLog, IntervalSnapshot, Recorder};
+use crate::record::{write_hgrm, Counters, IntervalLog, IntervalSnapshot, Recorder};
 use crate::results::{
     encode_histogram, Connections, EventCounts, LoadgenHealth, Percentiles, PollStats, ServerCost,
     TransportResult, WireBytes,
@@ -536,6 +536,8 @@ async fn run_inner(
     for h in handles {
         let _ = h.join();
     }
+    // Every client has stopped: no answer is read after this.
+    let clients_ended_ns = unix_nanos();
     series.flush();
     let rss_end = sample_server(pid).map(|s| s.rss_bytes).unwrap_or(0);
     let exit = match server {
@@ -608,6 +610,11 @@ async fn run_inner(
     let events_in_window = latency.len().max(1) as f64;
     result.server = ServerCost {
         pid: pid.unwrap_or(0),
+        args: if pid.is_some() {
+            server_args(sc, transport)
+        } else {
+            Vec::new()
+        },
         rss_baseline_bytes: baseline.rss_bytes,
         rss_connected_bytes: start_server.rss_bytes,
         rss_end_bytes: rss_end,
@@ -622,12 +629,11 @@ async fn run_inner(
         exit,
     };
     if matches!(transport, Transport::Poll | Transport::LongPoll) {
-        result.poll = Some(PollStats {
-            requests: c.polls,
-            empty: c.polls_empty,
-            empty_share: c.polls_empty as f64 / c.polls.max(1) as f64,
-            requests_per_sec: c.polls as f64 / started.elapsed().as_secs_f64().max(1e-3),
-        });
+        result.poll = Some(poll_stats(
+            &c,
+            control.measure_window_ns(),
+            clients_ended_ns,
+        ));
     }
     let loadgen_cores = opts
         .pinning
@@ -729,7 +735,49 @@ async fn run_inner(
     Ok(())
 }
 
+/// Polling figures of the measured phase. Answers are counted by the client when read, if
+/// read inside the window `[start, end]` (Unix ns); the rate divides by the window's length,
+/// cut short where the clients stopped before its end (an interrupted run).
+pub fn poll_stats(c: &Counters, (start, end): (u64, u64), clients_ended_ns: u64) -> PollStats {
+    let window_s = end.min(clients_ended_ns).saturating_sub(start) as f64 / 1e9;
+    PollStats {
+        requests: c.polls_measured,
+        empty: c.polls_empty_measured,
+        empty_share: c.polls_empty_measured as f64 / c.polls_measured.max(1) as f64,
+        requests_per_sec: c.polls_measured as f64 / window_s.max(1e-3),
+        requests_total: c.polls,
+    }
+}
+
 /// Loads what a results folder needs to be found again.
 pub fn scenario_copy_path(dir: &Path) -> PathBuf {
     dir.join("scenario.toml")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn poll_rate_counts_the_measured_phase_only() {
+        let c = Counters {
+            polls: 1_500,
+            polls_empty: 1_400,
+            polls_measured: 1_000,
+            polls_empty_measured: 900,
+            ..Counters::default()
+        };
+        // A 2 s measured phase; the clients stopped well after it (drain).
+        let s = 5_000_000_000;
+        let p = poll_stats(&c, (s, s + 2_000_000_000), s + 9_000_000_000);
+        assert_eq!((p.requests, p.empty, p.requests_total), (1_000, 900, 1_500));
+        assert!((p.empty_share - 0.9).abs() < 1e-9);
+        assert!((p.requests_per_sec - 500.0).abs() < 1e-9);
+        // Interrupted half-way through: the rate is over the half that ran.
+        let p = poll_stats(&c, (s, s + 2_000_000_000), s + 1_000_000_000);
+        assert!((p.requests_per_sec - 1_000.0).abs() < 1e-9);
+        // Stopped before the phase began: no division by zero.
+        let p = poll_stats(&Counters::default(), (s, s + 1), s - 1);
+        assert_eq!(p.requests_per_sec, 0.0);
+    }
 }

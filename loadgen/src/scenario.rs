@@ -217,7 +217,8 @@ pub struct Burst {
 /// Polling parameters ("poll" and "long-poll").
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Poll {
-    /// Short-poll period per client.
+    /// Short-poll period per client. Zero is the closed-loop throughput probe: each poll is
+    /// sent as soon as the previous answer has been read, on the same keep-alive connection.
     #[serde(serialize_with = "ser_duration")]
     pub interval: Duration,
     /// Long-poll `wait`.
@@ -850,7 +851,8 @@ fn resolve(raw: &RawScenario, default_name: &str) -> Result<Scenario, Vec<Diag>>
             p.interval.as_ref(),
             "poll.interval",
             Duration::from_secs(1),
-            Least::Positive,
+            // Zero: closed loop, each poll sent as soon as the previous answer is read.
+            Least::Zero,
         ),
         wait: c.duration(
             p.wait.as_ref(),
@@ -1789,6 +1791,30 @@ values = [10, 100]
         assert_diag(&msg, 2, 12, &["`duration` must be greater than zero"]);
         let msg = err(&format!("{MINIMAL}[poll]\nwait = \"10m\"\n"));
         assert_diag(&msg, 10, 8, &["`poll.wait` must be at most 2m"]);
+    }
+
+    #[test]
+    fn zero_poll_interval_is_the_closed_loop_probe() {
+        let sc = ok(&format!("{MINIMAL}[poll]\ninterval = \"0s\"\n"));
+        assert_eq!(sc.poll.interval, Duration::ZERO);
+        // Still a duration: the problem names the field and its line.
+        let msg = err(&format!("{MINIMAL}[poll]\ninterval = \"-1s\"\n"));
+        assert_diag(
+            &msg,
+            10,
+            12,
+            &["`poll.interval`", "\"-1s\" is not a duration"],
+        );
+        // Long-poll's wait has no such mode.
+        let msg = err(&format!("{MINIMAL}[poll]\nwait = \"0s\"\n"));
+        assert_diag(&msg, 10, 8, &["`poll.wait` must be greater than zero"]);
+        // A sweep may include it.
+        let sc = ok(&format!(
+            "{MINIMAL}[sweep]\nfield = \"poll.interval\"\nvalues = [\"0s\", \"1s\"]\n"
+        ));
+        let runs = sc.expand_sweep();
+        assert_eq!(runs[0].0.as_deref(), Some("poll.interval=0s"));
+        assert_eq!(runs[0].1.poll.interval, Duration::ZERO);
     }
 
     #[test]

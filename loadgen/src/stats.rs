@@ -108,11 +108,15 @@ impl Stats {
         self.catch_up += 1;
     }
 
-    pub fn count_poll(&mut self, empty: bool) {
+    /// Counts one answered poll; `measured` when its answer was read inside the measured
+    /// phase (the requests/s a run reports counts only those).
+    pub fn count_poll(&mut self, empty: bool, measured: bool) {
         let c = self.recorder.counters_mut();
         c.polls += 1;
-        if empty {
-            c.polls_empty += 1;
+        c.polls_empty += u64::from(empty);
+        if measured {
+            c.polls_measured += 1;
+            c.polls_empty_measured += u64::from(empty);
         }
     }
 
@@ -173,6 +177,17 @@ impl Stats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn polls_count_in_the_run_and_in_the_measured_phase() {
+        let mut st = Stats::new();
+        st.count_poll(false, false);
+        st.count_poll(true, true);
+        st.count_poll(false, true);
+        let c = st.recorder.counters();
+        assert_eq!((c.polls, c.polls_empty), (3, 1));
+        assert_eq!((c.polls_measured, c.polls_empty_measured), (2, 1));
+    }
 
     #[test]
     fn reasons_keep_statuses_and_drop_seqs() {

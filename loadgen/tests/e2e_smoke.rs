@@ -83,6 +83,18 @@ fn smoke_run_delivers_everything_on_every_transport() {
         if t.contains("poll") {
             let p = r.poll.as_ref().expect("poll stats");
             assert!(p.requests > 0);
+            assert!(p.requests < p.requests_total, "{t}: {p:?}");
+        }
+        if t == "poll" {
+            // 50 clients polling every 250 ms: 200 requests/s over the measured phase (ramp-up,
+            // warm-up and drain polls left out), give or take the phase's edges and a slow
+            // machine's late polls.
+            let p = r.poll.as_ref().expect("poll stats");
+            assert!(
+                (140.0..=230.0).contains(&p.requests_per_sec),
+                "{} poll requests/s, expected about 200",
+                p.requests_per_sec
+            );
         }
     }
     // Polling pays headers on every request: more bytes up per event than a stream.

@@ -5,15 +5,29 @@ use std::path::PathBuf;
 
 use pushbench::scenario;
 
-#[test]
-fn shipped_scenarios_validate() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+/// The `.toml` files of a folder of the repository, sorted.
+fn tomls(folder: &str) -> Vec<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(folder);
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
         .map(|entry| entry.expect("directory entry").path())
         .filter(|p| p.extension().is_some_and(|ext| ext == "toml"))
         .collect();
     paths.sort();
+    paths
+}
+
+#[test]
+fn shipped_scenarios_validate() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let mut paths = tomls("../scenarios");
+    // The benchmark scripts' own scenarios too.
+    let bench = tomls("../scripts/bench");
+    assert!(
+        bench.iter().any(|p| p.ends_with("wrk-poll-c100.toml")),
+        "no scripts/bench/wrk-poll-c100.toml"
+    );
+    paths.extend(bench);
     // smoke.toml at least: an empty list would make this test pass vacuously.
     assert!(
         paths.iter().any(|p| p.ends_with("smoke.toml")),

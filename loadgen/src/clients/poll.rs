@@ -11,7 +11,7 @@ use tokio::time::{sleep_until, Instant};
 
 use super::{now_ns, open_session, ClientSpec, ClientState, LineStamp, SessionEnd};
 use crate::control::RunControl;
-use crate::http1::{get_request, HttpConn};
+use crate::http1::HttpConn;
 use crate::scenario::Transport;
 use crate::stats::Stats;
 
@@ -83,26 +83,25 @@ async fn poll_loop(
     leave_at: Option<Instant>,
 ) -> Result<SessionEnd, String> {
     let long_poll = spec.transport == Transport::LongPoll;
+    // The closed-loop throughput probe (`poll.interval = "0s"`): the connection never idles.
+    let closed_loop = !long_poll && spec.poll_interval.is_zero();
     let mut etag: Option<String> = None;
+    // The request bytes and the cursor they were written for: rebuilt only when the cursor or
+    // the ETag changes, so a client polling an idle step sends the same bytes again.
+    let mut request = Vec::new();
+    let mut request_after: Option<u64> = None;
     let mut next_poll = Instant::now();
     let mut first = true;
     loop {
         if leave_at.is_some_and(|at| Instant::now() >= at) {
             return Ok(SessionEnd::Left);
         }
-        let mut path = spec.path_with(&format!(
-            "after={}&limit={}",
-            state.tracker.last_seq(),
-            spec.poll_limit
-        ));
-        if long_poll {
-            path.push_str(&format!("&wait={}ms", spec.long_poll_wait.as_millis()));
+        let after = state.tracker.last_seq();
+        if request_after != Some(after) {
+            write_request(&mut request, spec, after, etag.as_deref(), long_poll);
+            request_after = Some(after);
         }
-        let headers = match &etag {
-            Some(tag) => format!("If-None-Match: {tag}\r\n"),
-            None => String::new(),
-        };
-        conn.send(&get_request(&spec.host, &path, &headers))
+        conn.send(&request)
             .await
             .map_err(|e| format!("send: {e}"))?;
         let head = conn
@@ -120,7 +119,9 @@ async fn poll_loop(
         }
         let mut full = false;
         match head.status {
-            304 => stats.borrow_mut().count_poll(true),
+            304 => stats
+                .borrow_mut()
+                .count_poll(true, control.in_measure_window(now)),
             200 => {
                 let malformed = |e: serde_json::Error| format!("malformed poll answer: {e}");
                 // Only the stamps are decoded; with markers (external targets) the text too.
@@ -138,14 +139,20 @@ async fn poll_loop(
                     }
                     a.cursor()
                 };
-                stats.borrow_mut().count_poll(answer.lines == 0);
+                stats
+                    .borrow_mut()
+                    .count_poll(answer.lines == 0, control.in_measure_window(now));
                 full = answer.lines >= spec.poll_limit as usize;
                 if (answer.finished && answer.next >= answer.last_seq)
                     || state.has_all(spec, control)
                 {
                     return Ok(SessionEnd::Finished);
                 }
-                etag = head.header("etag").map(str::to_string);
+                let tag = head.header("etag");
+                if etag.as_deref() != tag {
+                    etag = tag.map(str::to_string);
+                    request_after = None;
+                }
             }
             s => {
                 return Err(format!(
@@ -154,10 +161,18 @@ async fn poll_loop(
                 ))
             }
         }
-        conn.shrink();
-        if long_poll || full {
+        if closed_loop {
+            // Polled again at once: keep the buffers.
             continue;
         }
+        conn.shrink();
+        if long_poll || full {
+            // Long polls and full answers are followed at once.
+            continue;
+        }
+        // Idle until the next poll: hold no request bytes either.
+        request = Vec::new();
+        request_after = None;
         next_poll += spec.poll_interval;
         let now = Instant::now();
         if next_poll < now {
@@ -169,5 +184,84 @@ async fn poll_loop(
             _ => next_poll,
         };
         sleep_until(wake).await;
+    }
+}
+
+/// Writes the poll request for cursor `after` into `out` (replacing what it held):
+/// `GET PATH?after=SEQ&limit=N[&wait=MSms]` on `spec.host`, with `If-None-Match` once an
+/// answer has given an ETag.
+fn write_request(
+    out: &mut Vec<u8>,
+    spec: &ClientSpec,
+    after: u64,
+    etag: Option<&str>,
+    long_poll: bool,
+) {
+    use std::io::Write;
+    out.clear();
+    let sep = if spec.path.contains('?') { '&' } else { '?' };
+    // Writing into a Vec cannot fail.
+    let _ = write!(
+        out,
+        "GET {}{sep}after={after}&limit={}",
+        spec.path, spec.poll_limit
+    );
+    if long_poll {
+        let _ = write!(out, "&wait={}ms", spec.long_poll_wait.as_millis());
+    }
+    let _ = write!(out, " HTTP/1.1\r\nHost: {}\r\n", spec.host);
+    if let Some(tag) = etag {
+        let _ = write!(out, "If-None-Match: {tag}\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::http1::get_request;
+
+    fn spec(path: &str) -> ClientSpec {
+        ClientSpec {
+            id: 0,
+            transport: Transport::Poll,
+            server: "127.0.0.1:8080".parse().unwrap(),
+            host: "127.0.0.1:8080".into(),
+            path: path.into(),
+            source: None,
+            topic: pushbench_feed::TopicId::parse("acme/app/builds/1/steps/1").unwrap(),
+            start_at: Instant::now(),
+            churn: None,
+            marker_stamps: false,
+            poll_interval: Duration::ZERO,
+            long_poll_wait: Duration::from_secs(30),
+            poll_limit: 1000,
+        }
+    }
+
+    #[test]
+    fn requests_are_the_plain_get_they_always_were() {
+        let mut out = b"left over".to_vec();
+        let s = spec("/acme/app/builds/1/steps/1/logs");
+        write_request(&mut out, &s, 7, None, false);
+        assert_eq!(
+            out,
+            get_request(&s.host, &s.path_with("after=7&limit=1000"), "")
+        );
+        write_request(&mut out, &s, 8, Some("\"7-8-8-0\""), true);
+        assert_eq!(
+            out,
+            get_request(
+                &s.host,
+                &s.path_with("after=8&limit=1000&wait=30000ms"),
+                "If-None-Match: \"7-8-8-0\"\r\n"
+            )
+        );
+        // A target URL with its own query string.
+        let s = spec("/logs?topic=a");
+        write_request(&mut out, &s, 0, None, false);
+        assert!(out.starts_with(b"GET /logs?topic=a&after=0&limit=1000 HTTP/1.1\r\n"));
     }
 }

@@ -396,6 +396,9 @@ fn details(doc: &mut Doc, s: &Summary) {
         .collect();
     if !polls.is_empty() {
         doc.heading(3, "Polling");
+        doc.para(
+            "Requests answered inside the measured phase (ramp-up, warm-up and drain left out).",
+        );
         doc.table(
             h(&["run", "requests", "empty", "empty share", "requests/s"]),
             polls,
