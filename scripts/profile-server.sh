@@ -48,6 +48,8 @@ perf record -e cpu-clock -F 999 -g -p "$server_pid" -o "$tmp/perf.data" -- sleep
 wait "$run_pid" || true
 run_pid=
 
+# `head` closes the pipes early on purpose; that is not a failure.
+set +o pipefail
 {
   echo "# feed-server profile: $name, $transport, ${seconds}s of cpu-clock samples at 999 Hz"
   echo
