@@ -59,6 +59,24 @@ ratio = raw["server"]["cpu_us_per_event"] / sse["server"]["cpu_us_per_event"]
 print(f"SSE deliveries per core as a fraction of the raw baseline: {ratio:.0%}")
 PY
 
+# Can any server on one core deliver ci-logs' 10,000 viewers within 10 ms at p99? raw-fanout
+# on ci-logs-load (SSE only) answers it for this machine: the zipf head's fan-out and the
+# per-write kernel cost bound p99 before any framework adds to it.
+echo "== raw fan-out on ci-logs-load"
+sed -e 's/^name = "ci-logs-load"/name = "baseline-raw-fanout-ci-logs-load"/' \
+    -e 's/^transports = .*/transports = ["sse"]/' scenarios/ci-logs-load.toml > "$tmp/raw-ci-logs-load.toml"
+printf '\n[server]\nbinary = "%s"\n' "$PWD/target/release/raw-fanout" >> "$tmp/raw-ci-logs-load.toml"
+"$pb" run "$tmp/raw-ci-logs-load.toml" --out results --quiet
+python3 - <<'PY'
+import glob, json
+path = sorted(glob.glob("results/baseline-raw-fanout-ci-logs-load/*/summary.json"))[-1]
+for r in json.load(open(path))["runs"]:
+    l = r["latency_us"]
+    print(f"raw-fanout {r['sweep']}: {r['deliveries_per_sec']:.0f} deliveries/s, p50 {l['p50']/1000:.1f} ms, "
+          f"p99 {l['p99']/1000:.1f} ms, {r['server']['cpu_us_per_event']:.2f} us CPU each, "
+          f"load generator saturated: {r['loadgen']['saturated']}")
+PY
+
 # Is the load generator the limit? pushbench's poll clients against wrk, same server, same
 # request, same connections (results/wrk-compare/RUN_ID/).
 echo "== load generator vs wrk"
