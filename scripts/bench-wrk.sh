@@ -20,13 +20,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# wrk is a Debian package; install it when missing, as scripts/test.sh does for its packages.
-if ! command -v wrk >/dev/null; then
-  echo "installing: wrk"
-  if [[ $(id -u) -eq 0 ]]; then sudo=""; else sudo="sudo"; fi
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends wrk
-fi
+# wrk is a Debian package.
+scripts/ensure-debian-packages.sh wrk
 cargo build --release --locked -p pushbench -p feed-server
 # 1,000 connections need as many descriptors on each side.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true

@@ -2,7 +2,7 @@
 # The benchmark suite (commands and reports, not timed tests): the shipped scenarios, each
 # written under results/NAME/RUN_ID with its report, plus the raw fan-out baseline run beside
 # the SSE server on the same fan-out workload, and the load generator against wrk on the poll
-# endpoint (scripts/bench-wrk.sh). Takes about an hour on a 2-core machine.
+# endpoint (scripts/bench-wrk.sh). Takes about 80 minutes on a 2-core machine.
 # Installs the Debian packages it needs (wrk) when they are missing.
 #
 #   scripts/bench.sh                 # everything
@@ -10,17 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(wrk)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  echo "installing: ${missing[*]}"
-  if [[ $(id -u) -eq 0 ]]; then sudo=""; else sudo="sudo"; fi
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+scripts/ensure-debian-packages.sh wrk
 
 cargo build --release --locked --workspace --bins
 pb=./target/release/pushbench

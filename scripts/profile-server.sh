@@ -11,12 +11,7 @@ scenario=${1:?usage: scripts/profile-server.sh SCENARIO.toml TRANSPORT [SECONDS]
 transport=${2:?usage: scripts/profile-server.sh SCENARIO.toml TRANSPORT [SECONDS]}
 seconds=${3:-10}
 
-if ! command -v perf >/dev/null; then
-  echo "installing linux-perf"
-  if [[ $(id -u) -eq 0 ]]; then sudo=""; else sudo="sudo"; fi
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends linux-perf
-fi
+scripts/ensure-debian-packages.sh linux-perf
 cargo build --release --locked --workspace --bins
 pb=./target/release/pushbench
 "$pb" validate "$scenario" >/dev/null

@@ -7,17 +7,8 @@ cd "$(dirname "$0")/.."
 # plotters links fontconfig and freetype (pkg-config finds them); DejaVu renders chart text
 # (and the viewer's text in the browser tests). The browser tests (servers/feed-server/tests/
 # browser) drive headless Chromium through chromedriver.
-packages=(pkg-config libfontconfig1-dev libfreetype-dev fonts-dejavu-core chromium chromium-driver)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  echo "installing: ${missing[*]}"
-  if [[ $(id -u) -eq 0 ]]; then sudo=""; else sudo="sudo"; fi
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+scripts/ensure-debian-packages.sh pkg-config libfontconfig1-dev libfreetype-dev fonts-dejavu-core \
+  chromium chromium-driver
 
 echo "== cargo fmt"
 cargo fmt --all -- --check
