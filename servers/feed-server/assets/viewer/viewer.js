@@ -41,25 +41,32 @@
   const params = new URLSearchParams(location.search);
   const token = params.get('token') || '';
 
+  // What every new connection starts from; topic, transport and state are set beside it.
+  function freshCounters() {
+    return {
+      finished: false,
+      lastSeq: null,
+      lines: [],
+      gaps: 0,
+      dups: 0,
+      reconnects: 0,
+      bytes: 0,
+      requests: 0,
+      notModified: 0,
+      latencyP50Ms: null,
+      latencyMaxMs: null,
+      latencySamples: 0,
+      readyState: null,
+      errors: [],
+    };
+  }
+
   const viewerState = {
     topic: null,
     transport: null,
     state: 'idle',
     detail: '',
-    finished: false,
-    lastSeq: null,
-    lines: [],
-    gaps: 0,
-    dups: 0,
-    reconnects: 0,
-    bytes: 0,
-    requests: 0,
-    notModified: 0,
-    latencyP50Ms: null,
-    latencyMaxMs: null,
-    latencySamples: 0,
-    readyState: null,
-    errors: [],
+    ...freshCounters(),
   };
   window.viewerState = viewerState;
 
@@ -580,24 +587,7 @@
     unseen = 0;
     follow = true;
     $('follow').hidden = true;
-    Object.assign(viewerState, {
-      topic,
-      transport,
-      finished: false,
-      lastSeq: null,
-      lines: [],
-      gaps: 0,
-      dups: 0,
-      reconnects: 0,
-      bytes: 0,
-      requests: 0,
-      notModified: 0,
-      latencyP50Ms: null,
-      latencyMaxMs: null,
-      latencySamples: 0,
-      readyState: null,
-      errors: [],
-    });
+    Object.assign(viewerState, { topic, transport, ...freshCounters() });
     const s = {
       topic,
       transport,
