@@ -38,6 +38,8 @@
 //!   server's graceful shutdown open for ever).
 //! - CORS echoes configured origins (never `*` with credentials); optional token auth accepts
 //!   `Authorization: Bearer` or `?token=`, because `EventSource` cannot send headers.
+//! - Bad input is a 4xx with a JSON message: unknown topic 404, malformed `Last-Event-ID` 400,
+//!   connection limit 503 with `Retry-After`.
 //!
 //! # Memory per open stream
 //! An idle stream's cost is mostly hyper's two 8 KiB per-connection buffers (read, and
@@ -46,8 +48,6 @@
 //! grow the read buffer to 16 KiB; hyper's HTTP/1 connection driven directly 11.9 KiB
 //! (`feed_server::connection` shows how); and with jemalloc as the global allocator, which
 //! never faults in the untouched parts of those buffers, 7.8 KiB.
-//! - Bad input is a 4xx with a JSON message: unknown topic 404, malformed `Last-Event-ID` 400,
-//!   connection limit 503 with `Retry-After`.
 #![forbid(unsafe_code)]
 
 mod framing;
