@@ -17,7 +17,7 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Json, Router};
-use pushbench_feed::http::{parse_seq, ApiError, CorsConfig, TokenAuth};
+use pushbench_feed::http::{parse_seq, reject_unknown_params, ApiError, CorsConfig, TokenAuth};
 use pushbench_feed::{FeedContext, FeedError};
 
 /// Entries listed when the client gives no `limit`.
@@ -48,16 +48,8 @@ async fn list(
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    if let Some(unknown) = query
-        .keys()
-        .find(|k| !matches!(k.as_str(), "limit" | "token"))
-    {
-        return Err(ApiError::bad_request(format!(
-            "unknown query parameter {unknown:?}; expected limit, token"
-        )));
-    }
-    s.auth
-        .check(&headers, query.get("token").map(String::as_str))?;
+    reject_unknown_params(&query, &["limit", "token"])?;
+    s.auth.check_request(&headers, &query)?;
     let limit = match query.get("limit") {
         None => DEFAULT_LIMIT,
         Some(v) => {

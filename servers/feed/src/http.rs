@@ -2,6 +2,7 @@
 //! parsing, error responses and token auth. Every bad input becomes a clear 4xx naming the
 //! problem, never a panic.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use axum::extract::{FromRequestParts, Path};
@@ -129,6 +130,21 @@ pub fn parse_wait(what: &str, value: &str, max: Duration) -> Result<Duration, Ap
     Ok(d)
 }
 
+/// Rejects query parameters other than `allowed`, naming them: a misspelt parameter is an
+/// error, never silently ignored.
+pub fn reject_unknown_params(
+    query: &HashMap<String, String>,
+    allowed: &[&str],
+) -> Result<(), ApiError> {
+    match query.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(unknown) => Err(ApiError::bad_request(format!(
+            "unknown query parameter {unknown:?}; expected {}",
+            allowed.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// A shared secret clients must present, as `Authorization: Bearer TOKEN` or, for clients that
 /// cannot set headers (a browser's EventSource), as `?token=TOKEN`.
 #[derive(Clone, Debug, Default)]
@@ -143,6 +159,15 @@ impl TokenAuth {
 
     pub fn is_enabled(&self) -> bool {
         self.token.is_some()
+    }
+
+    /// Checks a request's credentials, the query's `token` included.
+    pub fn check_request(
+        &self,
+        headers: &HeaderMap,
+        query: &HashMap<String, String>,
+    ) -> Result<(), ApiError> {
+        self.check(headers, query.get("token").map(String::as_str))
     }
 
     /// Checks a request's credentials.

@@ -29,7 +29,9 @@ use axum::routing::get;
 use axum::Router;
 use bytes::{BufMut, BytesMut};
 use futures_util::StreamExt;
-use pushbench_feed::http::{parse_seq, parse_wait, ApiError, TokenAuth, TopicPath, LOGS_ROUTE};
+use pushbench_feed::http::{
+    parse_seq, parse_wait, reject_unknown_params, ApiError, TokenAuth, TopicPath, LOGS_ROUTE,
+};
 use pushbench_feed::{Delivery, FeedContext, Line, TopicStatus, Transport};
 
 /// How the polling router behaves.
@@ -81,14 +83,7 @@ struct PollRequest {
 }
 
 fn parse_request(q: &HashMap<String, String>, c: &PollConfig) -> Result<PollRequest, ApiError> {
-    if let Some(unknown) = q
-        .keys()
-        .find(|k| !matches!(k.as_str(), "after" | "limit" | "wait" | "token"))
-    {
-        return Err(ApiError::bad_request(format!(
-            "unknown query parameter {unknown:?}; expected after, limit, wait, token"
-        )));
-    }
+    reject_unknown_params(q, &["after", "limit", "wait", "token"])?;
     let after = q.get("after").map(|v| parse_seq("after", v)).transpose()?;
     let limit = match q.get("limit") {
         None => c.default_limit,
@@ -117,9 +112,7 @@ async fn poll(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    s.config
-        .auth
-        .check(&headers, query.get("token").map(String::as_str))?;
+    s.config.auth.check_request(&headers, &query)?;
     let req = parse_request(&query, &s.config)?;
     let _guard = s
         .feed

@@ -130,9 +130,7 @@ async fn events(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    s.config
-        .auth
-        .check(&headers, query.get("token").map(String::as_str))?;
+    s.config.auth.check_request(&headers, &query)?;
     let after = resume_cursor(&headers, &query)?;
     let status = s.feed.backend.status(&topic).await?;
     if status.finished && after.is_some_and(|a| a >= status.last_seq) {

@@ -94,9 +94,7 @@ async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    s.config
-        .auth
-        .check(&headers, query.get("token").map(String::as_str))?;
+    s.config.auth.check_request(&headers, &query)?;
     let after = query
         .get("after")
         .map(|v| parse_seq("after", v))
