@@ -189,13 +189,15 @@ fn framing(status: u16, headers: &[httparse::Header<'_>]) -> Result<BodyFraming,
     if status == 204 || status == 304 || (100..200).contains(&status) {
         return Ok(BodyFraming::Empty);
     }
+    // Borrowed unless the value is not UTF-8: no allocation per response.
     let get = |n: &str| {
         headers
             .iter()
             .find(|h| h.name.eq_ignore_ascii_case(n))
-            .map(|h| String::from_utf8_lossy(h.value).trim().to_string())
+            .map(|h| String::from_utf8_lossy(h.value))
     };
     if let Some(te) = get("transfer-encoding") {
+        let te = te.trim();
         if te.eq_ignore_ascii_case("chunked") {
             return Ok(BodyFraming::Chunked);
         }
@@ -205,6 +207,7 @@ fn framing(status: u16, headers: &[httparse::Header<'_>]) -> Result<BodyFraming,
     }
     match get("content-length") {
         Some(v) => v
+            .trim()
             .parse::<u64>()
             .map(|n| {
                 if n == 0 {
@@ -213,7 +216,7 @@ fn framing(status: u16, headers: &[httparse::Header<'_>]) -> Result<BodyFraming,
                     BodyFraming::Length(n)
                 }
             })
-            .map_err(|_| HttpError::Head(format!("bad content-length {v:?}"))),
+            .map_err(|_| HttpError::Head(format!("bad content-length {:?}", v.trim()))),
         None => Ok(BodyFraming::UntilClose),
     }
 }
