@@ -30,11 +30,16 @@ done
 echo "== raw fan-out baseline"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+# Runs scenario $1, SSE only, renamed $2, against the server binary $3 (raw-fanout speaks SSE
+# only, so the comparison with feed-server is on that transport).
+run_sse_on() {
+  sed -e "s/^name = .*/name = \"$2\"/" -e 's/^transports = .*/transports = ["sse"]/' \
+    "scenarios/$1.toml" > "$tmp/$2.toml"
+  printf '\n[server]\nbinary = "%s"\n' "$PWD/target/release/$3" >> "$tmp/$2.toml"
+  "$pb" run "$tmp/$2.toml" --out results --quiet
+}
 for server in raw-fanout feed-server; do
-  sed -e "s/^name = \"popular-build\"/name = \"baseline-$server\"/" \
-      -e 's/^transports = .*/transports = ["sse"]/' scenarios/popular-build.toml > "$tmp/$server.toml"
-  printf '\n[server]\nbinary = "%s"\n' "$PWD/target/release/$server" >> "$tmp/$server.toml"
-  "$pb" run "$tmp/$server.toml" --out results --quiet
+  run_sse_on popular-build "baseline-$server" "$server"
 done
 python3 - <<'PY'
 import glob, json
@@ -53,10 +58,7 @@ PY
 # on ci-logs-load (SSE only) answers it for this machine: the zipf head's fan-out and the
 # per-write kernel cost bound p99 before any framework adds to it.
 echo "== raw fan-out on ci-logs-load"
-sed -e 's/^name = "ci-logs-load"/name = "baseline-raw-fanout-ci-logs-load"/' \
-    -e 's/^transports = .*/transports = ["sse"]/' scenarios/ci-logs-load.toml > "$tmp/raw-ci-logs-load.toml"
-printf '\n[server]\nbinary = "%s"\n' "$PWD/target/release/raw-fanout" >> "$tmp/raw-ci-logs-load.toml"
-"$pb" run "$tmp/raw-ci-logs-load.toml" --out results --quiet
+run_sse_on ci-logs-load baseline-raw-fanout-ci-logs-load raw-fanout
 python3 - <<'PY'
 import glob, json
 path = sorted(glob.glob("results/baseline-raw-fanout-ci-logs-load/*/summary.json"))[-1]
