@@ -14,6 +14,9 @@ pub struct RunControl {
     measure_start_ns: u64,
     measure_end_ns: u64,
     final_seqs: RwLock<HashMap<TopicId, u64>>,
+    /// Per topic, the seqs the load generator's publisher never published (sorted): a client
+    /// that misses them lost nothing of the target's.
+    unpublished: RwLock<HashMap<TopicId, Vec<u64>>>,
     stop: watch::Sender<bool>,
 }
 
@@ -23,6 +26,7 @@ impl RunControl {
             measure_start_ns,
             measure_end_ns,
             final_seqs: RwLock::new(HashMap::new()),
+            unpublished: RwLock::new(HashMap::new()),
             stop: watch::Sender::new(false),
         }
     }
@@ -49,6 +53,29 @@ impl RunControl {
             .expect("final seqs lock")
             .get(topic)
             .copied()
+    }
+
+    /// Records the seqs of a topic that were never published (read once per client, when it
+    /// settles its account; not on the hot path).
+    pub fn set_unpublished(&self, topic: TopicId, mut seqs: Vec<u64>) {
+        if seqs.is_empty() {
+            return;
+        }
+        seqs.sort_unstable();
+        self.unpublished
+            .write()
+            .expect("unpublished lock")
+            .insert(topic, seqs);
+    }
+
+    /// The topic's unpublished seqs, sorted (empty for most topics).
+    pub fn unpublished(&self, topic: &TopicId) -> Vec<u64> {
+        self.unpublished
+            .read()
+            .expect("unpublished lock")
+            .get(topic)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Ends the run: every client stops at once.

@@ -18,7 +18,7 @@
 //! - [`stats`]: a worker's recorder plus connection bookkeeping.
 //! - [`control`]: what the orchestrator tells workers (measure window, final seqs, stop).
 //! - [`monitor`]: CPU, memory and descriptors from /proc.
-//! - [`feedapi`]: the server's publishing API (finishing steps).
+//! - [`controlplane`]: control-plane HTTP through reqwest: finishing steps, health checks.
 //! - [`publisher`]: the open-loop publisher for external targets, and its line markers.
 //! - [`results`]: the results folder and the versioned `summary.json`.
 //! - [`progress`], [`printer`]: what a person sees during and after a run.
@@ -29,8 +29,8 @@
 
 pub mod clients;
 pub mod control;
+pub mod controlplane;
 pub mod endpoint;
-pub mod feedapi;
 pub mod http1;
 pub mod monitor;
 pub mod orchestrate;

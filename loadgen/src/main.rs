@@ -9,8 +9,8 @@ use clap::{Parser, Subcommand};
 use pushbench::orchestrate::{default_server_binary, pin_current_thread, Pinning};
 use pushbench::progress::Progress;
 use pushbench::results::{
-    create_run_dir, environment, now_rfc3339, run_id_now, write_json_atomic, Summary,
-    SCHEMA_VERSION,
+    create_run_dir, environment, now_rfc3339, read_summary, run_id_now, write_json_atomic,
+    RunStatus, Summary, SCHEMA_VERSION,
 };
 use pushbench::run::{run_transport, RunOptions};
 use pushbench::{printer, report, scenario};
@@ -98,19 +98,7 @@ fn run_main() -> Result<()> {
             Ok(())
         }
         Command::Report { dir } => {
-            let path = dir.join("summary.json");
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            let summary: Summary = serde_json::from_str(&text)
-                .with_context(|| format!("parsing {}", path.display()))?;
-            if summary.schema_version != SCHEMA_VERSION {
-                bail!(
-                    "{} has schema version {}, this pushbench reads {}",
-                    path.display(),
-                    summary.schema_version,
-                    SCHEMA_VERSION
-                );
-            }
+            let summary = read_summary(&dir.join("summary.json"))?;
             print!("{}", printer::table(&summary));
             let files = report::write_report(&dir)
                 .with_context(|| format!("drawing the report of {}", dir.display()))?;
@@ -135,6 +123,15 @@ fn run_main() -> Result<()> {
             server_binary,
         } => run(scenario, out, quiet, workers, no_pin, server_binary),
     }
+}
+
+/// A run's problems in one line.
+fn problem_list(r: &pushbench::results::TransportResult) -> String {
+    r.problems
+        .iter()
+        .map(|p| p.message.as_str())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The scenario `pushbench run` runs when given none.
@@ -280,14 +277,20 @@ fn run(
         ),
     }
     println!("results: {}", dir.display());
-    let failed: Vec<_> = summary.runs.iter().filter(|r| r.status != "ok").collect();
+    // A degraded run measured something: it is reported (its problems head the report and
+    // the table), not an error. A failed one measured nothing trustworthy.
+    let failed: Vec<_> = summary
+        .runs
+        .iter()
+        .filter(|r| r.status == RunStatus::Failed)
+        .collect();
     if !failed.is_empty() {
         bail!(
             "{} transport run(s) failed: {}",
             failed.len(),
             failed
                 .iter()
-                .map(|r| format!("{}: {}", r.transport, r.status))
+                .map(|r| format!("{}: {}", r.transport, problem_list(r)))
                 .collect::<Vec<_>>()
                 .join("; ")
         );

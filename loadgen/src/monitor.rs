@@ -1,8 +1,11 @@
 //! Process cost from /proc: CPU time, resident memory, open file descriptors, threads.
 //!
 //! Sampled once a second for the server under test and for the load generator itself (to
-//! prove it was not the bottleneck).
+//! prove it was not the bottleneck). An external target's server may be several processes
+//! (nginx: a master and its workers): [`ServerProcesses`] samples a set of root processes and
+//! all their descendants as one.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::time::Instant;
 
@@ -74,9 +77,186 @@ pub fn sample(pid: u32) -> io::Result<ProcSample> {
     })
 }
 
+/// Why the server's processes could not be found or sampled.
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    #[error("server_pid {0}: no such process")]
+    NoSuchPid(u32),
+    #[error("server_process {0:?}: no running process has that name (as /proc/PID/comm shows it)")]
+    NoSuchProcess(String),
+    #[error("the server process {0} has exited")]
+    Exited(u32),
+    #[error("reading /proc: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// The server under test as a set of processes: root processes and, at every sample, their
+/// descendants (re-read each time, so a respawned worker is still counted).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerProcesses {
+    roots: Vec<u32>,
+}
+
+impl ServerProcesses {
+    /// One process and its descendants.
+    pub fn pid(pid: u32) -> Result<Self, MonitorError> {
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            return Err(MonitorError::NoSuchPid(pid));
+        }
+        Ok(ServerProcesses { roots: vec![pid] })
+    }
+
+    /// Every process named `name` whose parent is not also named so (nginx's master, not its
+    /// workers, which come along as descendants), resolved now.
+    pub fn named(name: &str) -> Result<Self, MonitorError> {
+        let table = process_table()?;
+        let roots: Vec<u32> = table
+            .iter()
+            .filter(|(_, p)| p.comm == name)
+            .filter(|(_, p)| table.get(&p.ppid).is_none_or(|parent| parent.comm != name))
+            .map(|(pid, _)| *pid)
+            .collect();
+        if roots.is_empty() {
+            return Err(MonitorError::NoSuchProcess(name.to_string()));
+        }
+        Ok(ServerProcesses { roots })
+    }
+
+    /// The first root: the pid reports name.
+    pub fn main_pid(&self) -> u32 {
+        self.roots[0]
+    }
+
+    /// The roots and their descendants now.
+    pub fn pids(&self) -> Result<Vec<u32>, MonitorError> {
+        let table = process_table()?;
+        let mut children: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+        for (pid, p) in &table {
+            children.entry(p.ppid).or_default().push(*pid);
+        }
+        let mut seen = BTreeSet::new();
+        let mut todo: Vec<u32> = self
+            .roots
+            .iter()
+            .copied()
+            .filter(|r| table.contains_key(r))
+            .collect();
+        while let Some(pid) = todo.pop() {
+            if seen.insert(pid) {
+                todo.extend(children.get(&pid).into_iter().flatten());
+            }
+        }
+        Ok(seen.into_iter().collect())
+    }
+
+    /// The sum over the set. Fails when a root has exited: the server died.
+    pub fn sample(&self) -> Result<ProcSample, MonitorError> {
+        let pids = self.pids()?;
+        if let Some(gone) = self.roots.iter().find(|r| !pids.contains(r)) {
+            return Err(MonitorError::Exited(*gone));
+        }
+        let mut total = ProcSample {
+            at: Instant::now(),
+            cpu_us: 0,
+            rss_bytes: 0,
+            fds: 0,
+            threads: 0,
+        };
+        for pid in pids {
+            // A descendant may exit between the listing and its reading: skip it.
+            match sample(pid) {
+                Ok(s) => {
+                    total.cpu_us += s.cpu_us;
+                    total.rss_bytes += s.rss_bytes;
+                    total.fds += s.fds;
+                    total.threads += s.threads;
+                }
+                Err(_) if !self.roots.contains(&pid) => {}
+                Err(_) => return Err(MonitorError::Exited(pid)),
+            }
+        }
+        Ok(total)
+    }
+}
+
+/// What /proc says of one process: its name and parent.
+struct ProcEntry {
+    comm: String,
+    ppid: u32,
+}
+
+fn process_table() -> io::Result<BTreeMap<u32, ProcEntry>> {
+    let mut table = BTreeMap::new();
+    for entry in std::fs::read_dir("/proc")? {
+        let Ok(entry) = entry else { continue };
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // Processes may exit while the table is read: skip what vanished.
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        if let Some(p) = parse_stat_entry(&stat) {
+            table.insert(pid, p);
+        }
+    }
+    Ok(table)
+}
+
+/// `PID (COMM) STATE PPID ...`; COMM may contain spaces and parentheses.
+fn parse_stat_entry(stat: &str) -> Option<ProcEntry> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = stat.get(open + 1..close)?.to_string();
+    let ppid = stat
+        .get(close + 1..)?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(ProcEntry { comm, ppid })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stat_entries_with_awkward_names() {
+        let p = parse_stat_entry("42 (nginx: worker (x)) S 7 42 42 0 -1").unwrap();
+        assert_eq!((p.comm.as_str(), p.ppid), ("nginx: worker (x)", 7));
+        assert!(parse_stat_entry("garbage").is_none());
+    }
+
+    #[test]
+    fn a_process_set_counts_children_and_notices_exit() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn sleep");
+        let me = ServerProcesses::pid(std::process::id()).unwrap();
+        let pids = me.pids().unwrap();
+        assert!(pids.contains(&child.id()), "{pids:?}");
+        let sampled = me.sample().unwrap();
+        assert!(sampled.rss_bytes > sample(0).unwrap().rss_bytes);
+        let sleeper = ServerProcesses::pid(child.id()).unwrap();
+        assert_eq!(sleeper.pids().unwrap(), vec![child.id()]);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(matches!(sleeper.sample(), Err(MonitorError::Exited(_))));
+        assert!(matches!(
+            ServerProcesses::named("no-such-process-name"),
+            Err(MonitorError::NoSuchProcess(_))
+        ));
+        assert!(matches!(
+            ServerProcesses::pid(u32::MAX - 1),
+            Err(MonitorError::NoSuchPid(_))
+        ));
+    }
 
     #[test]
     fn samples_this_process() {

@@ -14,8 +14,7 @@ use thiserror::Error;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::http1::{get_request, HttpConn};
-use crate::wire::connect;
+use crate::controlplane::is_healthy;
 
 #[derive(Debug, Error)]
 pub enum OrchestrateError {
@@ -149,8 +148,10 @@ impl ServerProcess {
 
     async fn wait_healthy(&self, within: Duration) -> Result<(), OrchestrateError> {
         let deadline = tokio::time::Instant::now() + within;
+        let client = crate::controlplane::client(false, 1)
+            .map_err(|e| OrchestrateError::Exited(e.to_string(), self.log.clone()))?;
         loop {
-            if let Ok(true) = get_ok(self.addr, "/healthz").await {
+            if is_healthy(&client, &format!("http://{}/healthz", self.addr)).await {
                 return Ok(());
             }
             if tokio::time::Instant::now() > deadline {
@@ -182,18 +183,6 @@ impl ServerProcess {
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
-}
-
-/// `GET path` answered 200?
-async fn get_ok(addr: SocketAddr, path: &str) -> Result<bool, crate::http1::HttpError> {
-    let mut conn = HttpConn::new(connect(addr, None).await?);
-    conn.send(&get_request(
-        &addr.to_string(),
-        path,
-        "Connection: close\r\n",
-    ))
-    .await?;
-    Ok(conn.read_head().await?.status == 200)
 }
 
 fn which(program: &str) -> bool {

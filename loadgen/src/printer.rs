@@ -38,13 +38,19 @@ pub fn table(s: &Summary) -> String {
             Some(sw) => format!("{} {sw}", r.transport),
             None => r.transport.clone(),
         };
-        if r.status != "ok" {
+        if !r.status.is_measured() {
             let _ = writeln!(out, "{name:<22} {}", r.status);
             continue;
         }
+        // A figure that was not measured prints as "-", never as 0.
+        let opt = |v: Option<f64>, prec: usize| match v {
+            Some(v) => format!("{v:.prec$}"),
+            None => "-".to_string(),
+        };
+        let server = |v: f64, prec: usize| opt(r.server.measured.then_some(v), prec);
         let _ = writeln!(
             out,
-            "{:<22} {:>8} {:>9.0} {:>9.2} {:>9.2} {:>9.2} {:>7} {:>9.1} {:>9.1} {:>10.0} {:>9.2}",
+            "{:<22} {:>8} {:>9.0} {:>9.2} {:>9.2} {:>9.2} {:>7} {:>9} {:>9} {:>10} {:>9}",
             name,
             r.connections.clients,
             r.deliveries_per_sec,
@@ -52,13 +58,18 @@ pub fn table(s: &Summary) -> String {
             r.latency_us.p99 as f64 / 1000.0,
             r.latency_us.max as f64 / 1000.0,
             r.events.lost,
-            r.wire.bytes_down_per_event,
-            r.wire.bytes_up_per_event,
-            r.server.rss_per_connection_bytes,
-            r.server.cpu_us_per_event,
+            opt(r.wire.bytes_down_per_event, 1),
+            opt(r.wire.bytes_up_per_event, 1),
+            server(r.server.rss_per_connection_bytes, 0),
+            server(r.server.cpu_us_per_event, 2),
         );
     }
     for r in &s.runs {
+        if r.status != crate::results::RunStatus::Ok {
+            for p in &r.problems {
+                let _ = writeln!(out, "  ! {} {}: {}", r.transport, r.status, p.message);
+            }
+        }
         for w in &r.warnings {
             let _ = writeln!(out, "  ! {}: {w}", r.transport);
         }

@@ -188,6 +188,22 @@ impl ClientSeqTracker {
         self.horizon() - self.after
     }
 
+    /// Takes `seqs` that were never published out of the missing numbers and returns how many
+    /// it took: a client that did not receive them lost nothing, and they must also leave its
+    /// expected count ([`Counters::account_tracker`]). One that did receive them (the publisher
+    /// could not tell whether its POST got through) keeps them as delivered. Call after
+    /// [`Self::finish`]. Nothing is stored, so the tracker stays small.
+    pub fn excuse(&mut self, seqs: &[u64]) -> u64 {
+        let mut excused = 0;
+        for &seq in seqs {
+            if seq > self.after && self.remove_from_gaps(seq) {
+                self.missing -= 1;
+                excused += 1;
+            }
+        }
+        excused
+    }
+
     /// How many distinct numbers were received.
     pub fn delivered(&self) -> u64 {
         self.expected() - self.missing
@@ -292,6 +308,9 @@ pub struct Counters {
     /// Histogram samples clamped into range (above one hour). Non-zero means the histograms'
     /// maxima understate the truth.
     pub clamped_samples: u64,
+    /// Lines the load generator's publisher never published that a client did not receive:
+    /// left out of `expected` and `lost` (see [`ClientSeqTracker::excuse`]).
+    pub excused: u64,
 }
 
 impl Counters {
@@ -314,6 +333,7 @@ impl Counters {
             polls_measured,
             polls_empty_measured,
             clamped_samples,
+            excused,
         } = other;
         let add = |into: &mut u64, n: &u64| *into = into.saturating_add(*n);
         add(&mut self.expected, expected);
@@ -326,6 +346,7 @@ impl Counters {
         add(&mut self.disconnects, disconnects);
         add(&mut self.bytes_down, bytes_down);
         add(&mut self.bytes_up, bytes_up);
+        add(&mut self.excused, excused);
         add(&mut self.polls, polls);
         add(&mut self.polls_empty, polls_empty);
         add(&mut self.polls_measured, polls_measured);
@@ -348,9 +369,14 @@ impl Counters {
 
     /// Adds a finished client's expected and lost counts (call [`ClientSeqTracker::finish`]
     /// first so the tail is accounted for).
-    pub fn account_tracker(&mut self, tracker: &ClientSeqTracker) {
-        self.expected = self.expected.saturating_add(tracker.expected());
+    /// Adds a settled client: what it was expected to receive, less the `excused` numbers
+    /// ([`ClientSeqTracker::excuse`]), and what it lost.
+    pub fn account_tracker(&mut self, tracker: &ClientSeqTracker, excused: u64) {
+        self.expected = self
+            .expected
+            .saturating_add(tracker.expected().saturating_sub(excused));
         self.lost = self.lost.saturating_add(tracker.missing());
+        self.excused = self.excused.saturating_add(excused);
     }
 }
 
@@ -792,7 +818,7 @@ mod tests {
         assert_eq!(see(&mut t, 9), SeqOutcome::FilledGap);
         assert_eq!(see(&mut t, 7), SeqOutcome::FilledGap);
         assert_eq!(t.missing(), 1);
-        c.account_tracker(&t);
+        c.account_tracker(&t, 0);
         assert_eq!(c.delivered, 9);
         assert_eq!(c.out_of_order, 5);
         assert_eq!(c.duplicated, 1);

@@ -18,6 +18,13 @@
 //! default. Version 1: first version. Within it, `poll.requests`, `empty`, `empty_share` and
 //! `requests_per_sec` count the measured phase only (earlier builds counted the whole run and
 //! divided by its wall time, drain included); `poll.requests_total` is the whole run.
+//!
+//! Version 2: `status` is one of `"ok"`, `"degraded"` or `"failed"` ([`RunStatus`]) and
+//! `problems` lists why a run is not ok ([`Problem`]); version 1's `"failed: WHY"` strings
+//! read as `failed` with WHY as a problem. A figure that could not be measured is `null`
+//! instead of 0: `wire.bytes_down_per_event`, `wire.bytes_up_per_event`. `publisher` (the load
+//! generator's own publisher, external targets) and `server.measured` are new. Readers accept
+//! both versions ([`check_schema`]).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -28,7 +35,32 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 /// Version of `summary.json`'s layout.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The oldest `summary.json` version this build still reads.
+pub const OLDEST_READABLE_SCHEMA_VERSION: u32 = 1;
+
+/// Why a `summary.json` cannot be read by this build.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error("not a pushbench summary (schema {0:?})")]
+    NotASummary(String),
+    #[error("summary schema version {version} is not one this pushbench reads ({OLDEST_READABLE_SCHEMA_VERSION}..={SCHEMA_VERSION})")]
+    Unsupported { version: u32 },
+}
+
+/// Checks that a summary is one this build reads: every reader calls this one rule.
+pub fn check_schema(summary: &Summary) -> Result<(), SchemaError> {
+    if summary.schema != "pushbench.summary" {
+        return Err(SchemaError::NotASummary(summary.schema.clone()));
+    }
+    if !(OLDEST_READABLE_SCHEMA_VERSION..=SCHEMA_VERSION).contains(&summary.schema_version) {
+        return Err(SchemaError::Unsupported {
+            version: summary.schema_version,
+        });
+    }
+    Ok(())
+}
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Summary {
@@ -128,14 +160,23 @@ pub struct WireBytes {
     pub kernel_diff_down_pct: f64,
     pub kernel_diff_up_pct: f64,
     pub tcp_info_errors: u64,
-    pub bytes_down_per_event: f64,
-    pub bytes_up_per_event: f64,
+    /// Counted bytes per delivered event; `None` (null) when nothing was delivered or no
+    /// byte was counted: a figure that was not measured, never 0.
+    pub bytes_down_per_event: Option<f64>,
+    pub bytes_up_per_event: Option<f64>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ServerCost {
+    /// Whether a server process was sampled: the spawned feed-server, or an external target
+    /// named by `server_pid` / `server_process`. When false, every figure below is
+    /// meaningless (not measured) and reports show it as missing.
+    pub measured: bool,
+    /// The sampled process (the root of the sampled set).
     pub pid: u32,
+    /// Every process sampled (a root and its descendants, e.g. nginx's master and workers).
+    pub pids: Vec<u32>,
     /// The spawned server's arguments (its `--listen` left out): how to start the same
     /// server again, e.g. to drive it with another load generator. Empty for external
     /// targets.
@@ -204,6 +245,125 @@ pub struct Connections {
     pub failure_reasons: BTreeMap<String, u64>,
 }
 
+/// Whether a run's figures can be trusted as they stand.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunStatus {
+    /// Everything ran as planned.
+    #[default]
+    Ok,
+    /// Measured, but something a reader must know went wrong (failed publishes, clients that
+    /// could not connect): the figures stand with the caveats in `problems`.
+    Degraded,
+    /// Nothing trustworthy was measured (the server died or never started, no client
+    /// connected, nothing was delivered): left out of every verdict.
+    Failed,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Ok => "ok",
+            RunStatus::Degraded => "degraded",
+            RunStatus::Failed => "failed",
+        }
+    }
+
+    /// Whether the run's figures take part in verdicts and charts.
+    pub fn is_measured(self) -> bool {
+        self != RunStatus::Failed
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Reads version 2's names and version 1's `"ok"` / `"failed: WHY"` (WHY becomes a problem in
+/// [`Summary::upgrade`]).
+impl<'de> Deserialize<'de> for RunStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(match s.as_str() {
+            "ok" => RunStatus::Ok,
+            "degraded" => RunStatus::Degraded,
+            _ => RunStatus::Failed,
+        })
+    }
+}
+
+/// What kind of thing went wrong in a run; each kind decides the status it implies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProblemKind {
+    /// The run could not be carried out (server did not start, a file could not be written).
+    RunError,
+    /// The server process exited (or vanished) before the run ended.
+    ServerDied,
+    /// No client ever connected.
+    NoClientConnected,
+    /// Clients connected but no event was delivered.
+    NothingDelivered,
+    /// Some clients never connected, though others did.
+    ClientsNeverConnected,
+    /// POSTs of the load generator's publisher failed (retried or not).
+    PublishFailures,
+    /// Lines the publisher scheduled but could not publish (excluded from `expected`).
+    Unpublished,
+    /// Finishing the steps through the server's API failed: loss at a step's end is unknown.
+    FinishFailed,
+}
+
+impl ProblemKind {
+    /// The status a run with this problem has at best.
+    pub fn status(self) -> RunStatus {
+        match self {
+            ProblemKind::RunError
+            | ProblemKind::ServerDied
+            | ProblemKind::NoClientConnected
+            | ProblemKind::NothingDelivered => RunStatus::Failed,
+            ProblemKind::ClientsNeverConnected
+            | ProblemKind::PublishFailures
+            | ProblemKind::Unpublished
+            | ProblemKind::FinishFailed => RunStatus::Degraded,
+        }
+    }
+}
+
+/// One thing that went wrong, in words a reader acts on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    pub message: String,
+}
+
+/// What the load generator's own publisher did (external targets with `publish_url`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PublisherStats {
+    /// Lines due in the run (every topic).
+    pub scheduled: u64,
+    /// Lines the target accepted (2xx).
+    pub published: u64,
+    /// Lines given up (every attempt in their slot failed): their seqs are excluded from
+    /// `events.expected` where a client did not receive them.
+    pub unpublished: u64,
+    /// POSTs that failed: connection errors, non-2xx answers, timeouts (retries included).
+    pub failed_attempts: u64,
+    /// Attempts after a first failure.
+    pub retries: u64,
+    /// Failed attempts by reason.
+    pub failures: BTreeMap<String, u64>,
+    /// How late each POST started against its schedule, not counting time spent waiting for
+    /// the topic's previous POST (the target's slowness, which shows as latency): the load
+    /// generator's own lateness.
+    pub lag_us: Percentiles,
+    /// Time from a POST's start to its answer: the target's publish latency.
+    pub post_us: Percentiles,
+}
+
 /// One transport's run.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -211,8 +371,9 @@ pub struct TransportResult {
     pub transport: String,
     /// For sweeps: `field=value`.
     pub sweep: Option<String>,
-    /// "ok", or why the run failed.
-    pub status: String,
+    pub status: RunStatus,
+    /// Why the status is not ok, most serious first.
+    pub problems: Vec<Problem>,
     pub measured_seconds: f64,
     pub events: EventCounts,
     /// Deliveries per second during the measured phase.
@@ -225,12 +386,93 @@ pub struct TransportResult {
     pub poll: Option<PollStats>,
     pub loadgen: LoadgenHealth,
     pub connections: Connections,
+    /// Present when the load generator published the feed itself.
+    pub publisher: Option<PublisherStats>,
     /// Things a reader must know before trusting the figures.
     pub warnings: Vec<String>,
     /// Serialised histograms (HdrHistogram V2 + deflate, base64), for merging and redrawing.
     pub histograms: BTreeMap<String, String>,
     /// Files of this run, relative to the run folder.
     pub files: BTreeMap<String, String>,
+}
+
+impl TransportResult {
+    /// Records a problem; the status becomes the worst any problem implies.
+    pub fn add_problem(&mut self, kind: ProblemKind, message: impl Into<String>) {
+        let status = kind.status();
+        if status == RunStatus::Failed || self.status == RunStatus::Ok {
+            self.status = status;
+        }
+        self.problems.push(Problem {
+            kind,
+            message: message.into(),
+        });
+        // Most serious first.
+        self.problems
+            .sort_by_key(|p| std::cmp::Reverse(p.kind.status() == RunStatus::Failed));
+    }
+}
+
+impl Summary {
+    /// Brings a summary read from an older version to this version's meaning: version 1 had
+    /// no `server.measured` (a sampled server had a pid) and kept a failed run's reason only
+    /// in its status text and warnings.
+    pub fn upgrade(&mut self) {
+        if self.schema_version >= 2 {
+            return;
+        }
+        for r in &mut self.runs {
+            r.server.measured = r.server.pid != 0;
+            if r.status == RunStatus::Failed && r.problems.is_empty() {
+                let why = r
+                    .warnings
+                    .iter()
+                    .find_map(|w| w.strip_prefix("run failed: "))
+                    .unwrap_or("the run failed (version 1 summary)")
+                    .to_string();
+                r.problems.push(Problem {
+                    kind: ProblemKind::RunError,
+                    message: why,
+                });
+            }
+        }
+    }
+}
+
+/// Why a `summary.json` could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadSummaryError {
+    #[error("reading {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid summary: {source}")]
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("{path}: {source}")]
+    Schema { path: PathBuf, source: SchemaError },
+}
+
+/// Reads, checks and upgrades a `summary.json`: the one way every command reads one.
+pub fn read_summary(path: &Path) -> Result<Summary, ReadSummaryError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ReadSummaryError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut summary: Summary =
+        serde_json::from_str(&text).map_err(|source| ReadSummaryError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    check_schema(&summary).map_err(|source| ReadSummaryError::Schema {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    summary.upgrade();
+    Ok(summary)
 }
 
 /// Serialises a histogram for `summary.json` (V2 + deflate, base64).

@@ -28,18 +28,18 @@ use tokio::sync::mpsc;
 
 use crate::clients::ClientSpec;
 use crate::control::RunControl;
+use crate::controlplane::{self, finish_topics};
 use crate::endpoint::Endpoint;
-use crate::feedapi::finish_topics;
-use crate::monitor::{sample, ProcSample};
+use crate::monitor::{sample, MonitorError, ProcSample, ServerProcesses};
 use crate::orchestrate::{Pinning, ServerProcess};
 use crate::progress::Progress;
-use crate::publisher::{publish, PublishTarget};
+use crate::publisher::{top_reasons, PublishPlan, PublishReport, Publisher};
 use crate::record::{write_hgrm, Counters, IntervalLog, IntervalSnapshot, Recorder};
 use crate::results::{
-    encode_histogram, Connections, EventCounts, LoadgenHealth, Percentiles, PollStats, ServerCost,
-    TransportResult, WireBytes,
+    encode_histogram, Connections, EventCounts, LoadgenHealth, Percentiles, PollStats, ProblemKind,
+    ServerCost, TransportResult, WireBytes,
 };
-use crate::scenario::{Scenario, TopicChoice, Transport};
+use crate::scenario::{Scenario, ServerSelector, TopicChoice, Transport};
 use crate::wire::SourceAddrs;
 use crate::worker::{self, WorkerMsg, WorkerResult};
 use std::time::SystemTime;
@@ -139,10 +139,11 @@ pub fn assign_topics(choice: &TopicChoice, clients: u32, topics: u32, seed: u64)
     }
 }
 
-/// Samples the server process, or reads zeros for an external target (no process to see).
-fn sample_server(pid: Option<u32>) -> std::io::Result<ProcSample> {
-    match pid {
-        Some(pid) => sample(pid),
+/// Samples the server's processes, or reads zeros when there are none to see (an external
+/// target without `server_pid` / `server_process`: its figures are marked not measured).
+fn sample_server(watch: Option<&ServerProcesses>) -> Result<ProcSample, MonitorError> {
+    match watch {
+        Some(w) => w.sample(),
         None => Ok(ProcSample {
             at: std::time::Instant::now(),
             cpu_us: 0,
@@ -165,7 +166,7 @@ struct SeriesWriter {
     pending: BTreeMap<u64, (IntervalSnapshot, usize)>,
     prev_server: ProcSample,
     prev_self: ProcSample,
-    pid: Option<u32>,
+    watch: Option<ServerProcesses>,
 }
 
 impl SeriesWriter {
@@ -191,7 +192,7 @@ impl SeriesWriter {
                 break;
             }
             let (tick, (merged, _)) = entry.remove_entry();
-            let now_server = sample_server(self.pid).unwrap_or(self.prev_server);
+            let now_server = sample_server(self.watch.as_ref()).unwrap_or(self.prev_server);
             let now_self = sample(0).unwrap_or(self.prev_self);
             let wall = now_self
                 .at
@@ -268,15 +269,14 @@ pub async fn run_transport(
         ..TransportResult::default()
     };
     if let Err(e) = std::fs::create_dir_all(&tdir) {
-        result.status = format!("failed: creating {}: {e}", tdir.display());
+        result.add_problem(
+            ProblemKind::RunError,
+            format!("creating {}: {e}", tdir.display()),
+        );
         return result;
     }
-    match run_inner(sc, transport, &tdir, &label, opts, &mut result).await {
-        Ok(()) => result.status = "ok".into(),
-        Err(e) => {
-            result.status = format!("failed: {e}");
-            result.warnings.push(format!("run failed: {e}"));
-        }
+    if let Err(e) = run_inner(sc, transport, &tdir, &label, opts, &mut result).await {
+        result.add_problem(ProblemKind::RunError, e);
     }
     result
 }
@@ -326,16 +326,28 @@ async fn run_inner(
             (Some(server), endpoint)
         }
     };
-    let pid = server.as_ref().map(|s| s.pid);
-    if pid.is_none() {
+    // The processes whose memory and CPU are the server's cost.
+    let watch = match (&server, sc.target.as_ref().and_then(|t| t.server.as_ref())) {
+        (Some(server), _) => Some(ServerProcesses::pid(server.pid).map_err(|e| e.to_string())?),
+        (None, Some(ServerSelector::Pid(pid))) => {
+            Some(ServerProcesses::pid(*pid).map_err(|e| e.to_string())?)
+        }
+        (None, Some(ServerSelector::Process(name))) => {
+            Some(ServerProcesses::named(name).map_err(|e| e.to_string())?)
+        }
+        (None, None) => None,
+    };
+    if watch.is_none() {
         result.warnings.push(
-            "external target: server memory and CPU were not measured (no process to sample)"
+            "external target: server memory and CPU were not measured (no process to sample; \
+             name it with `target.server_pid` or `target.server_process`)"
                 .into(),
         );
     }
     // Let the generator create its topics and the allocator settle before the baseline.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let baseline = sample_server(pid).map_err(|e| format!("sampling the server: {e}"))?;
+    let baseline =
+        sample_server(watch.as_ref()).map_err(|e| format!("sampling the server: {e}"))?;
 
     let clients = sc.clients.count;
     // With our own publisher, a fresh build number per run, so runs against one long-lived
@@ -379,6 +391,11 @@ async fn run_inner(
             start_at: t0 + ramp.mul_f64(i as f64 / clients.max(1) as f64),
             churn: sc.churn.as_ref().map(|c| (c.session, c.pause)),
             marker_stamps,
+            poll_cursor: sc
+                .target
+                .as_ref()
+                .map(|t| t.poll_cursor)
+                .unwrap_or_default(),
             poll_interval: sc.poll.interval,
             long_poll_wait: sc.poll.wait,
             poll_limit: sc.poll.limit,
@@ -390,30 +407,27 @@ async fn run_inner(
     let workers = opts.workers.max(1).min(clients.max(1) as usize);
     let started = Instant::now();
     let self_start = sample(0).map_err(|e| format!("sampling pushbench: {e}"))?;
-    let handles = worker::start(workers, specs, control.clone(), tx);
+    let insecure = false; // MERGE: sc.target.as_ref().is_some_and(|t| t.insecure)
+    let control_client = controlplane::client(insecure, topics.len()).map_err(|e| e.to_string())?;
     let mut publisher = match &publish_url {
         Some(url) => {
-            let publish_to = Endpoint::parse(url).await?;
-            let targets = topics
-                .iter()
-                .map(|t| PublishTarget {
-                    topic: t.clone(),
-                    addr: publish_to.addr,
-                    host: publish_to.host.clone(),
-                    path: publish_to.path(t),
-                })
-                .collect();
-            Some(tokio::spawn(publish(
-                targets,
-                sc.feed.lines_per_sec,
-                sc.feed.line_bytes.max as usize,
-                t0,
-                t0 + measure_end - Duration::from_millis(100),
-                control.clone(),
-            )))
+            let plan = PublishPlan {
+                targets: topics
+                    .iter()
+                    .map(|t| (t.clone(), url.replace("{topic}", &t.to_string())))
+                    .collect(),
+                lines_per_sec: sc.feed.lines_per_sec,
+                line_bytes: sc.feed.line_bytes.max as usize,
+                start: t0.into_std(),
+                start_unix_ns: unix_t0,
+                // The last line is due 100 ms before the measured phase ends.
+                until: measure_end - Duration::from_millis(200),
+            };
+            Some(Publisher::start(plan, control_client.clone()).map_err(|e| e.to_string())?)
         }
         None => None,
     };
+    let handles = worker::start(workers, specs, control.clone(), tx);
 
     let series = std::io::BufWriter::new(
         std::fs::File::create(tdir.join("timeseries.jsonl")).map_err(|e| e.to_string())?,
@@ -439,7 +453,7 @@ async fn run_inner(
         pending: BTreeMap::new(),
         prev_server: baseline,
         prev_self: self_start,
-        pid,
+        watch: watch.clone(),
     };
     let mut open_by_worker = vec![0u64; workers];
     let mut done_by_worker = vec![0u32; workers];
@@ -448,6 +462,8 @@ async fn run_inner(
     let mut at_measure_end: Option<(ProcSample, ProcSample)> = None;
     let mut finished_topics = false;
     let mut drain_deadline: Option<Instant> = None;
+    let mut server_died: Option<String> = None;
+    let mut publish_report: Option<PublishReport> = None;
     let mut second = tokio::time::interval(Duration::from_secs(1));
     second.tick().await;
     let total = measure_end;
@@ -482,7 +498,23 @@ async fn run_inner(
             }
             _ = second.tick() => {
                 let elapsed = started.elapsed();
-                let now_server = sample_server(pid).unwrap_or(series.prev_server);
+                let now_server = match sample_server(watch.as_ref()) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        // The server is gone: nothing measured from here on is its.
+                        if server_died.is_none() {
+                            server_died = Some(format!(
+                                "{e}, {:.1} s into the run",
+                                elapsed.as_secs_f64()
+                            ));
+                            if let Some(p) = &publisher {
+                                p.stop();
+                            }
+                            control.stop();
+                        }
+                        series.prev_server
+                    }
+                };
                 let now_self = sample(0).unwrap_or(series.prev_self);
                 if at_measure_start.is_none() && elapsed >= measure_start {
                     at_measure_start = Some((now_server, now_self));
@@ -491,7 +523,12 @@ async fn run_inner(
                     at_measure_end = Some((now_server, now_self));
                 }
                 let interrupted = opts.interrupted.load(Ordering::Relaxed);
-                if !finished_topics && (elapsed >= measure_end || interrupted) {
+                if interrupted {
+                    if let Some(p) = &publisher {
+                        p.stop();
+                    }
+                }
+                if !finished_topics && (elapsed >= measure_end || interrupted || server_died.is_some()) {
                     finished_topics = true;
                     if at_measure_start.is_none() {
                         at_measure_start = Some((now_server, now_self));
@@ -500,22 +537,29 @@ async fn run_inner(
                         at_measure_end = Some((now_server, now_self));
                     }
                     if let Some(p) = publisher.take() {
-                        // The publisher stops at the end of the measured phase; what it
-                        // published is what every client must receive.
-                        for (t, seq, error) in p.await.unwrap_or_default() {
-                            if let Some(e) = error {
-                                result.warnings.push(format!("publishing to {t} failed: {e}"));
-                            }
-                            control.set_final_seq(t, seq);
+                        // The publisher's last line was due before the measured phase ended;
+                        // what it scheduled is what every client must receive, less what it
+                        // could not publish.
+                        let report = tokio::task::spawn_blocking(move || p.finish())
+                            .await
+                            .map_err(|e| format!("the publisher thread failed: {e}"))?;
+                        for t in &report.topics {
+                            control.set_unpublished(t.topic.clone(), t.unpublished.clone());
+                            control.set_final_seq(t.topic.clone(), t.last_seq);
                         }
-                    } else if let Some(server) = &server {
-                        match finish_topics(server.addr, &topics).await {
+                        publish_report = Some(report);
+                    } else if let (Some(server), None) = (&server, &server_died) {
+                        let base = format!("http://{}", server.addr);
+                        match finish_topics(&control_client, &base, &topics).await {
                             Ok(list) => {
                                 for (t, seq) in list {
                                     control.set_final_seq(t, seq);
                                 }
                             }
-                            Err(e) => result.warnings.push(format!("could not finish the steps: {e}")),
+                            Err(e) => result.add_problem(
+                                ProblemKind::FinishFailed,
+                                format!("could not finish the steps, so loss at their end is unknown: {e}"),
+                            ),
                         }
                     }
                     drain_deadline = Some(Instant::now() + if interrupted { Duration::from_secs(1) } else { sc.drain });
@@ -536,12 +580,24 @@ async fn run_inner(
     for h in handles {
         let _ = h.join();
     }
+    // The loop can end before the measured phase did (the server died): stop the publisher.
+    if let Some(p) = publisher.take() {
+        p.stop();
+        publish_report = tokio::task::spawn_blocking(move || p.finish()).await.ok();
+    }
     // Every client has stopped: no answer is read after this.
     let clients_ended_ns = unix_nanos();
     series.flush();
-    let rss_end = sample_server(pid).map(|s| s.rss_bytes).unwrap_or(0);
+    let rss_end = sample_server(watch.as_ref())
+        .map(|s| s.rss_bytes)
+        .unwrap_or(0);
     let exit = match server {
-        Some(server) => server.stop().await,
+        Some(mut server) => {
+            if server_died.is_none() && !server.is_running() {
+                server_died = Some("the server exited before the run ended".into());
+            }
+            server.stop().await
+        }
         None => "external target (not stopped by pushbench)".into(),
     };
 
@@ -594,7 +650,10 @@ async fn run_inner(
             (counted as f64 - kernel as f64) / kernel as f64 * 100.0
         }
     };
-    let delivered = c.delivered.max(1) as f64;
+    // Per delivered event, or not measured: no delivery or no byte counted is no figure.
+    let per_event = |bytes: u64| {
+        (c.delivered > 0 && c.bytes_down > 0).then(|| bytes as f64 / c.delivered as f64)
+    };
     result.wire = WireBytes {
         bytes_down: c.bytes_down,
         bytes_up: c.bytes_up,
@@ -603,14 +662,19 @@ async fn run_inner(
         kernel_diff_down_pct: pct(c.bytes_down, kdown),
         kernel_diff_up_pct: pct(c.bytes_up, kup),
         tcp_info_errors: kerr,
-        bytes_down_per_event: c.bytes_down as f64 / delivered,
-        bytes_up_per_event: c.bytes_up as f64 / delivered,
+        bytes_down_per_event: per_event(c.bytes_down),
+        bytes_up_per_event: per_event(c.bytes_up),
     };
     let server_cpu = end_server.cpu_us.saturating_sub(start_server.cpu_us);
     let events_in_window = latency.len().max(1) as f64;
     result.server = ServerCost {
-        pid: pid.unwrap_or(0),
-        args: if pid.is_some() {
+        measured: watch.is_some(),
+        pid: watch.as_ref().map_or(0, ServerProcesses::main_pid),
+        pids: watch
+            .as_ref()
+            .and_then(|w| w.pids().ok())
+            .unwrap_or_default(),
+        args: if sc.target.is_none() {
             server_args(sc, transport)
         } else {
             Vec::new()
@@ -678,8 +742,66 @@ async fn run_inner(
         connects_ok: c.connects_ok,
         connect_errors: c.connect_errors,
         disconnects: c.disconnects,
-        failure_reasons: reasons,
+        failure_reasons: reasons.clone(),
     };
+
+    if let Some(report) = publish_report {
+        let p = &report.stats;
+        if p.failed_attempts > 0 {
+            result.add_problem(
+                ProblemKind::PublishFailures,
+                format!(
+                    "{} of the publisher's POSTs failed ({} retried): {}",
+                    p.failed_attempts,
+                    p.retries,
+                    top_reasons(&p.failures)
+                ),
+            );
+        }
+        if p.unpublished > 0 {
+            result.add_problem(
+                ProblemKind::Unpublished,
+                format!(
+                    "{} of {} scheduled lines were never published; they are not counted as the target's loss",
+                    p.unpublished, p.scheduled
+                ),
+            );
+        }
+        result
+            .histograms
+            .insert("publish_lag_us".into(), encode_histogram(&report.lag_us));
+        result
+            .histograms
+            .insert("publish_post_us".into(), encode_histogram(&report.post_us));
+        result.publisher = Some(report.stats);
+    }
+    if let Some(why) = &server_died {
+        result.add_problem(ProblemKind::ServerDied, format!("the server died: {why}"));
+    }
+    if c.connects_ok == 0 {
+        result.add_problem(
+            ProblemKind::NoClientConnected,
+            format!(
+                "no client ever connected ({} attempts failed{})",
+                c.connect_errors,
+                first_reason(&reasons)
+            ),
+        );
+    } else if c.delivered == 0 {
+        result.add_problem(
+            ProblemKind::NothingDelivered,
+            "clients connected but no event was delivered",
+        );
+    }
+    if c.connect_errors > 0 && c.connects_ok > 0 {
+        // Retried until they connected: a caveat, not a failure of the run (a foreign target
+        // answers 404 until a step's first line is published).
+        result.warnings.push(format!(
+            "{} connection attempts failed and were retried{}",
+            c.connect_errors,
+            first_reason(&reasons)
+        ));
+    }
 
     // Warnings a reader must see.
     for n in notes {
@@ -733,6 +855,15 @@ async fn run_inner(
             .insert(format!("{name}_us"), encode_histogram(h));
     }
     Ok(())
+}
+
+/// `: REASON` for the most frequent failure reason, or nothing.
+fn first_reason(reasons: &BTreeMap<String, u64>) -> String {
+    reasons
+        .iter()
+        .max_by_key(|(_, n)| **n)
+        .map(|(r, n)| format!("; most often ({n}×): {r}"))
+        .unwrap_or_default()
 }
 
 /// Polling figures of the measured phase. Answers are counted by the client when read, if

@@ -275,6 +275,50 @@ pub struct Target {
     /// `http://` URL the loadgen POSTs lines to (seq and timestamp embedded); `None`: the
     /// target generates its own feed.
     pub publish_url: Option<String>,
+    /// How a poll tells the target what the client already has.
+    pub poll_cursor: PollCursor,
+    /// The target's server process(es), sampled for memory and CPU like feed-server.
+    pub server: Option<ServerSelector>,
+}
+
+/// How the poll cursor travels to an external target.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PollCursor {
+    /// feed-server's poll API: `after=SEQ&limit=N[&wait=D]` appended, a JSON answer with
+    /// `lines`, `next`, `last_seq`, `finished`; `If-None-Match` from its ETag.
+    #[default]
+    FeedServer,
+    /// `{after}` in `poll_url`, filled with the seq of the last marker seen; the body is
+    /// searched for markers, whatever its format.
+    Query,
+    /// `If-None-Match` with the last answer's `ETag`.
+    Etag,
+    /// `If-Modified-Since` with the last `Last-Modified`, plus `If-None-Match` with the last
+    /// `ETag` (nchan's long-poll).
+    LastModified,
+}
+
+impl PollCursor {
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "feed-server" => PollCursor::FeedServer,
+            "query" => PollCursor::Query,
+            "etag" => PollCursor::Etag,
+            "last-modified" => PollCursor::LastModified,
+            _ => return None,
+        })
+    }
+}
+
+/// Which local processes are the external target's server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServerSelector {
+    /// This pid and its descendants.
+    Pid(u32),
+    /// Every process of this name (as /proc/PID/comm shows it) and their descendants.
+    Process(String),
 }
 
 /// A sweep: the scenario runs once per value of one field.
@@ -540,6 +584,9 @@ struct RawTarget {
     ws_url: S<String>,
     poll_url: S<String>,
     publish_url: S<String>,
+    poll_cursor: S<String>,
+    server_pid: S<i64>,
+    server_process: S<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -1138,8 +1185,16 @@ fn resolve_feed(c: &mut Check, raw: &S<RawFeed>) -> Feed {
     }
 }
 
-/// Checks a URL template: scheme, authority, and `{topic}` as its only placeholder.
-fn check_url(c: &mut Check, url: &Spanned<String>, key: &str, scheme: &str, needs_topic: bool) {
+/// Checks a URL template: scheme, authority, and `{topic}` as its only placeholder (and
+/// `{after}` where `with_after`: the poll URL of the `query` cursor, which needs it).
+fn check_url(
+    c: &mut Check,
+    url: &Spanned<String>,
+    key: &str,
+    scheme: &str,
+    needs_topic: bool,
+    with_after: bool,
+) {
     let u = url.get_ref();
     let Some(rest) = u.strip_prefix(scheme) else {
         c.err(
@@ -1155,6 +1210,7 @@ fn check_url(c: &mut Check, url: &Spanned<String>, key: &str, scheme: &str, need
         c.err(url.span(), format!("`target.{key}` has no host, got {u:?}"));
     }
     let mut has_topic = false;
+    let mut has_after = false;
     let mut tail = u.as_str();
     while let Some(open) = tail.find('{') {
         let Some(close) = tail[open..].find('}') else {
@@ -1164,6 +1220,13 @@ fn check_url(c: &mut Check, url: &Spanned<String>, key: &str, scheme: &str, need
         let placeholder = &tail[open + 1..open + close];
         if placeholder == "topic" {
             has_topic = true;
+        } else if placeholder == "after" && with_after {
+            has_after = true;
+        } else if placeholder == "after" {
+            c.err(
+                url.span(),
+                format!("`target.{key}` has `{{after}}`, which only `poll_url` with `poll_cursor = \"query\"` takes"),
+            );
         } else {
             c.err(
                 url.span(),
@@ -1171,6 +1234,15 @@ fn check_url(c: &mut Check, url: &Spanned<String>, key: &str, scheme: &str, need
             );
         }
         tail = &tail[open + close + 1..];
+    }
+    if with_after && !has_after {
+        c.err(
+            url.span(),
+            format!(
+                "`target.{key}` needs an `{{after}}` placeholder with `poll_cursor = \"query\"`: \
+                 it carries the seq of the last line the client has"
+            ),
+        );
     }
     if needs_topic && !has_topic {
         c.err(
@@ -1199,7 +1271,7 @@ fn resolve_target(
                 "`target.base_url` must not contain placeholders: the topic's path is appended",
             );
         } else {
-            check_url(c, base, "base_url", "http://", false);
+            check_url(c, base, "base_url", "http://", false, false);
         }
     }
     let base = t
@@ -1217,19 +1289,101 @@ fn resolve_target(
             format!("{b}/{{topic}}/logs{suffix}")
         })
     };
-    let mut url = |value: &S<String>, key: &str, scheme: &str, derived: Option<String>| match value
-    {
-        Some(v) => {
-            check_url(c, v, key, scheme, needs_topic);
-            Some(v.get_ref().clone())
+    let poll_cursor = match &t.poll_cursor {
+        None => PollCursor::FeedServer,
+        Some(v) => PollCursor::from_name(v.get_ref()).unwrap_or_else(|| {
+            c.err(
+                v.span(),
+                format!(
+                    "`target.poll_cursor` must be \"feed-server\", \"query\", \"etag\" or \"last-modified\", got {:?}",
+                    v.get_ref()
+                ),
+            );
+            PollCursor::FeedServer
+        }),
+    };
+    let query_cursor = poll_cursor == PollCursor::Query;
+    if let (Some(v), true) = (&t.poll_cursor, t.poll_url.is_none()) {
+        if poll_cursor != PollCursor::FeedServer {
+            c.err(
+                v.span(),
+                "`target.poll_cursor` describes a foreign poll API: give its `target.poll_url` too",
+            );
         }
-        None => derived,
+    }
+    let mut url =
+        |value: &S<String>, key: &str, scheme: &str, derived: Option<String>, with_after: bool| {
+            match value {
+                Some(v) => {
+                    check_url(c, v, key, scheme, needs_topic, with_after);
+                    Some(v.get_ref().clone())
+                }
+                None => derived,
+            }
+        };
+    let sse_url = url(
+        &t.sse_url,
+        "sse_url",
+        "http://",
+        derive("/events", false),
+        false,
+    );
+    let ws_url = url(&t.ws_url, "ws_url", "ws://", derive("/ws", true), false);
+    let poll_url = url(
+        &t.poll_url,
+        "poll_url",
+        "http://",
+        derive("", false),
+        query_cursor,
+    );
+    let publish_url = url(&t.publish_url, "publish_url", "http://", None, false);
+    let server = match (&t.server_pid, &t.server_process) {
+        (Some(pid), Some(name)) => {
+            c.err(
+                name.span(),
+                "give `target.server_pid` or `target.server_process`, not both",
+            );
+            let _ = pid;
+            None
+        }
+        (Some(pid), None) => match u32::try_from(*pid.get_ref()) {
+            Ok(p) if p > 0 => Some(ServerSelector::Pid(p)),
+            _ => {
+                c.err(
+                    pid.span(),
+                    format!(
+                        "`target.server_pid` must be a process id above 0, got {}",
+                        pid.get_ref()
+                    ),
+                );
+                None
+            }
+        },
+        (None, Some(name)) => {
+            let n = name.get_ref();
+            // /proc/PID/comm holds at most 15 bytes: a longer name would never match.
+            if n.is_empty() || n.len() > 15 || n.contains('/') {
+                c.err(
+                    name.span(),
+                    format!(
+                        "`target.server_process` must be a process name as /proc/PID/comm shows it \
+                         (1 to 15 bytes, no '/'), got {n:?}"
+                    ),
+                );
+                None
+            } else {
+                Some(ServerSelector::Process(n.clone()))
+            }
+        }
+        (None, None) => None,
     };
     let target = Target {
-        sse_url: url(&t.sse_url, "sse_url", "http://", derive("/events", false)),
-        ws_url: url(&t.ws_url, "ws_url", "ws://", derive("/ws", true)),
-        poll_url: url(&t.poll_url, "poll_url", "http://", derive("", false)),
-        publish_url: url(&t.publish_url, "publish_url", "http://", None),
+        sse_url,
+        ws_url,
+        poll_url,
+        publish_url,
+        poll_cursor,
+        server,
     };
     if let Some(list) = &raw.transports {
         for entry in list.get_ref() {

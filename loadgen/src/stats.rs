@@ -164,12 +164,20 @@ impl Stats {
     }
 
     /// Settles a client's account: what it should have received and what it missed.
-    pub fn finish_client(&mut self, tracker: &mut ClientSeqTracker, final_seq: Option<u64>) {
+    pub fn finish_client(
+        &mut self,
+        tracker: &mut ClientSeqTracker,
+        final_seq: Option<u64>,
+        unpublished: &[u64],
+    ) {
         // Without a final seq the run stopped before the step finished: only gaps count.
         if let Some(f) = final_seq {
             tracker.finish(f);
         }
-        self.recorder.counters_mut().account_tracker(tracker);
+        let excused = tracker.excuse(unpublished);
+        self.recorder
+            .counters_mut()
+            .account_tracker(tracker, excused);
         self.clients_done += 1;
     }
 }

@@ -4,6 +4,8 @@
 
 mod common;
 
+use pushbench::results::RunStatus;
+
 #[test]
 fn churning_clients_resume_without_loss_or_duplicates() {
     let server = common::feed_server();
@@ -47,7 +49,7 @@ pause = "200ms"
     assert_eq!(summary.runs.len(), 4);
     for r in &summary.runs {
         let t = &r.transport;
-        assert_eq!(r.status, "ok", "{t}");
+        assert_eq!(r.status, RunStatus::Ok, "{t}: {:?}", r.problems);
         // Each client left and came back several times.
         assert!(
             r.connections.connects_ok >= 2 * u64::from(r.connections.clients),

@@ -4,6 +4,8 @@
 
 mod common;
 
+use pushbench::results::RunStatus;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
@@ -73,7 +75,7 @@ publish_url = "http://{addr}/{{topic}}/logs"
     assert_eq!(summary.runs.len(), 3);
     for r in &summary.runs {
         let t = &r.transport;
-        assert_eq!(r.status, "ok", "{t}");
+        assert_eq!(r.status, RunStatus::Ok, "{t}: {:?}", r.problems);
         // 3 topics × 20 lines/s × ~2.8 s, 4 clients each.
         assert!(
             r.events.expected > 12 * 30,

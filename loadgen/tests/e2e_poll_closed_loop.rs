@@ -4,6 +4,8 @@
 
 mod common;
 
+use pushbench::results::RunStatus;
+
 #[test]
 fn closed_loop_polling_counts_the_measured_phase() {
     let server = common::feed_server();
@@ -38,7 +40,7 @@ interval = "0s"
         &["--server-binary", &server_arg],
     );
     let r = &common::summary(&run_dir).runs[0];
-    assert_eq!(r.status, "ok");
+    assert_eq!(r.status, RunStatus::Ok);
     assert!(r.events.expected > 0);
     assert_eq!(r.events.lost, 0);
     assert_eq!(r.events.duplicated, 0);

@@ -3,6 +3,8 @@
 
 mod common;
 
+use pushbench::results::RunStatus;
+
 #[test]
 fn raw_fanout_baseline_is_measured_like_an_sse_server() {
     let binary = common::target_dir().join("raw-fanout");
@@ -40,7 +42,7 @@ binary = "{}"
     let run_dir = common::run_pushbench(&scenario, &dir.join("results"), "raw", &[]);
     let summary = common::summary(&run_dir);
     let r = &summary.runs[0];
-    assert_eq!(r.status, "ok");
+    assert_eq!(r.status, RunStatus::Ok);
     assert!(r.events.expected > 40 * 50, "{}", r.events.expected);
     assert_eq!(r.events.lost, 0);
     assert_eq!(r.events.delivered, r.events.expected);

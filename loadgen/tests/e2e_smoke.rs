@@ -6,6 +6,8 @@
 
 mod common;
 
+use pushbench::results::RunStatus;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -30,7 +32,7 @@ fn smoke_run_delivers_everything_on_every_transport() {
 
     for r in &summary.runs {
         let t = &r.transport;
-        assert_eq!(r.status, "ok", "{t}: {}", r.status);
+        assert_eq!(r.status, RunStatus::Ok, "{t}: {:?}", r.problems);
         let e = &r.events;
         assert!(e.expected > 0, "{t}: nothing expected");
         assert_eq!(e.lost, 0, "{t}: lost events");
@@ -59,11 +61,8 @@ fn smoke_run_delivers_everything_on_every_transport() {
             w.kernel_diff_up_pct
         );
         // Every event carries at least its JSON payload (~70 bytes + line).
-        assert!(
-            w.bytes_down_per_event > 60.0,
-            "{t}: {} B/event is below the payload size",
-            w.bytes_down_per_event
-        );
+        let down = w.bytes_down_per_event.expect("bytes per event measured");
+        assert!(down > 60.0, "{t}: {down} B/event is below the payload size");
         assert!(
             r.server.rss_connected_bytes > 0 && r.server.cpu_us > 0,
             "{t}: server not sampled"
@@ -106,6 +105,7 @@ fn smoke_run_delivers_everything_on_every_transport() {
             .unwrap()
             .wire
             .bytes_up_per_event
+            .expect("bytes per event measured")
     };
     assert!(
         up("poll") > up("sse"),

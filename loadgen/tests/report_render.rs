@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 
 use hdrhistogram::Histogram;
 use pushbench::report::{self, ReportError};
-use pushbench::results::{encode_histogram, Environment, Percentiles, Summary, TransportResult};
+use pushbench::results::{
+    encode_histogram, Environment, Percentiles, ReadSummaryError, SchemaError, Summary,
+    TransportResult, SCHEMA_VERSION,
+};
 use serde_json::Value;
 
 const FIXTURE: &str = concat!(
@@ -303,7 +306,7 @@ fn compare_prints_and_charts_differences() {
     let mut sb = load_fixture();
     sb.run_id = "20261130T031500Z".into();
     for r in &mut sb.runs {
-        r.wire.bytes_down_per_event *= 0.8;
+        r.wire.bytes_down_per_event = r.wire.bytes_down_per_event.map(|b| b * 0.8);
     }
     complete(sb, &b, 99, 1.5);
     let out = scratch("compare_out");
@@ -334,7 +337,10 @@ fn compare_prints_and_charts_differences() {
 fn failed_and_empty_runs_still_report() {
     let dir = scratch("failed");
     let mut s = load_fixture();
-    s.runs[1].status = "server exited with status 101".into();
+    s.runs[1].add_problem(
+        pushbench::results::ProblemKind::ServerDied,
+        "server exited with status 101",
+    );
     // A run that never delivered: no latency samples, no time series.
     s.runs[3].files.clear();
     let mut s = complete(s, &dir, 3, 1.0);
@@ -370,10 +376,35 @@ fn failed_and_empty_runs_still_report() {
 fn a_folder_without_summary_is_a_clear_error() {
     let dir = scratch("empty");
     let err = report::write_report(&dir).unwrap_err();
-    assert!(matches!(err, ReportError::Io { .. }), "{err:?}");
+    assert!(
+        matches!(err, ReportError::Summary(ReadSummaryError::Io { .. })),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("summary.json"), "{err}");
 
     std::fs::write(dir.join("summary.json"), "{\"schema\": \"something else\"}").unwrap();
     let err = report::write_report(&dir).unwrap_err();
-    assert!(matches!(err, ReportError::Summary { .. }), "{err:?}");
+    assert!(
+        matches!(err, ReportError::Summary(ReadSummaryError::Parse { .. })),
+        "{err:?}"
+    );
+    // A summary of a version this build does not read is refused, not drawn.
+    let mut future = load_fixture();
+    future.schema_version = SCHEMA_VERSION + 1;
+    std::fs::write(
+        dir.join("summary.json"),
+        serde_json::to_string(&future).unwrap(),
+    )
+    .unwrap();
+    let err = report::write_report(&dir).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ReportError::Summary(ReadSummaryError::Schema {
+                source: SchemaError::Unsupported { .. },
+                ..
+            })
+        ),
+        "{err:?}"
+    );
 }

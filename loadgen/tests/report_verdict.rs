@@ -19,18 +19,19 @@ fn run(transport: &str, v: f64) -> TransportResult {
     };
     let mut r = TransportResult {
         transport: transport.into(),
-        status: "ok".into(),
+        status: pushbench::results::RunStatus::Ok,
         latency_us: p(v),
         connect_us: p(v),
         ..Default::default()
     };
     r.events.expected = 10_000;
     r.events.delivered = 10_000;
-    r.wire.bytes_down_per_event = v;
-    r.wire.bytes_up_per_event = v;
+    r.wire.bytes_down_per_event = Some(v);
+    r.wire.bytes_up_per_event = Some(v);
     r.wire.kernel_bytes_down = 1_000_000;
     r.wire.kernel_bytes_up = 1_000_000;
     r.server.pid = 42;
+    r.server.measured = true;
     r.server.rss_per_connection_bytes = v * 100.0;
     r.server.cpu_us_per_event = v;
     r
@@ -167,7 +168,11 @@ fn saturated_load_generator_raises_a_caveat() {
 #[test]
 fn failed_transport_is_excluded_with_a_caveat() {
     let mut runs = sse_best();
-    runs[1].status = "server exited with status 101".into();
+    runs[1].add_problem(
+        pushbench::results::ProblemKind::ServerDied,
+        "server exited with status 101",
+    );
+    assert_eq!(runs[1].status, pushbench::results::RunStatus::Failed);
     // A failed run's figures would otherwise win.
     runs[1].latency_us.p50 = 1;
     let v = verdict(&summary(runs));
@@ -179,6 +184,58 @@ fn failed_transport_is_excluded_with_a_caveat() {
     assert!(v.has_caveat(CaveatKind::MissingTransport));
     // sse ≤ polling is still checked on every metric.
     assert_eq!((v.held, v.checked), (8, 8));
+}
+
+#[test]
+fn degraded_transport_takes_part_with_its_problem_said() {
+    let mut runs = sse_best();
+    runs[1].add_problem(
+        pushbench::results::ProblemKind::PublishFailures,
+        "3 of the publisher's POSTs failed",
+    );
+    assert_eq!(runs[1].status, pushbench::results::RunStatus::Degraded);
+    let v = verdict(&summary(runs));
+    assert_eq!(v.groups[0].transports, ["sse", "ws", "poll", "long-poll"]);
+    let c = v
+        .caveats
+        .iter()
+        .find(|c| c.kind == CaveatKind::Degraded)
+        .expect("a degraded caveat");
+    assert!(c.text.contains("POSTs failed"), "{}", c.text);
+    assert_eq!((v.held, v.checked), (8, 8));
+}
+
+#[test]
+fn unmeasured_figures_are_missing_with_a_reason_never_zero() {
+    let mut runs = sse_best();
+    // Bytes not counted (e.g. every client stopped) and no server process sampled.
+    runs[0].wire.bytes_down_per_event = None;
+    runs[0].server.measured = false;
+    runs[0].server.rss_per_connection_bytes = 0.0;
+    let v = verdict(&summary(runs));
+    let row = v.row(Metric::BytesDownPerEvent).unwrap();
+    assert_eq!(row.figure("sse").unwrap().value, None);
+    assert_eq!(row.figure("sse").unwrap().rank, None);
+    let rss = v.row(Metric::RssPerConnection).unwrap();
+    assert_eq!(rss.figure("sse").unwrap().value, None);
+    let missing: Vec<&str> = v
+        .caveats
+        .iter()
+        .filter(|c| c.kind == CaveatKind::Missing)
+        .map(|c| c.text.as_str())
+        .collect();
+    assert!(
+        missing
+            .iter()
+            .any(|t| t.contains("bytes/event down") && t.contains("no byte was counted")),
+        "{missing:?}"
+    );
+    assert!(
+        missing
+            .iter()
+            .any(|t| t.contains("server RSS/connection") && t.contains("server_pid")),
+        "{missing:?}"
+    );
 }
 
 #[test]

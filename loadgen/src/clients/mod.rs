@@ -50,6 +50,8 @@ pub struct ClientSpec {
     /// Take seq and publish time from the `pb:SEQ:TS` marker the load generator's publisher
     /// put in each line (external targets) instead of the payload's `seq` and `ts`.
     pub marker_stamps: bool,
+    /// How polls carry the cursor (feed-server's API, or a foreign target's).
+    pub poll_cursor: crate::scenario::PollCursor,
     pub poll_interval: Duration,
     pub long_poll_wait: Duration,
     pub poll_limit: u32,
@@ -210,9 +212,10 @@ pub async fn run_client(spec: ClientSpec, stats: Rc<RefCell<Stats>>, control: Ar
         }
     }
     let final_seq = control.final_seq(&spec.topic);
+    let unpublished = control.unpublished(&spec.topic);
     stats
         .borrow_mut()
-        .finish_client(&mut state.tracker, final_seq);
+        .finish_client(&mut state.tracker, final_seq, &unpublished);
 }
 
 /// Starts a session: notes when it began and connects. `Err` is how the session ends when

@@ -3,6 +3,12 @@
 //!
 //! Short polls are scheduled at fixed times (`start + k * interval`), not `interval` after the
 //! previous answer, so a slow server cannot quietly lower the poll rate.
+//!
+//! Against a foreign target (`target.poll_cursor` other than `feed-server`) the client speaks
+//! no API of ours: the cursor travels as the target's URL placeholder `{after}`, as
+//! `If-None-Match`, or as `If-Modified-Since` + `If-None-Match` (nchan's long-poll), and every
+//! `pb:SEQ:TS` marker anywhere in an answer's body is a line. 304 and 204 are empty answers;
+//! so is 408, which long-poll servers (nchan) send when a wait times out.
 
 use std::cell::RefCell;
 
@@ -11,12 +17,13 @@ use tokio::time::{sleep_until, Instant};
 
 use super::{now_ns, open_session, ClientSpec, ClientState, LineStamp, SessionEnd};
 use crate::control::RunControl;
-use crate::http1::HttpConn;
-use crate::scenario::Transport;
+use crate::http1::{HttpConn, ResponseHead};
+use crate::publisher::find_markers;
+use crate::scenario::{PollCursor, Transport};
 use crate::stats::Stats;
 
-/// What a poll answer says besides its lines.
-struct PollCursor {
+/// What a feed-server poll answer says besides its lines.
+struct AnswerCursor {
     lines: usize,
     next: u64,
     last_seq: u64,
@@ -24,8 +31,8 @@ struct PollCursor {
 }
 
 impl<L> PollBody<L> {
-    fn cursor(&self) -> PollCursor {
-        PollCursor {
+    fn cursor(&self) -> AnswerCursor {
+        AnswerCursor {
             lines: self.lines.len(),
             next: self.next,
             last_seq: self.last_seq,
@@ -63,7 +70,17 @@ pub async fn session(
     };
     let mut conn = HttpConn::new(stream);
     stats.borrow_mut().connection_opened();
-    let end = poll_loop(&mut conn, started, spec, state, stats, control, leave_at).await;
+    let end = match spec.poll_cursor {
+        PollCursor::FeedServer => {
+            poll_loop(&mut conn, started, spec, state, stats, control, leave_at).await
+        }
+        cursor => {
+            foreign_poll_loop(
+                &mut conn, started, cursor, spec, state, stats, control, leave_at,
+            )
+            .await
+        }
+    };
     let mut st = stats.borrow_mut();
     st.connection_closed();
     st.socket_closed(&conn.io);
@@ -187,6 +204,154 @@ async fn poll_loop(
     }
 }
 
+/// What a foreign target said about where the client is.
+#[derive(Default)]
+struct ForeignCursor {
+    etag: Option<String>,
+    last_modified: Option<String>,
+}
+
+impl ForeignCursor {
+    fn update(&mut self, head: &ResponseHead) {
+        if let Some(tag) = head.header("etag") {
+            self.etag = Some(tag.to_string());
+        }
+        if let Some(lm) = head.header("last-modified") {
+            self.last_modified = Some(lm.to_string());
+        }
+    }
+}
+
+/// The poll loop against a foreign target: see the module doc.
+#[allow(clippy::too_many_arguments)] // the session's parts, as in `poll_loop`, plus the cursor
+async fn foreign_poll_loop(
+    conn: &mut HttpConn,
+    started: Instant,
+    cursor_kind: PollCursor,
+    spec: &ClientSpec,
+    state: &mut ClientState,
+    stats: &RefCell<Stats>,
+    control: &RunControl,
+    leave_at: Option<Instant>,
+) -> Result<SessionEnd, String> {
+    let long_poll = spec.transport == Transport::LongPoll;
+    let mut cursor = ForeignCursor::default();
+    let mut request = Vec::new();
+    let mut next_poll = Instant::now();
+    let mut first = true;
+    loop {
+        if leave_at.is_some_and(|at| Instant::now() >= at) {
+            return Ok(SessionEnd::Left);
+        }
+        write_foreign_request(
+            &mut request,
+            spec,
+            cursor_kind,
+            state.tracker.last_seq(),
+            &cursor,
+        );
+        conn.send(&request)
+            .await
+            .map_err(|e| format!("send: {e}"))?;
+        let head = conn
+            .read_head()
+            .await
+            .map_err(|e| format!("response: {e}"))?;
+        let body = conn
+            .read_body(head.framing, MAX_BODY_BYTES)
+            .await
+            .map_err(|e| format!("response body: {e}"))?;
+        let now = now_ns();
+        if first {
+            first = false;
+            stats.borrow_mut().record_connect(started.elapsed());
+        }
+        match head.status {
+            200..=203 | 206 => {
+                let mut lines = 0usize;
+                for (seq, ts) in find_markers(&body) {
+                    state.on_line(stats, control, seq, ts, now);
+                    lines += 1;
+                }
+                cursor.update(&head);
+                stats
+                    .borrow_mut()
+                    .count_poll(lines == 0, control.in_measure_window(now));
+            }
+            204 | 304 | 408 => {
+                cursor.update(&head);
+                stats
+                    .borrow_mut()
+                    .count_poll(true, control.in_measure_window(now));
+            }
+            s => {
+                return Err(format!(
+                    "HTTP {s} from poll: {}",
+                    String::from_utf8_lossy(&body[..body.len().min(200)])
+                ))
+            }
+        }
+        if state.has_all(spec, control) {
+            return Ok(SessionEnd::Finished);
+        }
+        if head
+            .header("connection")
+            .is_some_and(|c| c.eq_ignore_ascii_case("close"))
+        {
+            // The target closes after each answer: a new connection for the next poll.
+            return Err("the target closed the connection after its answer".into());
+        }
+        conn.shrink();
+        if long_poll {
+            continue;
+        }
+        request = Vec::new();
+        next_poll += spec.poll_interval;
+        let now = Instant::now();
+        if next_poll < now {
+            next_poll = now;
+        }
+        let wake = match leave_at {
+            Some(at) if at < next_poll => at,
+            _ => next_poll,
+        };
+        sleep_until(wake).await;
+    }
+}
+
+/// The request of a foreign poll: `spec.path` with `{after}` filled (query cursor), and the
+/// conditional headers the cursor kind uses.
+fn write_foreign_request(
+    out: &mut Vec<u8>,
+    spec: &ClientSpec,
+    kind: PollCursor,
+    after: u64,
+    cursor: &ForeignCursor,
+) {
+    use std::io::Write;
+    out.clear();
+    let path = match kind {
+        PollCursor::Query => spec.path.replace("{after}", &after.to_string()),
+        _ => spec.path.clone(),
+    };
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "GET {path} HTTP/1.1\r\nHost: {}\r\n", spec.host);
+    match kind {
+        PollCursor::Etag | PollCursor::LastModified => {
+            if let Some(tag) = &cursor.etag {
+                let _ = write!(out, "If-None-Match: {tag}\r\n");
+            }
+        }
+        PollCursor::FeedServer | PollCursor::Query => {}
+    }
+    if kind == PollCursor::LastModified {
+        if let Some(lm) = &cursor.last_modified {
+            let _ = write!(out, "If-Modified-Since: {lm}\r\n");
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
 /// Writes the poll request for cursor `after` into `out` (replacing what it held):
 /// `GET PATH?after=SEQ&limit=N[&wait=MSms]` on `spec.host`, with `If-None-Match` once an
 /// answer has given an ETag.
@@ -235,6 +400,7 @@ mod tests {
             start_at: Instant::now(),
             churn: None,
             marker_stamps: false,
+            poll_cursor: PollCursor::FeedServer,
             poll_interval: Duration::ZERO,
             long_poll_wait: Duration::from_secs(30),
             poll_limit: 1000,
@@ -263,5 +429,36 @@ mod tests {
         let s = spec("/logs?topic=a");
         write_request(&mut out, &s, 0, None, false);
         assert!(out.starts_with(b"GET /logs?topic=a&after=0&limit=1000 HTTP/1.1\r\n"));
+    }
+
+    #[test]
+    fn foreign_requests_carry_the_cursor_their_kind_uses() {
+        let mut out = Vec::new();
+        let s = spec("/sub/a/poll?since={after}");
+        let none = ForeignCursor::default();
+        write_foreign_request(&mut out, &s, PollCursor::Query, 41, &none);
+        assert_eq!(out, get_request(&s.host, "/sub/a/poll?since=41", ""));
+        let seen = ForeignCursor {
+            etag: Some("\"7\"".into()),
+            last_modified: Some("Wed, 02 Dec 2026 08:00:00 GMT".into()),
+        };
+        let s = spec("/sub/a");
+        write_foreign_request(&mut out, &s, PollCursor::Etag, 41, &seen);
+        assert_eq!(
+            out,
+            get_request(&s.host, "/sub/a", "If-None-Match: \"7\"\r\n")
+        );
+        write_foreign_request(&mut out, &s, PollCursor::LastModified, 41, &seen);
+        assert_eq!(
+            out,
+            get_request(
+                &s.host,
+                "/sub/a",
+                "If-None-Match: \"7\"\r\nIf-Modified-Since: Wed, 02 Dec 2026 08:00:00 GMT\r\n"
+            )
+        );
+        // The first poll has no cursor yet.
+        write_foreign_request(&mut out, &s, PollCursor::LastModified, 0, &none);
+        assert_eq!(out, get_request(&s.host, "/sub/a", ""));
     }
 }

@@ -665,7 +665,7 @@ pub fn render_run_charts(
         .runs
         .iter()
         .copied()
-        .filter(|r| r.status == "ok")
+        .filter(|r| r.status.is_measured())
         .collect();
     let at = headline.suffix();
     let name = &summary.scenario;
@@ -1127,7 +1127,7 @@ fn sweep_chart(summary: &Summary, groups: &[Group<'_>]) -> ChartSpec {
     };
     let mut transports: Vec<String> = Vec::new();
     for g in &points {
-        for r in g.runs.iter().filter(|r| r.status == "ok") {
+        for r in g.runs.iter().filter(|r| r.status.is_measured()) {
             if !transports.contains(&r.transport) {
                 transports.push(r.transport.clone());
             }
@@ -1172,7 +1172,7 @@ fn sweep_chart(summary: &Summary, groups: &[Group<'_>]) -> ChartSpec {
                             let r = g
                                 .runs
                                 .iter()
-                                .find(|r| &r.transport == t && r.status == "ok")?;
+                                .find(|r| &r.transport == t && r.status.is_measured())?;
                             metric.value(r).map(|v| (x, chart_unit(metric, v)))
                         })
                         .collect(),
@@ -1234,7 +1234,7 @@ pub fn headline_runs(summary: &Summary) -> Vec<&TransportResult> {
             g.runs
                 .iter()
                 .copied()
-                .filter(|r| r.status == "ok")
+                .filter(|r| r.status.is_measured())
                 .collect()
         })
         .unwrap_or_default()

@@ -7,27 +7,16 @@ use hdrhistogram::Histogram;
 use serde::Deserialize;
 
 use super::ReportError;
-use crate::results::{decode_histogram, Summary, TransportResult, SCHEMA_VERSION};
+use crate::results::{decode_histogram, read_summary, Summary, TransportResult};
 
 pub const SUMMARY_FILE: &str = "summary.json";
 
 /// Reads and checks `run_dir/summary.json`.
 pub fn load_summary(run_dir: &Path) -> Result<Summary, ReportError> {
     let path = run_dir.join(SUMMARY_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|e| ReportError::io(&path, e))?;
-    let summary: Summary = serde_json::from_str(&text).map_err(|source| ReportError::Summary {
-        path: path.clone(),
-        source,
-    })?;
-    // A newer schema may have changed a field's meaning: refuse rather than draw nonsense.
-    if summary.schema != "pushbench.summary" || summary.schema_version > SCHEMA_VERSION {
-        return Err(ReportError::Schema {
-            path,
-            schema: summary.schema,
-            version: summary.schema_version,
-            supported: SCHEMA_VERSION,
-        });
-    }
+    // A newer schema may have changed a field's meaning: read_summary refuses it rather than
+    // let the report draw nonsense.
+    let summary = read_summary(&path)?;
     if summary.runs.is_empty() {
         return Err(ReportError::NoRuns { path });
     }

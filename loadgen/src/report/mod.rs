@@ -55,19 +55,8 @@ pub enum ReportError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path} is not a readable pushbench summary")]
-    Summary {
-        path: PathBuf,
-        #[source]
-        source: serde_json::Error,
-    },
-    #[error("{path}: schema {schema:?} version {version} is not one this pushbench reads (pushbench.summary up to version {supported})")]
-    Schema {
-        path: PathBuf,
-        schema: String,
-        version: u32,
-        supported: u32,
-    },
+    #[error(transparent)]
+    Summary(#[from] crate::results::ReadSummaryError),
     #[error("{path} has no transport runs to report")]
     NoRuns { path: PathBuf },
     #[error("{transport}: histogram {name:?} in summary.json is unreadable: {message}")]
@@ -138,7 +127,8 @@ fn write_text(path: &Path, text: &str) -> Result<(), ReportError> {
     std::fs::write(path, text).map_err(|e| ReportError::io(path, e))
 }
 
-/// The runs of a summary that succeeded, for code that must skip failed ones.
+/// The runs of a summary that measured something (ok or degraded), for code that must skip
+/// failed ones.
 pub(crate) fn ok_runs(summary: &Summary) -> impl Iterator<Item = &crate::results::TransportResult> {
-    summary.runs.iter().filter(|r| r.status == "ok")
+    summary.runs.iter().filter(|r| r.status.is_measured())
 }

@@ -28,6 +28,24 @@ pub fn run_report(
     run_dir: &Path,
 ) -> Doc {
     let mut doc = Doc::new(format!("pushbench report: {}", summary.scenario));
+    // What went wrong comes first: a reader must see it before any figure.
+    let problems: Vec<String> = summary
+        .runs
+        .iter()
+        .flat_map(|r| {
+            r.problems
+                .iter()
+                .map(move |p| format!("{} ({}): {}", run_label(r), r.status, p.message))
+        })
+        .collect();
+    if !problems.is_empty() {
+        doc.inlines(vec![Inline::Strong(format!(
+            "Not every run went as planned ({} problem{}):",
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" }
+        ))]);
+        doc.list(problems);
+    }
     doc.inlines(vec![
         Inline::Strong("Verdict:".into()),
         Inline::Text(format!(" {}", verdict.headline())),
@@ -243,7 +261,7 @@ fn details(doc: &mut Doc, s: &Summary) {
                 let e = &r.events;
                 vec![
                     run_label(r),
-                    r.status.clone(),
+                    r.status.to_string(),
                     fmt_sig(r.measured_seconds),
                     e.expected.to_string(),
                     e.delivered.to_string(),
@@ -330,8 +348,8 @@ fn details(doc: &mut Doc, s: &Summary) {
                 let w = &r.wire;
                 vec![
                     run_label(r),
-                    fmt_sig(w.bytes_down_per_event),
-                    fmt_sig(w.bytes_up_per_event),
+                    fmt_missing(w.bytes_down_per_event, fmt_sig),
+                    fmt_missing(w.bytes_up_per_event, fmt_sig),
                     fmt_bytes(w.bytes_down as f64),
                     fmt_bytes(w.kernel_bytes_down as f64),
                     format!("{:.2}%", w.kernel_diff_down_pct),
@@ -360,6 +378,11 @@ fn details(doc: &mut Doc, s: &Summary) {
         runs.iter()
             .map(|r| {
                 let v = &r.server;
+                if !v.measured {
+                    let mut row = vec![run_label(r)];
+                    row.extend((0..9).map(|_| NOT_MEASURED.to_string()));
+                    return row;
+                }
                 vec![
                     run_label(r),
                     fmt_bytes(v.rss_baseline_bytes as f64),
@@ -402,6 +425,52 @@ fn details(doc: &mut Doc, s: &Summary) {
         doc.table(
             h(&["run", "requests", "empty", "empty share", "requests/s"]),
             polls,
+        );
+    }
+
+    let publishers: Vec<Vec<String>> = runs
+        .iter()
+        .filter_map(|r| {
+            r.publisher.as_ref().map(|p| {
+                vec![
+                    run_label(r),
+                    p.scheduled.to_string(),
+                    p.published.to_string(),
+                    p.unpublished.to_string(),
+                    p.failed_attempts.to_string(),
+                    p.retries.to_string(),
+                    fmt_us(p.lag_us.p50 as f64),
+                    fmt_us(p.lag_us.p99 as f64),
+                    fmt_us(p.lag_us.max as f64),
+                    fmt_us(p.post_us.p50 as f64),
+                    fmt_us(p.post_us.p99 as f64),
+                ]
+            })
+        })
+        .collect();
+    if !publishers.is_empty() {
+        doc.heading(3, "Publisher");
+        doc.para(
+            "The load generator's own open-loop publisher. Lag: how late a POST started against \
+             its schedule, not counting waits for the topic's previous POST (that is the target's \
+             time, and shows as latency). POST: from a POST's start to its answer. Unpublished \
+             lines are left out of what clients were expected to receive.",
+        );
+        doc.table(
+            h(&[
+                "run",
+                "scheduled",
+                "published",
+                "unpublished",
+                "failed POSTs",
+                "retries",
+                "lag p50",
+                "lag p99",
+                "lag max",
+                "POST p50",
+                "POST p99",
+            ]),
+            publishers,
         );
     }
 
@@ -512,7 +581,7 @@ impl Comparison {
         let mut only_a = Vec::new();
         // A's runs in sweep order (numeric, not alphabetical), each paired with B's twin.
         for group in data::groups(a) {
-            for ra in group.runs.iter().filter(|r| r.status == "ok") {
+            for ra in group.runs.iter().filter(|r| r.status.is_measured()) {
                 let Some(rb) = ok_b.iter().find(|rb| key(rb) == key(ra)) else {
                     only_a.push(key(ra));
                     continue;
@@ -663,4 +732,12 @@ impl Comparison {
         }
         doc
     }
+}
+
+/// What a table shows for a figure that was not measured (the warnings say why).
+pub const NOT_MEASURED: &str = "— (not measured)";
+
+/// A figure, or [`NOT_MEASURED`].
+pub fn fmt_missing(v: Option<f64>, fmt: impl Fn(f64) -> String) -> String {
+    v.map(fmt).unwrap_or_else(|| NOT_MEASURED.to_string())
 }

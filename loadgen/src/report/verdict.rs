@@ -7,7 +7,8 @@
 //! server process measured) is left out of that metric's ranking only.
 //!
 //! # Who takes part
-//! Runs whose status is `"ok"`. A failed run is excluded and named in a caveat. A sweep gets
+//! Runs that measured something: status `ok` or `degraded` (a degraded run's problems are
+//! caveats). A failed run is excluded and named in a caveat. A sweep gets
 //! one table per swept value; the overall count is over every (value, metric) pair.
 //!
 //! # Ranking and ties
@@ -85,19 +86,38 @@ impl Metric {
     /// The figure of one run, in the unit [`Metric::format`] expects (µs, bytes).
     pub fn value(self, r: &TransportResult) -> Option<f64> {
         let delivered = r.events.delivered > 0;
-        // pid 0 means no server process was sampled: its zeros are not a measurement.
-        let server = r.server.pid != 0;
+        // No server process sampled: its zeros are not a measurement.
+        let server = r.server.measured;
         let v = match self {
             Metric::LatencyP50 => (r.latency_us.count > 0).then_some(r.latency_us.p50 as f64),
             Metric::LatencyP99 => (r.latency_us.count > 0).then_some(r.latency_us.p99 as f64),
             Metric::LatencyP999 => (r.latency_us.count > 0).then_some(r.latency_us.p99_9 as f64),
-            Metric::BytesDownPerEvent => delivered.then_some(r.wire.bytes_down_per_event),
-            Metric::BytesUpPerEvent => delivered.then_some(r.wire.bytes_up_per_event),
+            Metric::BytesDownPerEvent => r.wire.bytes_down_per_event.filter(|_| delivered),
+            Metric::BytesUpPerEvent => r.wire.bytes_up_per_event.filter(|_| delivered),
             Metric::RssPerConnection => server.then_some(r.server.rss_per_connection_bytes),
             Metric::CpuPerEvent => (server && delivered).then_some(r.server.cpu_us_per_event),
             Metric::ConnectP50 => (r.connect_us.count > 0).then_some(r.connect_us.p50 as f64),
         };
         v.filter(|v| v.is_finite())
+    }
+
+    /// Why [`Metric::value`] has no figure for a run.
+    pub fn missing_reason(self, r: &TransportResult) -> &'static str {
+        match self {
+            Metric::LatencyP50 | Metric::LatencyP99 | Metric::LatencyP999 => {
+                "no latency sample in the measured phase"
+            }
+            Metric::ConnectP50 => "no connection was established",
+            Metric::BytesDownPerEvent | Metric::BytesUpPerEvent if r.events.delivered == 0 => {
+                "no event was delivered"
+            }
+            Metric::BytesDownPerEvent | Metric::BytesUpPerEvent => "no byte was counted",
+            Metric::RssPerConnection | Metric::CpuPerEvent if !r.server.measured => {
+                "no server process was sampled: name it with `target.server_pid` or `target.server_process`"
+            }
+            Metric::CpuPerEvent => "no event was delivered",
+            Metric::RssPerConnection => "the figure is not finite",
+        }
     }
 
     /// Differences smaller than this are below what the measurement resolves, so they tie.
@@ -226,7 +246,7 @@ impl MetricRow {
 pub struct VerdictGroup {
     /// The sweep label, `None` for a plain run.
     pub sweep: Option<String>,
-    /// Transports that took part (status "ok"), canonical order.
+    /// Transports that took part (status ok or degraded), canonical order.
     pub transports: Vec<String>,
     /// Transports left out because their run failed.
     pub excluded: Vec<String>,
@@ -260,6 +280,10 @@ pub enum CaveatKind {
     Interrupted,
     /// A transport's run failed; it is excluded.
     Failed,
+    /// A transport's run was degraded (e.g. failed publishes): it takes part, with this said.
+    Degraded,
+    /// A figure could not be measured: left out of its metric, with the reason.
+    Missing,
     /// The load generator was saturated: figures may measure it, not the server.
     Saturated,
     /// Events lost, duplicated or out of order.
@@ -400,8 +424,9 @@ pub fn verdict(summary: &Summary) -> Verdict {
     let mut groups = Vec::new();
     for g in data::groups(summary) {
         let (ok, failed): (Vec<&TransportResult>, Vec<&TransportResult>) =
-            g.runs.iter().partition(|r| r.status == "ok");
+            g.runs.iter().partition(|r| r.status.is_measured());
         for r in &failed {
+            let why: Vec<&str> = r.problems.iter().map(|p| p.message.as_str()).collect();
             caveats.push(caveat(
                 CaveatKind::Failed,
                 r,
@@ -409,11 +434,22 @@ pub fn verdict(summary: &Summary) -> Verdict {
                     "{} failed{} ({}): excluded from the verdict and the charts",
                     r.transport,
                     g.suffix(),
-                    r.status
+                    if why.is_empty() {
+                        "no reason recorded".to_string()
+                    } else {
+                        why.join("; ")
+                    }
                 ),
             ));
         }
         for r in &ok {
+            for p in &r.problems {
+                caveats.push(caveat(
+                    CaveatKind::Degraded,
+                    r,
+                    format!("{} degraded{}: {}", r.transport, g.suffix(), p.message),
+                ));
+            }
             run_caveats(r, &g.suffix(), &mut caveats);
         }
         let group = group_verdict(
@@ -477,6 +513,19 @@ fn run_caveats(r: &TransportResult, at: &str, out: &mut Vec<Caveat>) {
             ),
         ));
         covered.push("saturat");
+    }
+    for m in Metric::ALL {
+        if m.value(r).is_none() {
+            out.push(caveat(
+                CaveatKind::Missing,
+                r,
+                format!(
+                    "{t}{at}: {} not measured ({}): left out of that metric",
+                    m.label(),
+                    m.missing_reason(r)
+                ),
+            ));
+        }
     }
     let e = &r.events;
     if e.lost > 0 || e.duplicated > 0 || e.out_of_order > 0 {
