@@ -59,7 +59,8 @@ free_port() {
 }
 
 start() {
-  local port=${1:-} master pids workers tpl user_line i
+  local port=${1:-} master pids workers tpl user_line name i
+  local -A values
   mkdir -p "$dir_arg"
   dir=$(cd "$dir_arg" && pwd)
 
@@ -84,9 +85,10 @@ start() {
   # As root the worker would run as nobody and could not reach a 0700 scratch directory.
   if [[ $(id -u) -eq 0 ]]; then user_line="user root;"; else user_line=""; fi
   tpl=$(< "$root/deploy/nchan/nginx.conf.template")
-  tpl=${tpl//'${USER_LINE}'/$user_line}
-  tpl=${tpl//'${DIR}'/$dir}
-  tpl=${tpl//'${PORT}'/$port}
+  values=([USER_LINE]=$user_line [DIR]=$dir [PORT]=$port)
+  for name in "${!values[@]}"; do
+    tpl=${tpl//"\${$name}"/"${values[$name]}"}
+  done
   printf '%s\n' "$tpl" > "$dir/nginx.conf"
 
   # -e: the error log before the config is read (the default would be stderr, and the
@@ -131,8 +133,7 @@ stop_dir() {
     rm -f "$dir/nchan.env" "$dir/nginx.pid"
     return 0
   fi
-  # shellcheck disable=SC2207
-  pids=($master $(children "$master"))
+  mapfile -t pids < <(echo "$master"; children "$master")
   for sig in QUIT TERM KILL; do
     if [[ $sig == KILL ]]; then
       kill -KILL "${pids[@]}" 2>/dev/null || true

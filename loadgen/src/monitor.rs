@@ -139,7 +139,7 @@ impl ServerProcesses {
             .roots
             .iter()
             .copied()
-            .filter(|r| table.contains_key(r))
+            .filter(|r| table.get(r).is_some_and(|p| !p.dead))
             .collect();
         while let Some(pid) = todo.pop() {
             if seen.insert(pid) {
@@ -179,10 +179,12 @@ impl ServerProcesses {
     }
 }
 
-/// What /proc says of one process: its name and parent.
+/// What /proc says of one process: its name, parent and whether it still runs.
 struct ProcEntry {
     comm: String,
     ppid: u32,
+    /// Exited, not yet reaped (state Z or X): a killed child of ours stays listed until then.
+    dead: bool,
 }
 
 fn process_table() -> io::Result<BTreeMap<u32, ProcEntry>> {
@@ -212,13 +214,14 @@ fn parse_stat_entry(stat: &str) -> Option<ProcEntry> {
     let open = stat.find('(')?;
     let close = stat.rfind(')')?;
     let comm = stat.get(open + 1..close)?.to_string();
-    let ppid = stat
-        .get(close + 1..)?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some(ProcEntry { comm, ppid })
+    let mut fields = stat.get(close + 1..)?.split_whitespace();
+    let state = fields.next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    Some(ProcEntry {
+        comm,
+        ppid,
+        dead: matches!(state, "Z" | "X" | "x"),
+    })
 }
 
 #[cfg(test)]
@@ -228,7 +231,11 @@ mod tests {
     #[test]
     fn stat_entries_with_awkward_names() {
         let p = parse_stat_entry("42 (nginx: worker (x)) S 7 42 42 0 -1").unwrap();
-        assert_eq!((p.comm.as_str(), p.ppid), ("nginx: worker (x)", 7));
+        assert_eq!(
+            (p.comm.as_str(), p.ppid, p.dead),
+            ("nginx: worker (x)", 7, false)
+        );
+        assert!(parse_stat_entry("43 (feed-server) Z 7 0").unwrap().dead);
         assert!(parse_stat_entry("garbage").is_none());
     }
 
@@ -246,6 +253,12 @@ mod tests {
         let sleeper = ServerProcesses::pid(child.id()).unwrap();
         assert_eq!(sleeper.pids().unwrap(), vec![child.id()]);
         child.kill().unwrap();
+        // Killed but not yet reaped (a zombie): already gone as far as cost goes.
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        while sleeper.sample().is_ok() && Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(matches!(sleeper.sample(), Err(MonitorError::Exited(_))));
         child.wait().unwrap();
         assert!(matches!(sleeper.sample(), Err(MonitorError::Exited(_))));
         assert!(matches!(
