@@ -303,7 +303,31 @@ async fn run_inner(
 ) -> Result<(), String> {
     // The server under test: a fresh feed-server, or an external target we only connect to.
     let (server, endpoint) = match &sc.target {
-        Some(target) => (None, Endpoint::external(target, transport).await?),
+        Some(target) => {
+            let endpoint = Endpoint::external(target, transport).await?;
+            // A target that is not there is a clear error now, not a run of connect errors.
+            let reachable = tokio::time::timeout(
+                Duration::from_secs(3),
+                tokio::net::TcpStream::connect(endpoint.addr),
+            )
+            .await;
+            match reachable {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    return Err(format!(
+                        "the target at {} ({}) is not reachable: {e}",
+                        endpoint.host, endpoint.addr
+                    ))
+                }
+                Err(_) => {
+                    return Err(format!(
+                        "the target at {} ({}) did not accept a connection within 3 s",
+                        endpoint.host, endpoint.addr
+                    ))
+                }
+            }
+            (None, endpoint)
+        }
         None => {
             let server_cpus = opts.pinning.as_ref().map(|p| p.server_cpus.as_slice());
             let binary = sc

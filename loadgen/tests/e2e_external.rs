@@ -95,3 +95,65 @@ publish_url = "http://{addr}/{{topic}}/logs"
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn an_unreachable_target_fails_at_once_with_the_reason() {
+    // A port nobody listens on: bind one, note it, close it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = common::temp_dir("ext-unreachable");
+    let scenario = dir.join("unreachable.toml");
+    std::fs::write(
+        &scenario,
+        format!(
+            r#"name = "unreachable"
+transports = ["sse"]
+duration = "2s"
+
+[clients]
+count = 2
+
+[feed]
+topics = 1
+lines_per_sec = 10.0
+line_bytes = 60
+
+[target]
+base_url = "http://127.0.0.1:{port}"
+publish_url = "http://127.0.0.1:{port}/{{topic}}/logs"
+"#
+        ),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let status = Command::new(env!("CARGO_BIN_EXE_pushbench"))
+        .arg("run")
+        .arg(&scenario)
+        .args(["--quiet", "--no-pin", "--out"])
+        .arg(dir.join("results"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run pushbench");
+    assert!(!status.success());
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+    let run_dir = std::fs::read_dir(dir.join("results/unreachable"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let r = &common::summary(&run_dir).runs[0];
+    assert_eq!(r.status, RunStatus::Failed);
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| p.message.contains("not reachable")),
+        "{:?}",
+        r.problems
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
