@@ -64,3 +64,11 @@ pub fn summary(run_dir: &Path) -> Summary {
     )
     .expect("summary.json parses")
 }
+
+/// The run's summary.json as plain JSON, for fields [`Summary`] may not have (yet).
+pub fn summary_json(run_dir: &Path) -> serde_json::Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(run_dir.join("summary.json")).expect("summary.json"),
+    )
+    .expect("summary.json parses")
+}
