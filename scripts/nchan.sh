@@ -10,9 +10,12 @@
 # answers and writes DIR/nchan.env (shell syntax) with BASE_URL, NCHAN_PORT,
 # NCHAN_MASTER_PID and NCHAN_PIDS (master and workers). Starting a running DIR again only
 # prints its BASE_URL; stopping a stopped DIR does nothing. Both print `BASE_URL=...` or
-# `stopped` on stdout. The URLs (see deploy/nchan/README.md), {topic} being the topic path:
-#   publish  POST $BASE_URL/pub/{topic}
-#   sse/ws/long-poll  $BASE_URL/sub/{topic}   (ws://127.0.0.1:PORT/sub/{topic} for WebSocket)
+# `stopped` on stdout. The URLs (deploy/nchan/README.md has the protocol), {topic} being the
+# topic path, e.g. acme/app/builds/1/steps/4:
+#   publish      POST $BASE_URL/pub/{topic}
+#   SSE          $BASE_URL/sub/{topic}       (Accept: text/event-stream)
+#   WebSocket    ws://127.0.0.1:PORT/sub/{topic}
+#   long-poll    $BASE_URL/lp/{topic}        (408 after 30s without a message)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 usage="usage: scripts/nchan.sh start DIR [PORT] | stop DIR"
@@ -58,9 +61,22 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-start() {
-  local port=${1:-} master pids workers tpl user_line name i
+# Writes $dir/nginx.conf from the template for port $1.
+render() {
+  local tpl user_line name
   local -A values
+  # As root the worker would run as nobody and could not reach a 0700 scratch directory.
+  if [[ $(id -u) -eq 0 ]]; then user_line="user root;"; else user_line=""; fi
+  tpl=$(< "$root/deploy/nchan/nginx.conf.template")
+  values=([USER_LINE]=$user_line [DIR]=$dir [PORT]=$1)
+  for name in "${!values[@]}"; do
+    tpl=${tpl//"\${$name}"/"${values[$name]}"}
+  done
+  printf '%s\n' "$tpl" > "$dir/nginx.conf"
+}
+
+start() {
+  local want=${1:-} port master pids workers try i
   mkdir -p "$dir_arg"
   dir=$(cd "$dir_arg" && pwd)
 
@@ -77,28 +93,25 @@ start() {
   [[ -z $master ]] || stop_dir
 
   "$root/scripts/ensure-debian-packages.sh" nginx libnginx-mod-nchan curl >&2
-  [[ -n $port ]] || port=$(free_port)
-  [[ $port =~ ^[0-9]+$ ]] || { echo "nchan.sh: bad port: $port" >&2; exit 2; }
-
   mkdir -p "$dir/tmp"
   rm -f "$dir/nchan.env" "$dir/nginx.pid"
-  # As root the worker would run as nobody and could not reach a 0700 scratch directory.
-  if [[ $(id -u) -eq 0 ]]; then user_line="user root;"; else user_line=""; fi
-  tpl=$(< "$root/deploy/nchan/nginx.conf.template")
-  values=([USER_LINE]=$user_line [DIR]=$dir [PORT]=$port)
-  for name in "${!values[@]}"; do
-    tpl=${tpl//"\${$name}"/"${values[$name]}"}
-  done
-  printf '%s\n' "$tpl" > "$dir/nginx.conf"
-
-  # -e: the error log before the config is read (the default would be stderr, and the
-  # Debian build's /var/log/nginx is never touched); daemon on: nginx returns once the
-  # master runs, with a non-zero status when it could not bind or parse.
-  if ! nginx -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log" >&2; then
+  # A port picked here may be taken before nginx binds it: then up to 3 tries.
+  for ((try = 1; ; try++)); do
+    if [[ -n $want ]]; then port=$want; else port=$(free_port); fi
+    [[ $port =~ ^[0-9]+$ ]] || { echo "nchan.sh: bad port: $port" >&2; exit 2; }
+    render "$port"
+    : > "$dir/error.log"
+    # -e: the error log before the config is read (the default would be stderr, and the
+    # Debian build's /var/log/nginx is never touched); daemon on: nginx returns once the
+    # master runs, with a non-zero status when it could not bind or parse.
+    if nginx -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log" 2>/dev/null; then break; fi
+    if [[ -z $want && $try -lt 3 ]] && grep -q 'Address already in use' "$dir/error.log"; then
+      continue
+    fi
     echo "nchan.sh: nginx did not start; $dir/error.log:" >&2
     tail -n 20 "$dir/error.log" >&2 || true
     exit 1
-  fi
+  done
   for ((i = 0; i < 100; i++)); do
     master=$(master_pid)
     if [[ -n $master ]] && healthy "$port"; then break; fi

@@ -55,6 +55,10 @@ pub struct RunOptions {
     pub interrupted: Arc<AtomicBool>,
 }
 
+/// How long after the last client's ramp-up start the load generator's publisher begins (the
+/// time for that client to connect).
+const PUBLISH_AFTER_RAMP_UP: Duration = Duration::from_millis(250);
+
 /// Worker p99 timer lateness above which the load generator counts as saturated.
 const SATURATED_LAG_P99_US: u64 = 10_000;
 /// Load generator CPU share above which it counts as saturated.
@@ -431,6 +435,7 @@ async fn run_inner(
     let workers = opts.workers.max(1).min(clients.max(1) as usize);
     let started = Instant::now();
     let self_start = sample(0).map_err(|e| format!("sampling pushbench: {e}"))?;
+    let publish_delay = ramp + PUBLISH_AFTER_RAMP_UP;
     let insecure = false; // MERGE: sc.target.as_ref().is_some_and(|t| t.insecure)
     let control_client = controlplane::client(insecure, topics.len()).map_err(|e| e.to_string())?;
     let mut publisher = match &publish_url {
@@ -442,10 +447,14 @@ async fn run_inner(
                     .collect(),
                 lines_per_sec: sc.feed.lines_per_sec,
                 line_bytes: sc.feed.line_bytes.max as usize,
-                start: t0.into_std(),
-                start_unix_ns: unix_t0,
+                // Publishing starts once the ramp-up has started every client: many servers
+                // (nchan, most SSE handlers) stream only what is published after a viewer
+                // connects, so a line published before then would read as lost. Warm-up
+                // still comes before the measured phase.
+                start: (t0 + publish_delay).into_std(),
+                start_unix_ns: unix_t0 + publish_delay.as_nanos() as u64,
                 // The last line is due 100 ms before the measured phase ends.
-                until: measure_end - Duration::from_millis(200),
+                until: measure_end.saturating_sub(Duration::from_millis(200) + publish_delay),
             };
             Some(Publisher::start(plan, control_client.clone()).map_err(|e| e.to_string())?)
         }
