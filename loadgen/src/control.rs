@@ -17,6 +17,10 @@ pub struct RunControl {
     /// Per topic, the seqs the load generator's publisher never published (sorted): a client
     /// that misses them lost nothing of the target's.
     unpublished: RwLock<HashMap<TopicId, Vec<u64>>>,
+    /// Bumped whenever final seqs are recorded, so a client that already has everything
+    /// notices at once, not only when the server next sends something (a foreign server
+    /// sends nothing after its last line: no end event, maybe no keep-alive).
+    finals: watch::Sender<u64>,
     stop: watch::Sender<bool>,
 }
 
@@ -27,6 +31,7 @@ impl RunControl {
             measure_end_ns,
             final_seqs: RwLock::new(HashMap::new()),
             unpublished: RwLock::new(HashMap::new()),
+            finals: watch::Sender::new(0),
             stop: watch::Sender::new(false),
         }
     }
@@ -45,6 +50,20 @@ impl RunControl {
             .write()
             .expect("final seqs lock")
             .insert(topic, seq);
+        self.finals.send_modify(|n| *n += 1);
+    }
+
+    /// Completes each time final seqs have been recorded since the last call (never, if the
+    /// control is gone).
+    pub async fn finals_recorded(rx: &mut watch::Receiver<u64>) {
+        if rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// A receiver for [`Self::finals_recorded`].
+    pub fn finals_signal(&self) -> watch::Receiver<u64> {
+        self.finals.subscribe()
     }
 
     pub fn final_seq(&self, topic: &TopicId) -> Option<u64> {

@@ -8,9 +8,8 @@
 use bytes::{Buf, BytesMut};
 use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
-use crate::wire::Counted;
+use crate::clients::socket::MeasuredSocket;
 
 /// Largest response head accepted.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -75,14 +74,14 @@ impl ResponseHead {
 
 /// One HTTP/1.1 connection.
 pub struct HttpConn {
-    pub io: Counted<TcpStream>,
+    pub io: MeasuredSocket,
     buf: BytesMut,
 }
 
 impl HttpConn {
-    pub fn new(stream: TcpStream) -> Self {
+    pub fn new(io: MeasuredSocket) -> Self {
         HttpConn {
-            io: Counted::new(stream),
+            io,
             buf: BytesMut::new(),
         }
     }
@@ -469,7 +468,11 @@ mod tests {
                 tokio::task::yield_now().await;
             }
         });
-        HttpConn::new(TcpStream::connect(addr).await.unwrap())
+        let stats = std::rc::Rc::new(std::cell::RefCell::new(crate::stats::Stats::new()));
+        HttpConn::new(MeasuredSocket::new(
+            tokio::net::TcpStream::connect(addr).await.unwrap(),
+            stats,
+        ))
     }
 
     #[tokio::test]
@@ -492,7 +495,7 @@ mod tests {
             assert_eq!(head.header("ETag"), Some("\"1-1-1-0\""));
             assert!(conn.read_body(head.framing, 100).await.unwrap().is_empty());
             // Every byte counted at the socket.
-            assert_eq!(conn.io.bytes_down, answer.len() as u64);
+            assert_eq!(conn.io.counts().0, answer.len() as u64);
         }
     }
 }

@@ -308,6 +308,8 @@ pub struct Counters {
     /// Histogram samples clamped into range (above one hour). Non-zero means the histograms'
     /// maxima understate the truth.
     pub clamped_samples: u64,
+    /// Clients none of whose sessions ever connected.
+    pub clients_never_connected: u64,
     /// Lines the load generator's publisher never published that a client did not receive:
     /// left out of `expected` and `lost` (see [`ClientSeqTracker::excuse`]).
     pub excused: u64,
@@ -333,6 +335,7 @@ impl Counters {
             polls_measured,
             polls_empty_measured,
             clamped_samples,
+            clients_never_connected,
             excused,
         } = other;
         let add = |into: &mut u64, n: &u64| *into = into.saturating_add(*n);
@@ -347,6 +350,7 @@ impl Counters {
         add(&mut self.bytes_down, bytes_down);
         add(&mut self.bytes_up, bytes_up);
         add(&mut self.excused, excused);
+        add(&mut self.clients_never_connected, clients_never_connected);
         add(&mut self.polls, polls);
         add(&mut self.polls_empty, polls_empty);
         add(&mut self.polls_measured, polls_measured);

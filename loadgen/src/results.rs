@@ -143,6 +143,9 @@ pub struct EventCounts {
     /// Delivered lines scheduled before their session connected (initial backlog, resumes):
     /// counted above, kept out of the latency histogram.
     pub catch_up: u64,
+    /// Lines the load generator's publisher never published and a client did not receive,
+    /// summed over clients: left out of `expected` and `lost` (they are not the target's loss).
+    pub excused: u64,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -241,6 +244,8 @@ pub struct Connections {
     pub clients: u32,
     pub connects_ok: u64,
     pub connect_errors: u64,
+    /// Clients none of whose sessions connected.
+    pub never_connected: u64,
     pub disconnects: u64,
     pub failure_reasons: BTreeMap<String, u64>,
 }

@@ -671,6 +671,7 @@ async fn run_inner(
         duplicated: c.duplicated,
         out_of_order: c.out_of_order,
         catch_up,
+        excused: c.excused,
     };
     result.deliveries_per_sec = latency.len() as f64 / measured;
     result.latency_us = Percentiles::of(latency);
@@ -774,6 +775,7 @@ async fn run_inner(
         clients,
         connects_ok: c.connects_ok,
         connect_errors: c.connect_errors,
+        never_connected: c.clients_never_connected,
         disconnects: c.disconnects,
         failure_reasons: reasons.clone(),
     };
@@ -824,6 +826,16 @@ async fn run_inner(
         result.add_problem(
             ProblemKind::NothingDelivered,
             "clients connected but no event was delivered",
+        );
+    }
+    if c.clients_never_connected > 0 && c.connects_ok > 0 {
+        result.add_problem(
+            ProblemKind::ClientsNeverConnected,
+            format!(
+                "{} of {clients} clients never connected{}",
+                c.clients_never_connected,
+                first_reason(&reasons)
+            ),
         );
     }
     if c.connect_errors > 0 && c.connects_ok > 0 {

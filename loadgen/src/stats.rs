@@ -3,12 +3,11 @@
 //! is one thread, so no locking, and no histogram per connection (each costs ~140 KB).
 
 use std::collections::BTreeMap;
-use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use crate::clients::SessionEnd;
 use crate::record::{ClientSeqTracker, IntervalRecorder, Recorder, SeqOutcome};
-use crate::wire::{tcp_info_bytes, Counted};
+use crate::wire::TcpInfoBytes;
 
 /// Distinct disconnect reasons kept (the rest are counted under "other").
 const MAX_REASONS: usize = 32;
@@ -133,7 +132,7 @@ impl Stats {
     pub fn connect_failed(&mut self, reason: String) -> SessionEnd {
         self.recorder.counters_mut().connect_errors += 1;
         self.reason(&reason);
-        SessionEnd::Failed(reason)
+        SessionEnd::ConnectFailed
     }
 
     pub fn count_disconnect(&mut self, reason: &str) {
@@ -149,12 +148,18 @@ impl Stats {
         self.open_connections = self.open_connections.saturating_sub(1);
     }
 
-    /// Adds a socket's counted bytes and the kernel's view of them, just before it closes.
-    pub fn socket_closed<S: AsRawFd>(&mut self, socket: &Counted<S>) {
+    /// Adds a socket's counted bytes and the kernel's view of them (read just before it
+    /// closed); called by [`crate::clients::socket::MeasuredSocket`] when it is dropped.
+    pub fn socket_closed(
+        &mut self,
+        bytes_down: u64,
+        bytes_up: u64,
+        kernel: std::io::Result<TcpInfoBytes>,
+    ) {
         let c = self.recorder.counters_mut();
-        c.bytes_down += socket.bytes_down;
-        c.bytes_up += socket.bytes_up;
-        match tcp_info_bytes(socket.get_ref()) {
+        c.bytes_down += bytes_down;
+        c.bytes_up += bytes_up;
+        match kernel {
             Ok(k) => {
                 self.kernel_bytes_down += k.bytes_received;
                 self.kernel_bytes_up += k.bytes_up();

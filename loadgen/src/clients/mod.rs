@@ -6,6 +6,7 @@
 //! never lines.
 
 pub mod poll;
+pub mod socket;
 pub mod sse;
 pub mod ws;
 
@@ -27,7 +28,7 @@ use crate::record::ClientSeqTracker;
 use crate::scenario::Transport;
 use crate::stats::Stats;
 use crate::wire::connect;
-use tokio::net::TcpStream;
+use socket::MeasuredSocket;
 
 /// Everything a client needs to know.
 #[derive(Clone, Debug)]
@@ -76,6 +77,9 @@ pub enum SessionEnd {
     Stopped,
     /// The connection failed or the server closed it; reconnect and resume.
     Failed(String),
+    /// The connection could not be made (already counted as a connect error with its
+    /// reason); try again.
+    ConnectFailed,
 }
 
 /// The JSON fields a client needs from a line; the text itself is skipped, not copied.
@@ -94,9 +98,22 @@ pub struct ClientState {
     /// Connect attempt start of the current session, for time to first event.
     pub connect_started: Instant,
     pub first_event_seen: bool,
+    /// Whether any session of this client got as far as the server's answer.
+    pub ever_connected: bool,
+    /// The last SSE `id` the target sent, resent as `Last-Event-ID` on reconnect as a
+    /// browser's EventSource does. Kept for external targets only, whose ids are their own
+    /// (nchan: `SECONDS:COUNTER`); feed-server's ids are the seq, which the tracker has.
+    pub last_event_id: Option<Box<str>>,
 }
 
 impl ClientState {
+    /// Records that a session's connection was established (the server answered), `started`
+    /// being when its connect began.
+    pub fn connected(&mut self, stats: &RefCell<Stats>, started: Instant) {
+        self.ever_connected = true;
+        stats.borrow_mut().record_connect(started.elapsed());
+    }
+
     /// Records one received line.
     pub fn on_line(
         &mut self,
@@ -168,6 +185,8 @@ pub async fn run_client(spec: ClientSpec, stats: Rc<RefCell<Stats>>, control: Ar
         session_start_ns: 0,
         connect_started: Instant::now(),
         first_event_seen: false,
+        ever_connected: false,
+        last_event_id: None,
     };
     let mut failures: u32 = 0;
     let mut stop = control.stop_signal();
@@ -202,9 +221,11 @@ pub async fn run_client(spec: ClientSpec, stats: Rc<RefCell<Stats>>, control: Ar
                 let pause = spec.churn.map(|(_, p)| p).unwrap_or_default();
                 sleep(pause).await;
             }
-            SessionEnd::Failed(reason) => {
+            SessionEnd::Failed(_) | SessionEnd::ConnectFailed => {
                 failures += 1;
-                stats.borrow_mut().count_disconnect(&reason);
+                if let SessionEnd::Failed(reason) = &end {
+                    stats.borrow_mut().count_disconnect(reason);
+                }
                 // Back off 50 ms, doubling to 2 s, so a restarting server is not hammered.
                 let backoff = Duration::from_millis(50 * (1 << failures.min(5)));
                 sleep(backoff.min(Duration::from_secs(2))).await;
@@ -213,9 +234,11 @@ pub async fn run_client(spec: ClientSpec, stats: Rc<RefCell<Stats>>, control: Ar
     }
     let final_seq = control.final_seq(&spec.topic);
     let unpublished = control.unpublished(&spec.topic);
-    stats
-        .borrow_mut()
-        .finish_client(&mut state.tracker, final_seq, &unpublished);
+    let mut st = stats.borrow_mut();
+    st.finish_client(&mut state.tracker, final_seq, &unpublished);
+    if !state.ever_connected {
+        st.recorder.counters_mut().clients_never_connected += 1;
+    }
 }
 
 /// Starts a session: notes when it began and connects. `Err` is how the session ends when
@@ -223,12 +246,12 @@ pub async fn run_client(spec: ClientSpec, stats: Rc<RefCell<Stats>>, control: Ar
 pub async fn open_session(
     spec: &ClientSpec,
     state: &mut ClientState,
-    stats: &RefCell<Stats>,
-) -> Result<(TcpStream, Instant), SessionEnd> {
+    stats: &Rc<RefCell<Stats>>,
+) -> Result<(MeasuredSocket, Instant), SessionEnd> {
     let started = Instant::now();
     state.session_start_ns = now_ns();
     match connect(spec.server, spec.source).await {
-        Ok(stream) => Ok((stream, started)),
+        Ok(stream) => Ok((MeasuredSocket::new(stream, stats.clone()), started)),
         Err(e) => Err(stats.borrow_mut().connect_failed(format!("connect: {e}"))),
     }
 }

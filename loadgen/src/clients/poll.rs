@@ -11,6 +11,7 @@
 //! so is 408, which long-poll servers (nchan) send when a wait times out.
 
 use std::cell::RefCell;
+use std::rc::Rc;
 
 use serde::Deserialize;
 use tokio::time::{sleep_until, Instant};
@@ -60,7 +61,7 @@ struct PollBody<L> {
 pub async fn session(
     spec: &ClientSpec,
     state: &mut ClientState,
-    stats: &RefCell<Stats>,
+    stats: &Rc<RefCell<Stats>>,
     control: &RunControl,
     leave_at: Option<Instant>,
 ) -> SessionEnd {
@@ -81,9 +82,7 @@ pub async fn session(
             .await
         }
     };
-    let mut st = stats.borrow_mut();
-    st.connection_closed();
-    st.socket_closed(&conn.io);
+    stats.borrow_mut().connection_closed();
     match end {
         Ok(end) => end,
         Err(reason) => SessionEnd::Failed(reason),
@@ -109,6 +108,7 @@ async fn poll_loop(
     let mut request_after: Option<u64> = None;
     let mut next_poll = Instant::now();
     let mut first = true;
+    let mut finals = control.finals_signal();
     loop {
         if leave_at.is_some_and(|at| Instant::now() >= at) {
             return Ok(SessionEnd::Left);
@@ -118,21 +118,15 @@ async fn poll_loop(
             write_request(&mut request, spec, after, etag.as_deref(), long_poll);
             request_after = Some(after);
         }
-        conn.send(&request)
-            .await
-            .map_err(|e| format!("send: {e}"))?;
-        let head = conn
-            .read_head()
-            .await
-            .map_err(|e| format!("response: {e}"))?;
-        let body = conn
-            .read_body(head.framing, MAX_BODY_BYTES)
-            .await
-            .map_err(|e| format!("response body: {e}"))?;
+        let Some((head, body)) =
+            exchange_unless_done(conn, &request, spec, state, control, &mut finals).await?
+        else {
+            return Ok(SessionEnd::Finished);
+        };
         let now = now_ns();
         if first {
             first = false;
-            stats.borrow_mut().record_connect(started.elapsed());
+            state.connected(stats, started);
         }
         let mut full = false;
         match head.status {
@@ -204,6 +198,42 @@ async fn poll_loop(
     }
 }
 
+/// Sends a poll and reads its answer, unless the client turns out to have everything its
+/// step will ever have while it waits (a long-poll held open when the final seqs arrive):
+/// `Ok(None)` then.
+async fn exchange_unless_done(
+    conn: &mut HttpConn,
+    request: &[u8],
+    spec: &ClientSpec,
+    state: &ClientState,
+    control: &RunControl,
+    finals: &mut tokio::sync::watch::Receiver<u64>,
+) -> Result<Option<(ResponseHead, Vec<u8>)>, String> {
+    let exchange = async {
+        conn.send(request).await.map_err(|e| format!("send: {e}"))?;
+        let head = conn
+            .read_head()
+            .await
+            .map_err(|e| format!("response: {e}"))?;
+        let body = conn
+            .read_body(head.framing, MAX_BODY_BYTES)
+            .await
+            .map_err(|e| format!("response body: {e}"))?;
+        Ok::<_, String>((head, body))
+    };
+    tokio::pin!(exchange);
+    loop {
+        tokio::select! {
+            answer = &mut exchange => return answer.map(Some),
+            _ = RunControl::finals_recorded(finals) => {
+                if state.has_all(spec, control) {
+                    return Ok(None);
+                }
+            }
+        }
+    }
+}
+
 /// What a foreign target said about where the client is.
 #[derive(Default)]
 struct ForeignCursor {
@@ -239,6 +269,7 @@ async fn foreign_poll_loop(
     let mut request = Vec::new();
     let mut next_poll = Instant::now();
     let mut first = true;
+    let mut finals = control.finals_signal();
     loop {
         if leave_at.is_some_and(|at| Instant::now() >= at) {
             return Ok(SessionEnd::Left);
@@ -250,21 +281,15 @@ async fn foreign_poll_loop(
             state.tracker.last_seq(),
             &cursor,
         );
-        conn.send(&request)
-            .await
-            .map_err(|e| format!("send: {e}"))?;
-        let head = conn
-            .read_head()
-            .await
-            .map_err(|e| format!("response: {e}"))?;
-        let body = conn
-            .read_body(head.framing, MAX_BODY_BYTES)
-            .await
-            .map_err(|e| format!("response body: {e}"))?;
+        let Some((head, body)) =
+            exchange_unless_done(conn, &request, spec, state, control, &mut finals).await?
+        else {
+            return Ok(SessionEnd::Finished);
+        };
         let now = now_ns();
         if first {
             first = false;
-            stats.borrow_mut().record_connect(started.elapsed());
+            state.connected(stats, started);
         }
         match head.status {
             200..=203 | 206 => {

@@ -2,6 +2,7 @@
 //! by the WHATWG-conformant [`SseParser`].
 
 use std::cell::RefCell;
+use std::rc::Rc;
 
 use tokio::time::Instant;
 
@@ -14,7 +15,7 @@ use crate::stats::Stats;
 pub async fn session(
     spec: &ClientSpec,
     state: &mut ClientState,
-    stats: &RefCell<Stats>,
+    stats: &Rc<RefCell<Stats>>,
     control: &RunControl,
     leave_at: Option<Instant>,
 ) -> SessionEnd {
@@ -23,10 +24,16 @@ pub async fn session(
         Err(end) => return end,
     };
     let mut conn = HttpConn::new(stream);
-    let resume = state.tracker.last_seq();
     let mut headers = String::from("Accept: text/event-stream\r\n");
-    if resume > 0 {
-        headers.push_str(&format!("Last-Event-ID: {resume}\r\n"));
+    if spec.marker_stamps {
+        if let Some(id) = &state.last_event_id {
+            headers.push_str(&format!("Last-Event-ID: {id}\r\n"));
+        }
+    } else {
+        let resume = state.tracker.last_seq();
+        if resume > 0 {
+            headers.push_str(&format!("Last-Event-ID: {resume}\r\n"));
+        }
     }
     let end = async {
         conn.send(&get_request(&spec.host, &spec.path, &headers))
@@ -36,7 +43,7 @@ pub async fn session(
             .read_head()
             .await
             .map_err(|e| format!("response: {e}"))?;
-        stats.borrow_mut().record_connect(started.elapsed());
+        state.connected(stats, started);
         match head.status {
             200 => {}
             // The client already has the whole finished step.
@@ -62,7 +69,6 @@ pub async fn session(
         end
     }
     .await;
-    stats.borrow_mut().socket_closed(&conn.io);
     match end {
         Ok(end) => end,
         Err(reason) => SessionEnd::Failed(reason),
@@ -84,16 +90,27 @@ async fn stream_events(
     let mut events = Vec::new();
     let leave = leave(leave_at);
     tokio::pin!(leave);
+    let mut finals = control.finals_signal();
     loop {
         body.clear();
         let more = tokio::select! {
             r = conn.read_body_part(&mut decoder, &mut body) => r.map_err(|e| format!("stream: {e}"))?,
             _ = &mut leave => return Ok(SessionEnd::Left),
+            _ = RunControl::finals_recorded(&mut finals) => {
+                if state.has_all(spec, control) {
+                    return Ok(SessionEnd::Finished);
+                }
+                continue;
+            }
         };
         let now = now_ns();
         parser
             .feed(&body, &mut events)
             .map_err(|e| format!("event stream: {e}"))?;
+        if spec.marker_stamps && state.last_event_id.as_deref() != Some(parser.last_event_id()) {
+            state.last_event_id =
+                (!parser.last_event_id().is_empty()).then(|| parser.last_event_id().into());
+        }
         for ev in events.drain(..) {
             match ev.event.as_str() {
                 "message" => state.on_payload(spec, stats, control, ev.data.as_bytes(), now)?,

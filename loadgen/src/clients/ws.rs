@@ -1,6 +1,7 @@
 //! The WebSocket client: tokio-tungstenite over the counting socket, resumed with `?after=`.
 
 use std::cell::RefCell;
+use std::rc::Rc;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::time::Instant;
@@ -11,7 +12,6 @@ use tokio_tungstenite::tungstenite::Message;
 use super::{leave, now_ns, open_session, ClientSpec, ClientState, SessionEnd};
 use crate::control::RunControl;
 use crate::stats::Stats;
-use crate::wire::Counted;
 
 /// tungstenite allocates a 128 KiB read buffer per connection by default: thousands of
 /// simulated clients need a small one (frames larger than it still arrive whole).
@@ -24,7 +24,7 @@ fn client_config() -> WebSocketConfig {
 pub async fn session(
     spec: &ClientSpec,
     state: &mut ClientState,
-    stats: &RefCell<Stats>,
+    stats: &Rc<RefCell<Stats>>,
     control: &RunControl,
     leave_at: Option<Instant>,
 ) -> SessionEnd {
@@ -39,7 +39,7 @@ pub async fn session(
     );
     let (mut ws, _response) = match tokio_tungstenite::client_async_with_config(
         url.as_str(),
-        Counted::new(stream),
+        stream,
         Some(client_config()),
     )
     .await
@@ -47,13 +47,21 @@ pub async fn session(
         Ok(pair) => pair,
         Err(e) => return stats.borrow_mut().connect_failed(format!("handshake: {e}")),
     };
-    stats.borrow_mut().record_connect(started.elapsed());
+    state.connected(stats, started);
     stats.borrow_mut().connection_opened();
     let leave = leave(leave_at);
     tokio::pin!(leave);
+    let mut finals = control.finals_signal();
     let end = loop {
         let msg = tokio::select! {
             m = ws.next() => m,
+            _ = RunControl::finals_recorded(&mut finals) => {
+                if state.has_all(spec, control) {
+                    let _ = ws.close(None).await;
+                    break SessionEnd::Finished;
+                }
+                continue;
+            }
             _ = &mut leave => {
                 let _ = ws.close(None).await;
                 break SessionEnd::Left;
@@ -91,8 +99,6 @@ pub async fn session(
     if matches!(end, SessionEnd::Finished) {
         let _ = ws.flush().await;
     }
-    let mut st = stats.borrow_mut();
-    st.connection_closed();
-    st.socket_closed(ws.get_ref());
+    stats.borrow_mut().connection_closed();
     end
 }

@@ -1,0 +1,138 @@
+//! A measured client connection: the counted TCP socket of one session, which settles its
+//! byte counts into the worker's [`Stats`] when it is dropped.
+//!
+//! Settling on drop, rather than at the end of each session function, is what makes bytes
+//! count however a session ends: an end event, the server closing, an error, churn, or the
+//! run stopping (the drain deadline drops every session future where it stands, mid-read or
+//! mid-handshake). Against a server that never sends an end event every client ends that way,
+//! and its bytes used to be lost, so bytes per event read 0.
+
+use std::cell::RefCell;
+use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+use crate::stats::Stats;
+use crate::wire::{tcp_info_bytes, Counted};
+
+/// One session's socket, counted below any protocol code.
+pub struct MeasuredSocket {
+    io: Counted<TcpStream>,
+    stats: Rc<RefCell<Stats>>,
+}
+
+impl MeasuredSocket {
+    pub fn new(stream: TcpStream, stats: Rc<RefCell<Stats>>) -> Self {
+        MeasuredSocket {
+            io: Counted::new(stream),
+            stats,
+        }
+    }
+
+    /// Bytes read and written so far.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.io.bytes_down, self.io.bytes_up)
+    }
+}
+
+impl Drop for MeasuredSocket {
+    fn drop(&mut self) {
+        let kernel = tcp_info_bytes(self.io.get_ref());
+        // The worker is one thread and never drops a socket while it holds its stats, but a
+        // drop must not panic whatever happens: an unreachable borrow loses these counts only.
+        if let Ok(mut st) = self.stats.try_borrow_mut() {
+            st.socket_closed(self.io.bytes_down, self.io.bytes_up, kernel);
+        }
+    }
+}
+
+impl AsyncRead for MeasuredSocket {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for MeasuredSocket {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::connect;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A session future dropped mid-read (as the drain deadline drops it) still settles the
+    /// bytes it had counted, and the kernel's count agrees.
+    #[tokio::test]
+    async fn bytes_are_settled_when_a_session_is_dropped_mid_read() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut req = [0u8; 100];
+            s.read_exact(&mut req).await.unwrap();
+            s.write_all(&[7u8; 3000]).await.unwrap();
+            // Never closes: the client is stopped, not finished.
+            tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+        });
+        let stats = Rc::new(RefCell::new(Stats::new()));
+        let session = {
+            let stats = stats.clone();
+            async move {
+                let mut s = MeasuredSocket::new(connect(addr, None).await.unwrap(), stats);
+                s.write_all(&[1u8; 100]).await.unwrap();
+                let mut got = vec![0u8; 3000];
+                s.read_exact(&mut got).await.unwrap();
+                // Waits for more that never comes.
+                let _ = s.read(&mut got).await;
+            }
+        };
+        let stopped = tokio::time::timeout(std::time::Duration::from_millis(300), session).await;
+        assert!(stopped.is_err(), "the session was meant to be cut off");
+        let st = stats.borrow();
+        let c = st.recorder.counters();
+        assert_eq!((c.bytes_down, c.bytes_up), (3000, 100));
+        assert_eq!(
+            (st.kernel_bytes_down, st.kernel_bytes_up),
+            (3000, 100),
+            "the kernel's count"
+        );
+        assert_eq!(st.tcp_info_errors, 0);
+        server.abort();
+    }
+}
