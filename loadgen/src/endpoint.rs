@@ -11,6 +11,10 @@ use crate::scenario::{Target, Transport};
 pub struct Endpoint {
     pub addr: SocketAddr,
     pub host: String,
+    /// `https://` or `wss://`: clients speak TLS to `server_name`.
+    pub tls: bool,
+    /// The host without its port: the TLS server name.
+    pub server_name: String,
     /// Path and query, `{topic}` standing for `org/repo/builds/B/steps/S`.
     pub path_template: String,
 }
@@ -26,6 +30,8 @@ impl Endpoint {
         Endpoint {
             addr,
             host: addr.to_string(),
+            tls: false,
+            server_name: addr.ip().to_string(),
             path_template: format!("/{{topic}}/logs{suffix}"),
         }
     }
@@ -42,16 +48,17 @@ impl Endpoint {
         Endpoint::parse(url).await
     }
 
-    /// Resolves `http://HOST[:PORT]/PATH` or `ws://…` (TLS is not supported).
+    /// Resolves `http://HOST[:PORT]/PATH`, `https://…`, `ws://…` or `wss://…`.
     pub async fn parse(url: &str) -> Result<Self, String> {
         let (scheme, rest) = url
             .split_once("://")
             .ok_or_else(|| format!("{url:?} has no scheme"))?;
-        let default_port = match scheme {
-            "http" | "ws" => 80,
+        let (default_port, tls) = match scheme {
+            "http" | "ws" => (80, false),
+            "https" | "wss" => (443, true),
             other => {
                 return Err(format!(
-                    "{url:?}: scheme {other:?} is not supported (http, ws)"
+                    "{url:?}: scheme {other:?} is not supported (http, https, ws, wss)"
                 ))
             }
         };
@@ -72,9 +79,18 @@ impl Endpoint {
             .map_err(|e| format!("{url:?}: cannot resolve {authority}: {e}"))?
             .next()
             .ok_or_else(|| format!("{url:?}: {authority} resolves to nothing"))?;
+        let server_name = match authority.rsplit_once(':') {
+            Some((host, port)) if port.parse::<u16>().is_ok() => host,
+            _ => authority,
+        }
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
         Ok(Endpoint {
             addr,
             host: authority.to_string(),
+            tls,
+            server_name,
             path_template: path.to_string(),
         })
     }
@@ -100,7 +116,16 @@ mod tests {
         assert_eq!(e.path(&t), "/a/b/builds/1/steps/2/logs/events?x=1");
         let f = Endpoint::feed_server("127.0.0.1:1".parse().unwrap(), Transport::Ws);
         assert_eq!(f.path(&t), "/a/b/builds/1/steps/2/logs/ws");
-        assert!(Endpoint::parse("https://127.0.0.1/x").await.is_err());
+        assert!(!e.tls);
+        let s = Endpoint::parse("https://localhost:8443/{topic}")
+            .await
+            .unwrap();
+        assert!(s.tls);
+        assert_eq!((s.server_name.as_str(), s.addr.port()), ("localhost", 8443));
+        let w = Endpoint::parse("wss://127.0.0.1/ws").await.unwrap();
+        assert!(w.tls);
+        assert_eq!(w.addr.port(), 443);
+        assert!(Endpoint::parse("ftp://127.0.0.1/x").await.is_err());
         assert!(Endpoint::parse("127.0.0.1/x").await.is_err());
     }
 }

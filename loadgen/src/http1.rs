@@ -9,7 +9,7 @@ use bytes::{Buf, BytesMut};
 use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::clients::socket::MeasuredSocket;
+use crate::clients::socket::ClientStream;
 
 /// Largest response head accepted.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -74,12 +74,12 @@ impl ResponseHead {
 
 /// One HTTP/1.1 connection.
 pub struct HttpConn {
-    pub io: MeasuredSocket,
+    pub io: ClientStream,
     buf: BytesMut,
 }
 
 impl HttpConn {
-    pub fn new(io: MeasuredSocket) -> Self {
+    pub fn new(io: ClientStream) -> Self {
         HttpConn {
             io,
             buf: BytesMut::new(),
@@ -469,9 +469,11 @@ mod tests {
             }
         });
         let stats = std::rc::Rc::new(std::cell::RefCell::new(crate::stats::Stats::new()));
-        HttpConn::new(MeasuredSocket::new(
-            tokio::net::TcpStream::connect(addr).await.unwrap(),
-            stats,
+        HttpConn::new(ClientStream::Plain(
+            crate::clients::socket::MeasuredSocket::new(
+                tokio::net::TcpStream::connect(addr).await.unwrap(),
+                stats,
+            ),
         ))
     }
 
@@ -495,7 +497,7 @@ mod tests {
             assert_eq!(head.header("ETag"), Some("\"1-1-1-0\""));
             assert!(conn.read_body(head.framing, 100).await.unwrap().is_empty());
             // Every byte counted at the socket.
-            assert_eq!(conn.io.counts().0, answer.len() as u64);
+            assert_eq!(conn.io.socket().counts().0, answer.len() as u64);
         }
     }
 }

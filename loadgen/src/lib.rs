@@ -14,6 +14,7 @@
 //! - [`http1`]: the minimal HTTP/1.1 client under SSE and polling.
 //! - [`sse_parser`]: an incremental WHATWG `text/event-stream` parser.
 //! - [`wire`]: byte counting at the socket, TCP_INFO, source addresses.
+//! - [`tls`]: the rustls configuration of `https://` and `wss://` targets.
 //! - [`record`]: HdrHistograms, counters and per-client seq tracking; merging; `.hgrm` output.
 //! - [`stats`]: a worker's recorder plus connection bookkeeping.
 //! - [`control`]: what the orchestrator tells workers (measure window, final seqs, stop).
@@ -44,5 +45,6 @@ pub mod run;
 pub mod scenario;
 pub mod sse_parser;
 pub mod stats;
+pub mod tls;
 pub mod wire;
 pub mod worker;

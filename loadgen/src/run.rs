@@ -40,6 +40,7 @@ use crate::results::{
     ServerCost, TransportResult, WireBytes,
 };
 use crate::scenario::{Scenario, ServerSelector, TopicChoice, Transport};
+use crate::tls::TlsTarget;
 use crate::wire::SourceAddrs;
 use crate::worker::{self, WorkerMsg, WorkerResult};
 use std::time::SystemTime;
@@ -407,12 +408,18 @@ async fn run_inner(
         unix_t0 + (ramp + sc.warmup).as_nanos() as u64,
         unix_t0 + (ramp + sc.warmup + sc.duration).as_nanos() as u64,
     ));
+    let insecure = sc.target.as_ref().is_some_and(|t| t.insecure);
+    let tls = match endpoint.tls {
+        true => Some(TlsTarget::new(&endpoint.server_name, insecure).map_err(|e| e.to_string())?),
+        false => None,
+    };
     let specs: Vec<ClientSpec> = (0..clients)
         .map(|i| ClientSpec {
             id: i,
             transport,
             server: endpoint.addr,
             host: endpoint.host.clone(),
+            tls: tls.clone(),
             path: endpoint.path(&topics[assignment[i as usize] as usize]),
             source: sources.for_client(i),
             topic: topics[assignment[i as usize] as usize].clone(),
@@ -436,7 +443,6 @@ async fn run_inner(
     let started = Instant::now();
     let self_start = sample(0).map_err(|e| format!("sampling pushbench: {e}"))?;
     let publish_delay = ramp + PUBLISH_AFTER_RAMP_UP;
-    let insecure = false; // MERGE: sc.target.as_ref().is_some_and(|t| t.insecure)
     let control_client = controlplane::client(insecure, topics.len()).map_err(|e| e.to_string())?;
     let mut publisher = match &publish_url {
         Some(url) => {

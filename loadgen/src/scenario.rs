@@ -279,6 +279,8 @@ pub struct Target {
     pub poll_cursor: PollCursor,
     /// The target's server process(es), sampled for memory and CPU like feed-server.
     pub server: Option<ServerSelector>,
+    /// Accept any TLS certificate (self-signed `https://` / `wss://` targets).
+    pub insecure: bool,
 }
 
 /// How the poll cursor travels to an external target.
@@ -587,6 +589,7 @@ struct RawTarget {
     poll_cursor: S<String>,
     server_pid: S<i64>,
     server_process: S<String>,
+    insecure: S<bool>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -1196,13 +1199,12 @@ fn check_url(
     with_after: bool,
 ) {
     let u = url.get_ref();
-    let Some(rest) = u.strip_prefix(scheme) else {
+    // The scheme, or its TLS twin: http:// or https://, ws:// or wss://.
+    let secure = format!("{}s://", scheme.trim_end_matches("://"));
+    let Some(rest) = u.strip_prefix(scheme).or_else(|| u.strip_prefix(&secure)) else {
         c.err(
             url.span(),
-            format!(
-                "`target.{key}` must start with {scheme} (the load generator speaks plain \
-                 HTTP/1.1 and WebSocket, no TLS), got {u:?}"
-            ),
+            format!("`target.{key}` must start with {scheme} or {secure}, got {u:?}"),
         );
         return;
     };
@@ -1282,7 +1284,10 @@ fn resolve_target(
     let derive = |suffix: &str, ws: bool| {
         base.as_ref().map(|b| {
             let b = if ws {
-                format!("ws://{}", b.strip_prefix("http://").unwrap_or(b))
+                match b.strip_prefix("https://") {
+                    Some(rest) => format!("wss://{rest}"),
+                    None => format!("ws://{}", b.strip_prefix("http://").unwrap_or(b)),
+                }
             } else {
                 b.clone()
             };
@@ -1384,6 +1389,7 @@ fn resolve_target(
         publish_url,
         poll_cursor,
         server,
+        insecure: t.insecure.as_ref().is_some_and(|v| *v.get_ref()),
     };
     if let Some(list) = &raw.transports {
         for entry in list.get_ref() {
@@ -2178,10 +2184,10 @@ values = [10, 100]
             ))
         };
         assert_diag(
-            &bad("https://h/{topic}"),
+            &bad("ftp://h/{topic}"),
             10,
             11,
-            &["must start with http://"],
+            &["must start with http:// or https://"],
         );
         assert_diag(&bad("http:///{topic}"), 10, 11, &["has no host"]);
         assert_diag(
@@ -2204,6 +2210,78 @@ values = [10, 100]
             12,
             1,
             &["[server]", "cannot be combined with [target]"],
+        );
+    }
+
+    #[test]
+    fn foreign_target_fields() {
+        let with = |extra: &str| format!("{TARGET}poll_url = \"http://h/{{topic}}\"\n{extra}");
+        // TLS schemes, insecure, the server process.
+        let tls = TARGET
+            .replace("http://127.0.0.1:9000", "https://localhost:9443")
+            .replace(
+                "transports = [\"sse\", \"long-poll\"]",
+                "transports = [\"sse\"]",
+            );
+        let t = ok(&format!(
+            "{tls}insecure = true\nserver_process = \"nginx\"\n"
+        ))
+        .target
+        .expect("target mode");
+        assert!(t.insecure);
+        assert_eq!(t.server, Some(ServerSelector::Process("nginx".into())));
+        assert_eq!(t.poll_cursor, PollCursor::FeedServer);
+        let base = ok(&format!(
+            "{}[target]\nbase_url = \"https://h:1\"\n",
+            TARGET.split("[target]").next().unwrap()
+        ))
+        .target
+        .unwrap();
+        assert_eq!(base.ws_url.as_deref(), Some("wss://h:1/{topic}/logs/ws"));
+        // The query cursor needs {after} in poll_url, and nowhere else takes it.
+        let q = ok(&format!(
+            "{TARGET}poll_url = \"http://h/{{topic}}?since={{after}}\"\npoll_cursor = \"query\"\n"
+        ))
+        .target
+        .unwrap();
+        assert_eq!(q.poll_cursor, PollCursor::Query);
+        assert_diag(
+            &err(&with("poll_cursor = \"query\"\n")),
+            11,
+            12,
+            &["needs an `{after}` placeholder"],
+        );
+        assert_diag(
+            &err(&format!(
+                "{TARGET}poll_url = \"http://h/{{topic}}/{{after}}\"\n"
+            )),
+            11,
+            12,
+            &["only `poll_url` with `poll_cursor = \"query\"`"],
+        );
+        assert_diag(
+            &err(&with("poll_cursor = \"cookie\"\n")),
+            12,
+            15,
+            &["`target.poll_cursor` must be"],
+        );
+        assert_diag(
+            &err(&with("server_pid = 0\n")),
+            12,
+            14,
+            &["`target.server_pid` must be a process id above 0"],
+        );
+        assert_diag(
+            &err(&with("server_process = \"a/b\"\n")),
+            12,
+            18,
+            &["`target.server_process` must be a process name"],
+        );
+        assert_diag(
+            &err(&with("server_pid = 4\nserver_process = \"nginx\"\n")),
+            13,
+            18,
+            &["not both"],
         );
     }
 

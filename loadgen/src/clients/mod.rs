@@ -28,7 +28,7 @@ use crate::record::ClientSeqTracker;
 use crate::scenario::Transport;
 use crate::stats::Stats;
 use crate::wire::connect;
-use socket::MeasuredSocket;
+use socket::{ClientStream, MeasuredSocket};
 
 /// Everything a client needs to know.
 #[derive(Clone, Debug)]
@@ -39,6 +39,8 @@ pub struct ClientSpec {
     pub server: SocketAddr,
     /// The `Host` header (the target URL's authority).
     pub host: String,
+    /// TLS (`https://`, `wss://` targets).
+    pub tls: Option<crate::tls::TlsTarget>,
     /// Path (and query, if the target's URL template has one) of this client's stream or
     /// poll resource; clients append their own query parameters.
     pub path: String,
@@ -241,18 +243,25 @@ pub async fn run_client(spec: ClientSpec, stats: Rc<RefCell<Stats>>, control: Ar
     }
 }
 
-/// Starts a session: notes when it began and connects. `Err` is how the session ends when
-/// the connection cannot be made (counted as a connect error).
+/// Starts a session: notes when it began, connects and, for `https://`/`wss://` targets,
+/// completes the TLS handshake (part of connect time). `Err` is how the session ends when the
+/// connection cannot be made (counted as a connect error).
 pub async fn open_session(
     spec: &ClientSpec,
     state: &mut ClientState,
     stats: &Rc<RefCell<Stats>>,
-) -> Result<(MeasuredSocket, Instant), SessionEnd> {
+) -> Result<(ClientStream, Instant), SessionEnd> {
     let started = Instant::now();
     state.session_start_ns = now_ns();
-    match connect(spec.server, spec.source).await {
-        Ok(stream) => Ok((MeasuredSocket::new(stream, stats.clone()), started)),
-        Err(e) => Err(stats.borrow_mut().connect_failed(format!("connect: {e}"))),
+    let socket = match connect(spec.server, spec.source).await {
+        Ok(stream) => MeasuredSocket::new(stream, stats.clone()),
+        Err(e) => return Err(stats.borrow_mut().connect_failed(format!("connect: {e}"))),
+    };
+    match ClientStream::open(socket, spec.tls.as_ref()).await {
+        Ok(stream) => Ok((stream, started)),
+        Err(e) => Err(stats
+            .borrow_mut()
+            .connect_failed(format!("tls handshake with {}: {e}", spec.host))),
     }
 }
 

@@ -419,6 +419,7 @@ mod tests {
             transport: Transport::Poll,
             server: "127.0.0.1:8080".parse().unwrap(),
             host: "127.0.0.1:8080".into(),
+            tls: None,
             path: path.into(),
             source: None,
             topic: pushbench_feed::TopicId::parse("acme/app/builds/1/steps/1").unwrap(),

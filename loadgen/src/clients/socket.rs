@@ -17,6 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::stats::Stats;
+use crate::tls::TlsTarget;
 use crate::wire::{tcp_info_bytes, Counted};
 
 /// One session's socket, counted below any protocol code.
@@ -87,6 +88,94 @@ impl AsyncWrite for MeasuredSocket {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// A client's connection: the measured socket, bare or under TLS (`https://`, `wss://`).
+/// Bytes are counted below TLS, so wire bytes include its records and handshake.
+pub enum ClientStream {
+    Plain(MeasuredSocket),
+    /// Boxed: a TLS session is a few kilobytes, and most clients speak plain TCP.
+    Tls(Box<tokio_rustls::client::TlsStream<MeasuredSocket>>),
+}
+
+impl ClientStream {
+    /// The TLS handshake over `socket` when `tls` is given; the socket as is otherwise.
+    pub async fn open(socket: MeasuredSocket, tls: Option<&TlsTarget>) -> io::Result<Self> {
+        match tls {
+            None => Ok(ClientStream::Plain(socket)),
+            Some(t) => {
+                let connector = tokio_rustls::TlsConnector::from(t.config.clone());
+                let stream = connector.connect(t.server_name.clone(), socket).await?;
+                Ok(ClientStream::Tls(Box::new(stream)))
+            }
+        }
+    }
+
+    /// The measured socket under any TLS.
+    pub fn socket(&self) -> &MeasuredSocket {
+        match self {
+            ClientStream::Plain(s) => s,
+            ClientStream::Tls(t) => t.get_ref().0,
+        }
+    }
+}
+
+impl AsyncRead for ClientStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ClientStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            ClientStream::Tls(t) => Pin::new(t.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for ClientStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            ClientStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            ClientStream::Tls(t) => Pin::new(t.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            ClientStream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            ClientStream::Tls(t) => Pin::new(t.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            ClientStream::Plain(s) => s.is_write_vectored(),
+            ClientStream::Tls(t) => t.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ClientStream::Plain(s) => Pin::new(s).poll_flush(cx),
+            ClientStream::Tls(t) => Pin::new(t.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ClientStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            ClientStream::Tls(t) => Pin::new(t.as_mut()).poll_shutdown(cx),
+        }
     }
 }
 
