@@ -442,7 +442,10 @@ async fn run_inner(
     let workers = opts.workers.max(1).min(clients.max(1) as usize);
     let started = Instant::now();
     let self_start = sample(0).map_err(|e| format!("sampling pushbench: {e}"))?;
-    let publish_delay = ramp + PUBLISH_AFTER_RAMP_UP;
+    let publish_delay = match sc.target.as_ref().is_some_and(|t| t.publish_during_ramp_up) {
+        true => Duration::ZERO,
+        false => ramp + PUBLISH_AFTER_RAMP_UP,
+    };
     let control_client = controlplane::client(insecure, topics.len()).map_err(|e| e.to_string())?;
     let mut publisher = match &publish_url {
         Some(url) => {
@@ -453,10 +456,10 @@ async fn run_inner(
                     .collect(),
                 lines_per_sec: sc.feed.lines_per_sec,
                 line_bytes: sc.feed.line_bytes.max as usize,
-                // Publishing starts once the ramp-up has started every client: many servers
-                // (nchan, most SSE handlers) stream only what is published after a viewer
-                // connects, so a line published before then would read as lost. Warm-up
-                // still comes before the measured phase.
+                // Publishing starts once the ramp-up has started every client (unless the
+                // scenario says otherwise): many servers (nchan, most SSE handlers) stream
+                // only what is published after a viewer connects, so a line published before
+                // then would read as lost. Warm-up still comes before the measured phase.
                 start: (t0 + publish_delay).into_std(),
                 start_unix_ns: unix_t0 + publish_delay.as_nanos() as u64,
                 // The last line is due 100 ms before the measured phase ends.

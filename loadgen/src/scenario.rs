@@ -281,6 +281,9 @@ pub struct Target {
     pub server: Option<ServerSelector>,
     /// Accept any TLS certificate (self-signed `https://` / `wss://` targets).
     pub insecure: bool,
+    /// Publish from the start of the ramp-up instead of after it: for targets that replay a
+    /// step's history to a new viewer and refuse viewers of a step with no line yet.
+    pub publish_during_ramp_up: bool,
 }
 
 /// How the poll cursor travels to an external target.
@@ -590,6 +593,7 @@ struct RawTarget {
     server_pid: S<i64>,
     server_process: S<String>,
     insecure: S<bool>,
+    publish_during_ramp_up: S<bool>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -1390,6 +1394,10 @@ fn resolve_target(
         poll_cursor,
         server,
         insecure: t.insecure.as_ref().is_some_and(|v| *v.get_ref()),
+        publish_during_ramp_up: t
+            .publish_during_ramp_up
+            .as_ref()
+            .is_some_and(|v| *v.get_ref()),
     };
     if let Some(list) = &raw.transports {
         for entry in list.get_ref() {

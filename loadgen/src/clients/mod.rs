@@ -112,8 +112,13 @@ impl ClientState {
     /// Records that a session's connection was established (the server answered), `started`
     /// being when its connect began.
     pub fn connected(&mut self, stats: &RefCell<Stats>, started: Instant) {
+        self.connected_in(stats, started.elapsed());
+    }
+
+    /// [`Self::connected`] with the connect time measured by the caller.
+    pub fn connected_in(&mut self, stats: &RefCell<Stats>, connect_time: Duration) {
         self.ever_connected = true;
-        stats.borrow_mut().record_connect(started.elapsed());
+        stats.borrow_mut().record_connect(connect_time);
     }
 
     /// Records one received line.

@@ -109,6 +109,10 @@ async fn poll_loop(
     let mut next_poll = Instant::now();
     let mut first = true;
     let mut finals = control.finals_signal();
+    // Polling has no handshake beyond TCP (and TLS): a short poll's connect time runs to its
+    // first answer, which comes at once; a long-poll's first answer may be held until a line
+    // is published, so its connect time is the connection's.
+    let handshake = long_poll.then(|| started.elapsed());
     loop {
         if leave_at.is_some_and(|at| Instant::now() >= at) {
             return Ok(SessionEnd::Left);
@@ -126,7 +130,16 @@ async fn poll_loop(
         let now = now_ns();
         if first {
             first = false;
-            state.connected(stats, started);
+            // The first answer tells whether this is a poll resource at all: an error answer
+            // is a failed connect, retried.
+            if head.status >= 400 {
+                return Ok(stats.borrow_mut().connect_failed(format!(
+                    "HTTP {} from poll: {}",
+                    head.status,
+                    String::from_utf8_lossy(&body[..body.len().min(200)])
+                )));
+            }
+            state.connected_in(stats, handshake.unwrap_or_else(|| started.elapsed()));
         }
         let mut full = false;
         match head.status {
@@ -270,6 +283,10 @@ async fn foreign_poll_loop(
     let mut next_poll = Instant::now();
     let mut first = true;
     let mut finals = control.finals_signal();
+    // Polling has no handshake beyond TCP (and TLS): a short poll's connect time runs to its
+    // first answer, which comes at once; a long-poll's first answer may be held until a line
+    // is published, so its connect time is the connection's.
+    let handshake = long_poll.then(|| started.elapsed());
     loop {
         if leave_at.is_some_and(|at| Instant::now() >= at) {
             return Ok(SessionEnd::Left);
@@ -289,7 +306,16 @@ async fn foreign_poll_loop(
         let now = now_ns();
         if first {
             first = false;
-            state.connected(stats, started);
+            // The first answer tells whether this is a poll resource at all: an error answer
+            // is a failed connect, retried.
+            if head.status >= 400 {
+                return Ok(stats.borrow_mut().connect_failed(format!(
+                    "HTTP {} from poll: {}",
+                    head.status,
+                    String::from_utf8_lossy(&body[..body.len().min(200)])
+                )));
+            }
+            state.connected_in(stats, handshake.unwrap_or_else(|| started.elapsed()));
         }
         match head.status {
             200..=203 | 206 => {

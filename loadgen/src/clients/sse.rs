@@ -43,17 +43,29 @@ pub async fn session(
             .read_head()
             .await
             .map_err(|e| format!("response: {e}"))?;
-        state.connected(stats, started);
+        // Only a stream is a connection; an error answer is a failed connect, retried.
         match head.status {
             200 => {}
             // The client already has the whole finished step.
-            204 => return Ok(SessionEnd::Finished),
-            s => return Err(format!("HTTP {s} from the event stream")),
+            204 => {
+                state.connected(stats, started);
+                return Ok(SessionEnd::Finished);
+            }
+            s => {
+                return Ok(stats
+                    .borrow_mut()
+                    .connect_failed(format!("HTTP {s} from the event stream")))
+            }
         }
         match head.header("content-type") {
             Some(ct) if ct.starts_with("text/event-stream") => {}
-            other => return Err(format!("content-type {other:?} is not text/event-stream")),
+            other => {
+                return Ok(stats
+                    .borrow_mut()
+                    .connect_failed(format!("content-type {other:?} is not text/event-stream")))
+            }
         }
+        state.connected(stats, started);
         stats.borrow_mut().connection_opened();
         let end = stream_events(
             spec,
