@@ -4,6 +4,7 @@
 #
 #   scripts/nchan.sh start DIR [PORT]   # PORT: a free loopback port when not given
 #   scripts/nchan.sh stop DIR
+#   scripts/nchan.sh restart DIR [PORT]  # stop, then start: a fresh server
 #
 # start installs nginx and libnginx-mod-nchan when missing, renders
 # deploy/nchan/nginx.conf.template into DIR/nginx.conf, starts nginx, waits until /healthz
@@ -18,7 +19,7 @@
 #   long-poll    $BASE_URL/lp/{topic}        (408 after 30s without a message)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-usage="usage: scripts/nchan.sh start DIR [PORT] | stop DIR"
+usage="usage: scripts/nchan.sh start DIR [PORT] | stop DIR | restart DIR [PORT]"
 cmd=${1:?$usage}
 dir_arg=${2:?$usage}
 
@@ -167,6 +168,15 @@ stop_dir() {
 
 case $cmd in
   start)
+    start "${3:-}"
+    ;;
+  restart)
+    # A fresh nginx (e.g. `pushbench run --before-each`): every transport meets a server
+    # that has not yet allocated memory for another's connections.
+    if [[ -d $dir_arg ]]; then
+      dir=$(cd "$dir_arg" && pwd)
+      stop_dir
+    fi
     start "${3:-}"
     ;;
   stop)

@@ -48,6 +48,11 @@ enum Command {
         /// The feed-server binary (default: the one next to pushbench).
         #[arg(long)]
         server_binary: Option<PathBuf>,
+        /// A shell command run before each transport's run (PUSHBENCH_TRANSPORT names it),
+        /// e.g. to restart an external target so every transport meets a fresh server. It
+        /// must exit 0 within 60 s; its output goes to TRANSPORT/before-each.log.
+        #[arg(long, value_name = "COMMAND")]
+        before_each: Option<String>,
     },
     /// Check a scenario file without running it.
     Validate { scenario: PathBuf },
@@ -121,7 +126,37 @@ fn run_main() -> Result<()> {
             workers,
             no_pin,
             server_binary,
-        } => run(scenario, out, quiet, workers, no_pin, server_binary),
+            before_each,
+        } => run(
+            scenario,
+            out,
+            quiet,
+            workers,
+            no_pin,
+            server_binary,
+            before_each,
+        ),
+    }
+}
+
+/// An external target's server measured again by a later transport of the same run keeps the
+/// memory the earlier ones made it allocate: its memory per connection then understates what
+/// a fresh server pays. Said in the run's warnings (restart it with `--before-each`).
+fn warn_if_server_reused(summary: &Summary, result: &mut pushbench::results::TransportResult) {
+    if !result.server.measured || !result.server.args.is_empty() {
+        return;
+    }
+    if let Some(earlier) = summary
+        .runs
+        .iter()
+        .find(|r| r.server.measured && r.server.pid == result.server.pid)
+    {
+        result.warnings.push(format!(
+            "the target's server (pid {}) was already measured by the {} run: memory it allocated \
+             then is reused, so RSS per connection may understate a fresh server's; restart it \
+             between transports with `pushbench run --before-each COMMAND`",
+            result.server.pid, earlier.transport
+        ));
     }
 }
 
@@ -144,6 +179,7 @@ fn run(
     workers: Option<usize>,
     no_pin: bool,
     server_binary: Option<PathBuf>,
+    before_each: Option<String>,
 ) -> Result<()> {
     // A run never starts on a half-valid scenario.
     let sc = match &path {
@@ -204,6 +240,7 @@ fn run(
         pinning: pin,
         workers,
         server_binary,
+        before_each,
         progress: progress.clone(),
         interrupted: interrupted.clone(),
     };
@@ -247,8 +284,9 @@ fn run(
                         .map(|s| format!(" ({s})"))
                         .unwrap_or_default()
                 ));
-                let result =
+                let mut result =
                     run_transport(&concrete, transport, sweep.as_deref(), &dir, &opts).await;
+                warn_if_server_reused(&summary, &mut result);
                 summary.runs.push(result);
                 summary.interrupted = interrupted.load(Ordering::Relaxed);
                 write_json_atomic(&summary_path, &summary)?;

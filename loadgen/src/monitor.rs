@@ -112,7 +112,7 @@ impl ServerProcesses {
         let table = process_table()?;
         let roots: Vec<u32> = table
             .iter()
-            .filter(|(_, p)| p.comm == name)
+            .filter(|(_, p)| p.comm == name && !p.dead)
             .filter(|(_, p)| table.get(&p.ppid).is_none_or(|parent| parent.comm != name))
             .map(|(pid, _)| *pid)
             .collect();

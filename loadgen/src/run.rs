@@ -51,6 +51,8 @@ pub struct RunOptions {
     pub pinning: Option<Pinning>,
     pub workers: usize,
     pub server_binary: PathBuf,
+    /// A shell command run before each transport's run (`--before-each`).
+    pub before_each: Option<String>,
     pub progress: Progress,
     /// Set by Ctrl-C: finish the current transport early and skip the rest.
     pub interrupted: Arc<AtomicBool>,
@@ -280,10 +282,52 @@ pub async fn run_transport(
         );
         return result;
     }
+    if let Some(command) = &opts.before_each {
+        let log = tdir.join("before-each.log");
+        if let Err(e) = run_before_each(command, transport, &log).await {
+            result.add_problem(ProblemKind::RunError, e);
+            return result;
+        }
+        result
+            .files
+            .insert("before_each_log".into(), format!("{label}/before-each.log"));
+    }
     if let Err(e) = run_inner(sc, transport, &tdir, &label, opts, &mut result).await {
         result.add_problem(ProblemKind::RunError, e);
     }
     result
+}
+
+/// Runs `--before-each` with `sh -c`, its output into `log`; it must exit 0 within a minute.
+async fn run_before_each(command: &str, transport: Transport, log: &Path) -> Result<(), String> {
+    const WITHIN: Duration = Duration::from_secs(60);
+    let out = std::fs::File::create(log).map_err(|e| format!("creating {}: {e}", log.display()))?;
+    let err = out
+        .try_clone()
+        .map_err(|e| format!("creating {}: {e}", log.display()))?;
+    let mut child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .env("PUSHBENCH_TRANSPORT", transport.as_str())
+        .stdin(std::process::Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("--before-each: starting sh: {e}"))?;
+    match tokio::time::timeout(WITHIN, child.wait()).await {
+        Ok(Ok(status)) if status.success() => Ok(()),
+        Ok(Ok(status)) => Err(format!(
+            "--before-each {command:?} {status} (its output: {})",
+            log.display()
+        )),
+        Ok(Err(e)) => Err(format!("--before-each: waiting for sh: {e}")),
+        Err(_) => Err(format!(
+            "--before-each {command:?} did not finish within {} (its output: {})",
+            humantime::format_duration(WITHIN),
+            log.display()
+        )),
+    }
 }
 
 fn sanitize(s: &str) -> String {
