@@ -7,7 +7,9 @@
 #   scripts/feed-server-bg.sh restart DIR PORT   # stop, then start: a fresh server
 #
 # start returns once /healthz answers; the server runs on after this script exits (setsid),
-# with the CPU affinity this script has (run it under taskset to pin it).
+# with the CPU affinity this script has (run it under taskset to pin it) and one tokio worker
+# (FEED_SERVER_WORKERS=N for more): what pushbench gives the feed-server it starts itself
+# ([server] workers = 1), and what nginx gets in deploy/nchan (one worker process).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 usage="usage: scripts/feed-server-bg.sh start DIR PORT | stop DIR | restart DIR PORT"
@@ -34,7 +36,8 @@ start() {
   local port=${1:?$usage} i
   [[ -x $binary ]] || { echo "feed-server-bg.sh: $binary is not built (cargo build --release)" >&2; exit 1; }
   mkdir -p "$dir"
-  setsid "$binary" --listen "127.0.0.1:$port" --gen-topics 0 > "$dir/feed-server.log" 2>&1 < /dev/null &
+  setsid "$binary" --listen "127.0.0.1:$port" --gen-topics 0 \
+    --workers "${FEED_SERVER_WORKERS:-1}" > "$dir/feed-server.log" 2>&1 < /dev/null &
   echo $! > "$dir/feed-server.pid"
   for ((i = 0; i < 100; i++)); do
     curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$port/healthz" 2>/dev/null && return 0

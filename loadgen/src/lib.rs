@@ -1,6 +1,7 @@
 //! pushbench's load generator.
 //!
-//! Runs a scenario (clients, feed, transports) against `feed-server` and records what each
+//! Runs a scenario (clients, feed, transports) against `feed-server`, or against any push
+//! server a scenario's `[target]` names (docs/external-targets.md), and records what each
 //! transport costs: delivery latency, handshake time, wire bytes, server memory and CPU, and
 //! every event lost, duplicated or out of order.
 //!
@@ -10,6 +11,8 @@
 //! - [`run`]: one transport's run, from server start to merged figures.
 //! - [`worker`]: worker threads, each a single-threaded runtime owning its clients' [`stats`].
 //! - [`clients`]: the SSE, WebSocket and polling clients; they turn bytes into `{seq, ts}`.
+//!   [`clients::socket`] is the counted (plain or TLS) socket under all of them, whose bytes
+//!   are settled into the stats however a session ends.
 //! - [`endpoint`]: where clients connect (feed-server routes or external URL templates).
 //! - [`http1`]: the minimal HTTP/1.1 client under SSE and polling.
 //! - [`sse_parser`]: an incremental WHATWG `text/event-stream` parser.

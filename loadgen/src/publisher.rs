@@ -9,11 +9,21 @@
 //! # Timing
 //! Line `k` of a topic is due at `start + phase + k / rate` (phases scattered as the feed
 //! generator scatters them). A dedicated OS thread keeps that schedule, with the kernel's
-//! timer slack set to 1 ns: tokio's timer wheel has 1 ms granularity, and a default thread
-//! sleep wakes ~50 µs late, both of which would be charged to the target as latency. The
+//! timer slack set to 1 ns, sleeping until shortly before a line is due and spinning the
+//! rest (at most a tenth of its time): tokio's timer wheel has 1 ms granularity, and even a
+//! precise thread sleep woke 50–130 µs late here (a VM's timer interrupt and idle exit), both
+//! of which would be charged to the target as latency. The
 //! thread hands each due line to its topic's task on a second thread that runs the POSTs
 //! (reqwest, keep-alive pooled, `Connection: close` honoured). A topic's lines are POSTed one
 //! after another, never two at once, so the target receives them in seq order.
+//!
+//! Both threads ask for SCHED_FIFO (lowest real-time priority): on a core shared with the
+//! client workers, a time-shared thread's wake-up waits behind them for up to milliseconds
+//! (measured: lag p99 0.7–2.6 ms with 1,000 clients on one core), which would read as the
+//! target's latency. They do little work (one POST per line, the spin bounded as above), so
+//! they cannot starve the workers. Measured with 10 clients of 10 topics at 20 lines/s on an
+//! idle machine: clock wake-up p50 1 µs, POST lag p50 27 µs, p99 78 µs. Without CAP_SYS_NICE they stay time-shared and
+//! [`PublisherStats::scheduling`] says so.
 //!
 //! Open loop: a slow target delays the next POST but not its stamp, so its slowness shows as
 //! latency. What the load generator itself adds is measured: [`PublisherStats::lag_us`] is
@@ -40,7 +50,7 @@ use pushbench_feed::TopicId;
 use tokio::sync::mpsc;
 
 use crate::record::new_histogram_us;
-use crate::results::{Percentiles, PublisherStats};
+use crate::results::{Percentiles, PublisherStats, ThreadScheduling};
 
 /// How long one POST may take before it counts as failed.
 const POST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,6 +58,13 @@ const POST_TIMEOUT: Duration = Duration::from_secs(10);
 const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(2);
 /// The clock thread wakes at least this often to notice a stop.
 const MAX_SLEEP: Duration = Duration::from_millis(20);
+/// The clock thread sleeps until this long before a line is due and spins the rest: a
+/// sleeping thread wakes 50–130 µs late on this project's VM (timer interrupt, idle exit),
+/// a spinning one on time.
+const SPIN_BEFORE_DUE: Duration = Duration::from_micros(120);
+/// At most this share of the clock thread's time goes to spinning: at high line rates the
+/// spin before each line is shortened so the thread cannot take over its core.
+const MAX_SPIN_SHARE: f64 = 0.1;
 
 /// The marker a published line starts with.
 pub fn marker(seq: u64, ts_ns: u64) -> String {
@@ -143,8 +160,25 @@ pub enum PublishError {
 /// A running publisher: [`Publisher::finish`] waits for it.
 pub struct Publisher {
     stop: Arc<AtomicBool>,
-    clock: JoinHandle<()>,
+    clock: JoinHandle<ThreadScheduling>,
     io: JoinHandle<PublishReport>,
+}
+
+/// Asks the kernel to run the calling thread as soon as it wakes (SCHED_FIFO, lowest
+/// real-time priority); what it got.
+fn schedule_realtime() -> ThreadScheduling {
+    use thread_priority::{
+        set_thread_priority_and_policy, thread_native_id, RealtimeThreadSchedulePolicy,
+        ThreadPriority, ThreadSchedulePolicy,
+    };
+    match set_thread_priority_and_policy(
+        thread_native_id(),
+        ThreadPriority::Min,
+        ThreadSchedulePolicy::Realtime(RealtimeThreadSchedulePolicy::Fifo),
+    ) {
+        Ok(()) => ThreadScheduling::Realtime,
+        Err(_) => ThreadScheduling::Normal,
+    }
 }
 
 /// A line handed from the clock thread to its topic's task.
@@ -180,7 +214,12 @@ impl Publisher {
             let stop = stop.clone();
             std::thread::Builder::new()
                 .name("pushbench-publish-io".into())
-                .spawn(move || runtime.block_on(run_posts(plan, client, receivers, stop)))?
+                .spawn(move || {
+                    let scheduling = schedule_realtime();
+                    let mut report = runtime.block_on(run_posts(plan, client, receivers, stop));
+                    report.stats.scheduling = scheduling;
+                    report
+                })?
         };
         Ok(Publisher { stop, clock, io })
     }
@@ -192,13 +231,18 @@ impl Publisher {
 
     /// Waits until every due line was POSTed (or given up). Blocks: call it off the runtime.
     pub fn finish(self) -> PublishReport {
-        let _ = self.clock.join();
-        self.io.join().unwrap_or_else(|_| PublishReport {
+        let clock = self.clock.join().unwrap_or_default();
+        let mut report = self.io.join().unwrap_or_else(|_| PublishReport {
             topics: Vec::new(),
             stats: PublisherStats::default(),
             lag_us: new_histogram_us(),
             post_us: new_histogram_us(),
-        })
+        });
+        // Real-time only when both threads got it.
+        if clock == ThreadScheduling::Normal {
+            report.stats.scheduling = ThreadScheduling::Normal;
+        }
+        report
     }
 }
 
@@ -215,10 +259,21 @@ fn due_offset(topic: usize, k: u64, lines_per_sec: f64) -> Duration {
     Duration::from_secs_f64(period * (phase_fraction(topic) + k as f64))
 }
 
+/// How long before each line the clock thread spins, at `total_rate` lines/s over all topics.
+fn spin_before_due(total_rate: f64) -> Duration {
+    SPIN_BEFORE_DUE.min(Duration::from_secs_f64(MAX_SPIN_SHARE / total_rate))
+}
+
 /// The clock thread: hands every line to its topic's task when it is due.
-fn run_clock(plan: &PublishPlan, senders: Vec<mpsc::UnboundedSender<DueLine>>, stop: &AtomicBool) {
+fn run_clock(
+    plan: &PublishPlan,
+    senders: Vec<mpsc::UnboundedSender<DueLine>>,
+    stop: &AtomicBool,
+) -> ThreadScheduling {
     // Timer slack 1 ns: wake when asked, not up to 50 µs later (the kernel's default slack).
     let _ = nix::sys::prctl::set_timerslack(1);
+    let scheduling = schedule_realtime();
+    let spin = spin_before_due(plan.lines_per_sec * senders.len() as f64);
     let mut heap: BinaryHeap<Reverse<(Duration, usize, u64)>> = (0..senders.len())
         .map(|t| Reverse((due_offset(t, 0, plan.lines_per_sec), t, 0)))
         .filter(|Reverse((at, _, _))| *at < plan.until)
@@ -227,13 +282,18 @@ fn run_clock(plan: &PublishPlan, senders: Vec<mpsc::UnboundedSender<DueLine>>, s
         let due = plan.start + offset;
         loop {
             if stop.load(Ordering::Relaxed) {
-                return;
+                return scheduling;
             }
             let now = Instant::now();
             if now >= due {
                 break;
             }
-            std::thread::sleep((due - now).min(MAX_SLEEP));
+            let left = due - now;
+            if left <= spin {
+                std::hint::spin_loop();
+            } else {
+                std::thread::sleep((left - spin).min(MAX_SLEEP));
+            }
         }
         let line = DueLine {
             seq: k + 1,
@@ -247,6 +307,7 @@ fn run_clock(plan: &PublishPlan, senders: Vec<mpsc::UnboundedSender<DueLine>>, s
             heap.push(Reverse((next, topic, k + 1)));
         }
     }
+    scheduling
 }
 
 /// One topic's publishing record, merged into the report at the end.
@@ -471,6 +532,14 @@ pub fn top_reasons(failures: &BTreeMap<String, u64>) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn spinning_takes_at_most_a_tenth_of_the_clock_thread() {
+        assert_eq!(spin_before_due(500.0), SPIN_BEFORE_DUE);
+        // 10,000 lines/s: 100 µs apart, so 10 µs of spin each.
+        assert_eq!(spin_before_due(10_000.0), Duration::from_micros(10));
+        assert!(spin_before_due(1e9) < Duration::from_micros(1));
+    }
+
     use super::*;
 
     #[test]

@@ -367,6 +367,21 @@ pub struct PublisherStats {
     pub lag_us: Percentiles,
     /// Time from a POST's start to its answer: the target's publish latency.
     pub post_us: Percentiles,
+    /// How the publisher's clock and POST threads were scheduled.
+    pub scheduling: ThreadScheduling,
+}
+
+/// How a load generator thread that keeps time was scheduled by the kernel.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ThreadScheduling {
+    /// Ordinary time-sharing (SCHED_OTHER): the kernel refused real-time priority (no
+    /// CAP_SYS_NICE), so a busy core can delay its wake-ups by milliseconds.
+    #[default]
+    Normal,
+    /// SCHED_FIFO at the lowest real-time priority: runs as soon as it wakes, ahead of the
+    /// load generator's client workers.
+    Realtime,
 }
 
 /// One transport's run.

@@ -37,7 +37,7 @@ use crate::publisher::{top_reasons, PublishPlan, PublishReport, Publisher};
 use crate::record::{write_hgrm, Counters, IntervalLog, IntervalSnapshot, Recorder};
 use crate::results::{
     encode_histogram, Connections, EventCounts, LoadgenHealth, Percentiles, PollStats, ProblemKind,
-    ServerCost, TransportResult, WireBytes,
+    ServerCost, ThreadScheduling, TransportResult, WireBytes,
 };
 use crate::scenario::{Scenario, ServerSelector, TopicChoice, Transport};
 use crate::tls::TlsTarget;
@@ -58,9 +58,13 @@ pub struct RunOptions {
     pub interrupted: Arc<AtomicBool>,
 }
 
-/// How long after the last client's ramp-up start the load generator's publisher begins (the
-/// time for that client to connect).
-const PUBLISH_AFTER_RAMP_UP: Duration = Duration::from_millis(250);
+/// The gap between the ramp-up and the load generator's publisher: after the last client's
+/// start (time for it to connect), or, with `publish_first`, before the first client's (time
+/// for every topic's first line to arrive).
+const PUBLISH_LEAD: Duration = Duration::from_millis(250);
+/// Publisher lag p99 above which the run warns that latency carries the load generator's own
+/// lateness (the publisher aims for ≤ 200 µs).
+const PUBLISHER_LAG_WARN_P99_US: u64 = 500;
 
 /// Worker p99 timer lateness above which the load generator counts as saturated.
 const SATURATED_LAG_P99_US: u64 = 10_000;
@@ -446,11 +450,22 @@ async fn run_inner(
     let t0 = tokio::time::Instant::now() + Duration::from_millis(100);
     let unix_t0 = unix_nanos() + 100_000_000;
     let ramp = sc.clients.ramp_up;
-    let measure_start = Duration::from_millis(100) + ramp + sc.warmup;
+    // Many servers (nchan, most SSE handlers) stream only what is published after a viewer
+    // connects, so by default publishing starts once the ramp-up has started every client: a
+    // line published before would read as lost. Servers that replay a step's history but
+    // refuse viewers of a step without lines (feed-server: 404) want the opposite order,
+    // `publish_first`: lines from t0, clients from t0 + PUBLISH_LEAD.
+    let publish_first = sc.target.as_ref().is_some_and(|t| t.publish_first);
+    let (publish_delay, clients_delay) = match publish_first {
+        true => (Duration::ZERO, PUBLISH_LEAD),
+        false => (ramp + PUBLISH_LEAD, Duration::ZERO),
+    };
+    let ramp_end = clients_delay + ramp;
+    let measure_start = Duration::from_millis(100) + ramp_end + sc.warmup;
     let measure_end = measure_start + sc.duration;
     let control = Arc::new(RunControl::new(
-        unix_t0 + (ramp + sc.warmup).as_nanos() as u64,
-        unix_t0 + (ramp + sc.warmup + sc.duration).as_nanos() as u64,
+        unix_t0 + (ramp_end + sc.warmup).as_nanos() as u64,
+        unix_t0 + (ramp_end + sc.warmup + sc.duration).as_nanos() as u64,
     ));
     let insecure = sc.target.as_ref().is_some_and(|t| t.insecure);
     let tls = match endpoint.tls {
@@ -467,7 +482,7 @@ async fn run_inner(
             path: endpoint.path(&topics[assignment[i as usize] as usize]),
             source: sources.for_client(i),
             topic: topics[assignment[i as usize] as usize].clone(),
-            start_at: t0 + ramp.mul_f64(i as f64 / clients.max(1) as f64),
+            start_at: t0 + clients_delay + ramp.mul_f64(i as f64 / clients.max(1) as f64),
             churn: sc.churn.as_ref().map(|c| (c.session, c.pause)),
             marker_stamps,
             poll_cursor: sc
@@ -486,10 +501,6 @@ async fn run_inner(
     let workers = opts.workers.max(1).min(clients.max(1) as usize);
     let started = Instant::now();
     let self_start = sample(0).map_err(|e| format!("sampling pushbench: {e}"))?;
-    let publish_delay = match sc.target.as_ref().is_some_and(|t| t.publish_during_ramp_up) {
-        true => Duration::ZERO,
-        false => ramp + PUBLISH_AFTER_RAMP_UP,
-    };
     let control_client = controlplane::client(insecure, topics.len()).map_err(|e| e.to_string())?;
     let mut publisher = match &publish_url {
         Some(url) => {
@@ -500,10 +511,7 @@ async fn run_inner(
                     .collect(),
                 lines_per_sec: sc.feed.lines_per_sec,
                 line_bytes: sc.feed.line_bytes.max as usize,
-                // Publishing starts once the ramp-up has started every client (unless the
-                // scenario says otherwise): many servers (nchan, most SSE handlers) stream
-                // only what is published after a viewer connects, so a line published before
-                // then would read as lost. Warm-up still comes before the measured phase.
+                // Warm-up still comes after the publish start, before the measured phase.
                 start: (t0 + publish_delay).into_std(),
                 start_unix_ns: unix_t0 + publish_delay.as_nanos() as u64,
                 // The last line is due 100 ms before the measured phase ends.
@@ -854,6 +862,19 @@ async fn run_inner(
                     p.unpublished, p.scheduled
                 ),
             );
+        }
+        // The publisher's lateness is in every latency figure (open loop, as it must be):
+        // say so when it is large enough to matter beside what the target adds.
+        if p.lag_us.p99 > PUBLISHER_LAG_WARN_P99_US {
+            result.warnings.push(format!(
+                "the publisher started its POSTs late by {} µs at p99 ({:?} scheduling): latency includes it{}",
+                p.lag_us.p99,
+                p.scheduling,
+                match p.scheduling {
+                    ThreadScheduling::Normal => "; run pushbench with CAP_SYS_NICE (e.g. as root) for real-time publisher threads",
+                    ThreadScheduling::Realtime => "; give pushbench a core of its own",
+                }
+            ));
         }
         result
             .histograms

@@ -281,9 +281,10 @@ pub struct Target {
     pub server: Option<ServerSelector>,
     /// Accept any TLS certificate (self-signed `https://` / `wss://` targets).
     pub insecure: bool,
-    /// Publish from the start of the ramp-up instead of after it: for targets that replay a
-    /// step's history to a new viewer and refuse viewers of a step with no line yet.
-    pub publish_during_ramp_up: bool,
+    /// Publish before the first client connects instead of after the last one: for targets
+    /// that replay a step's history to a new viewer and refuse viewers of a step with no
+    /// line yet.
+    pub publish_first: bool,
 }
 
 /// How the poll cursor travels to an external target.
@@ -593,7 +594,7 @@ struct RawTarget {
     server_pid: S<i64>,
     server_process: S<String>,
     insecure: S<bool>,
-    publish_during_ramp_up: S<bool>,
+    publish_first: S<bool>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -1394,10 +1395,7 @@ fn resolve_target(
         poll_cursor,
         server,
         insecure: t.insecure.as_ref().is_some_and(|v| *v.get_ref()),
-        publish_during_ramp_up: t
-            .publish_during_ramp_up
-            .as_ref()
-            .is_some_and(|v| *v.get_ref()),
+        publish_first: t.publish_first.as_ref().is_some_and(|v| *v.get_ref()),
     };
     if let Some(list) = &raw.transports {
         for entry in list.get_ref() {

@@ -9,7 +9,7 @@ use super::doc::{Doc, Inline};
 use super::verdict::{
     self, fmt_bytes, fmt_sig, fmt_us, Metric, Verdict, VerdictGroup, CLAIM, TIE_TOLERANCE,
 };
-use crate::results::{Percentiles, Summary, TransportResult};
+use crate::results::{Percentiles, Summary, ThreadScheduling, TransportResult};
 
 /// A chart's path relative to the document, with `/` whatever the platform.
 fn rel(path: &Path, base: &Path) -> String {
@@ -444,6 +444,11 @@ fn details(doc: &mut Doc, s: &Summary) {
                     fmt_us(p.lag_us.max as f64),
                     fmt_us(p.post_us.p50 as f64),
                     fmt_us(p.post_us.p99 as f64),
+                    match p.scheduling {
+                        ThreadScheduling::Realtime => "real-time",
+                        ThreadScheduling::Normal => "time-shared",
+                    }
+                    .to_string(),
                 ]
             })
         })
@@ -454,7 +459,8 @@ fn details(doc: &mut Doc, s: &Summary) {
             "The load generator's own open-loop publisher. Lag: how late a POST started against \
              its schedule, not counting waits for the topic's previous POST (that is the target's \
              time, and shows as latency). POST: from a POST's start to its answer. Unpublished \
-             lines are left out of what clients were expected to receive.",
+             lines are left out of what clients were expected to receive. Threads: real-time \
+             (SCHED_FIFO) when the kernel allowed it, otherwise time-shared with the clients.",
         );
         doc.table(
             h(&[
@@ -469,6 +475,7 @@ fn details(doc: &mut Doc, s: &Summary) {
                 "lag max",
                 "POST p50",
                 "POST p99",
+                "threads",
             ]),
             publishers,
         );

@@ -72,3 +72,85 @@ pub fn summary_json(run_dir: &Path) -> serde_json::Value {
     )
     .expect("summary.json parses")
 }
+
+/// A `feed-server` the test started itself (an external target, not pushbench's own), killed
+/// when dropped, pass or fail.
+pub struct ExternalFeedServer {
+    child: std::process::Child,
+    /// `HOST:PORT` it listens on.
+    pub addr: String,
+}
+
+impl ExternalFeedServer {
+    /// `feed-server --listen 127.0.0.1:0 ARGS…`, once it printed `listening on http://ADDR`.
+    pub fn start(args: &[&str]) -> Self {
+        use std::io::{BufRead, BufReader};
+        let mut child = Command::new(feed_server())
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start feed-server");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut first = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut first)
+            .expect("read the listening line");
+        let addr = first
+            .trim()
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+            .to_string();
+        ExternalFeedServer { child, addr }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for ExternalFeedServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A shipped scenario file (`scenarios/NAME`) made fit for a test: every `from` in it
+/// replaced by `to` (the fixed port the file names → the test's own), then each `(path, value)`
+/// override set (`None`: the key removed), `path` a dotted key such as `clients.count`. The file's other settings (URLs,
+/// cursors, transports) are tested as shipped.
+pub fn shipped_scenario(
+    name: &str,
+    replace: &[(&str, &str)],
+    overrides: &[(&str, Option<toml::Value>)],
+) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios")
+        .join(name);
+    let mut text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    for (from, to) in replace {
+        assert!(text.contains(from), "{name} does not mention {from}");
+        text = text.replace(from, to);
+    }
+    let mut doc: toml::Table = toml::from_str(&text).expect("shipped scenario parses");
+    for (key, value) in overrides {
+        let mut table = &mut doc;
+        let mut parts: Vec<&str> = key.split('.').collect();
+        let last = parts.pop().expect("a key");
+        for part in parts {
+            table = table
+                .entry(part)
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+                .unwrap_or_else(|| panic!("{key}: {part} is not a table"));
+        }
+        match value {
+            Some(value) => table.insert(last.to_string(), value.clone()),
+            None => table.remove(last),
+        };
+    }
+    toml::to_string(&doc).expect("scenario serialises")
+}
