@@ -6,6 +6,25 @@ use pushbench_feed::TopicId;
 
 use crate::scenario::{Target, Transport};
 
+/// Why a URL template gives no endpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    #[error("the target has no URL for {0}")]
+    NoUrl(&'static str),
+    #[error("{0:?} has no scheme")]
+    NoScheme(String),
+    #[error("{url:?}: scheme {scheme:?} is not supported (http, https, ws, wss)")]
+    Scheme { url: String, scheme: String },
+    #[error("{url:?}: cannot resolve {authority}: {source}")]
+    Resolve {
+        url: String,
+        authority: String,
+        source: std::io::Error,
+    },
+    #[error("{url:?}: {authority} resolves to nothing")]
+    NoAddress { url: String, authority: String },
+}
+
 /// A resolved URL template: one address, a `Host` header and a path with `{topic}`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Endpoint {
@@ -37,29 +56,30 @@ impl Endpoint {
     }
 
     /// An external target's URL for a transport, resolved (the scenario checked it exists).
-    pub async fn external(target: &Target, transport: Transport) -> Result<Self, String> {
+    pub async fn external(target: &Target, transport: Transport) -> Result<Self, EndpointError> {
         let url = match transport {
             Transport::Sse => &target.sse_url,
             Transport::Ws => &target.ws_url,
             Transport::Poll | Transport::LongPoll => &target.poll_url,
         }
         .as_ref()
-        .ok_or_else(|| format!("the target has no URL for {}", transport.as_str()))?;
+        .ok_or(EndpointError::NoUrl(transport.as_str()))?;
         Endpoint::parse(url).await
     }
 
     /// Resolves `http://HOST[:PORT]/PATH`, `https://…`, `ws://…` or `wss://…`.
-    pub async fn parse(url: &str) -> Result<Self, String> {
+    pub async fn parse(url: &str) -> Result<Self, EndpointError> {
         let (scheme, rest) = url
             .split_once("://")
-            .ok_or_else(|| format!("{url:?} has no scheme"))?;
+            .ok_or_else(|| EndpointError::NoScheme(url.to_string()))?;
         let (default_port, tls) = match scheme {
             "http" | "ws" => (80, false),
             "https" | "wss" => (443, true),
             other => {
-                return Err(format!(
-                    "{url:?}: scheme {other:?} is not supported (http, https, ws, wss)"
-                ))
+                return Err(EndpointError::Scheme {
+                    url: url.to_string(),
+                    scheme: other.to_string(),
+                })
             }
         };
         let (authority, path) = match rest.find('/') {
@@ -76,9 +96,16 @@ impl Endpoint {
         };
         let addr = tokio::net::lookup_host(&with_port)
             .await
-            .map_err(|e| format!("{url:?}: cannot resolve {authority}: {e}"))?
+            .map_err(|source| EndpointError::Resolve {
+                url: url.to_string(),
+                authority: authority.to_string(),
+                source,
+            })?
             .next()
-            .ok_or_else(|| format!("{url:?}: {authority} resolves to nothing"))?;
+            .ok_or_else(|| EndpointError::NoAddress {
+                url: url.to_string(),
+                authority: authority.to_string(),
+            })?;
         let server_name = match authority.rsplit_once(':') {
             Some((host, port)) if port.parse::<u16>().is_ok() => host,
             _ => authority,

@@ -1,0 +1,631 @@
+//! Running a scenario: for each transport, a fresh server, the clients, the collector, and
+//! the figures that go into `summary.json`.
+//!
+//! One transport's run, in order ([`run_transport`]):
+//! 1. start `feed-server` (pinned) or check the external target is there, and sample its
+//!    baseline memory ([`target`]);
+//! 2. plan the topics, the clients and the phases ([`plan`]), start the publisher (external
+//!    targets) and the worker threads; clients connect over the ramp-up;
+//! 3. warm-up (recorded for loss, not for latency), then the measured phase: the
+//!    [`collector`] writes one row per second while [`Conductor`] samples the server and the
+//!    load generator at the phase's edges;
+//! 4. finish every step (through the server's API, or by the publisher's last seq): each
+//!    client must then receive everything up to the step's final seq, within the drain time;
+//! 5. stop the clients and the server; merge the workers' records and [`summarize`] them
+//!    (a pure function), then write the histograms.
+
+mod collector;
+mod plan;
+mod summarize;
+mod target;
+
+pub use plan::{assign_topics, generated_topics, server_args, Timeline};
+pub use summarize::{poll_stats, summarize, Measurements, MergedWorkers, ProcWindow, ServerFacts};
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pushbench_feed::clock::unix_nanos;
+use pushbench_feed::TopicId;
+use tokio::sync::mpsc;
+
+use crate::clients::ClientSpec;
+use crate::control::RunControl;
+use crate::controlplane::{self, finish_topics, ControlError};
+use crate::monitor::{sample, ProcSample};
+use crate::orchestrate::Pinning;
+use crate::progress::Progress;
+use crate::publisher::{PublishError, PublishPlan, PublishReport, Publisher};
+use crate::record::{write_hgrm, Recorder};
+use crate::results::{encode_histogram, Problem, ProblemKind, TransportResult};
+use crate::scenario::{Scenario, Transport};
+use crate::tls::{TlsError, TlsTarget};
+use crate::wire::SourceAddrs;
+use crate::worker::{self, WorkerMsg};
+
+use collector::{sample_server, Collector, CollectorError};
+use plan::topics_of_build;
+use target::{ServerUnderTest, TargetError};
+
+/// How the run is executed, beyond the scenario.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub pinning: Option<Pinning>,
+    pub workers: usize,
+    pub server_binary: PathBuf,
+    /// A shell command run before each transport's run (`--before-each`).
+    pub before_each: Option<String>,
+    pub progress: Progress,
+    /// Set by Ctrl-C: finish the current transport early and skip the rest.
+    pub interrupted: Arc<AtomicBool>,
+}
+
+/// Why a transport's run could not be carried out (it is then `failed`, with this reason).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("creating {path}: {source}")]
+    CreateDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    BeforeEach(#[from] BeforeEachError),
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error("sampling {what}: {source}")]
+    Sample {
+        what: &'static str,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    #[error(transparent)]
+    Publisher(#[from] PublishError),
+    #[error("the publisher thread failed: {0}")]
+    PublisherThread(tokio::task::JoinError),
+    #[error(transparent)]
+    Collector(#[from] CollectorError),
+}
+
+/// Runs one transport of a scenario; writes its files under `dir/TRANSPORT[-sweep]/`.
+pub async fn run_transport(
+    sc: &Scenario,
+    transport: Transport,
+    sweep: Option<&str>,
+    dir: &Path,
+    opts: &RunOptions,
+) -> TransportResult {
+    let label = match sweep {
+        Some(s) => format!("{}-{}", transport.as_str(), sanitize(s)),
+        None => transport.as_str().to_string(),
+    };
+    let mut result = TransportResult {
+        transport: transport.as_str().to_string(),
+        sweep: sweep.map(str::to_string),
+        ..TransportResult::default()
+    };
+    if let Err(e) = run_in(sc, transport, dir, &label, opts, &mut result).await {
+        result.add_problem(ProblemKind::RunError, e.to_string());
+    }
+    result
+}
+
+/// [`run_transport`]'s body: fills `result`, files first, so a run that fails half-way
+/// still names what it wrote.
+async fn run_in(
+    sc: &Scenario,
+    transport: Transport,
+    dir: &Path,
+    label: &str,
+    opts: &RunOptions,
+    result: &mut TransportResult,
+) -> Result<(), RunError> {
+    let tdir = dir.join(label);
+    std::fs::create_dir_all(&tdir).map_err(|source| RunError::CreateDir {
+        path: tdir.display().to_string(),
+        source,
+    })?;
+    if let Some(command) = &opts.before_each {
+        run_before_each(command, transport, &tdir.join("before-each.log")).await?;
+        result
+            .files
+            .insert("before_each_log".into(), format!("{label}/before-each.log"));
+    }
+    let server = ServerUnderTest::start(sc, transport, &tdir.join("server.log"), opts).await?;
+    if server.process.is_some() {
+        result
+            .files
+            .insert("server_log".into(), format!("{label}/server.log"));
+    }
+    let measurements = measure(sc, transport, server, &tdir, label, opts, result).await?;
+    let mut summary = summarize(&measurements);
+    summary.transport = std::mem::take(&mut result.transport);
+    summary.sweep = result.sweep.take();
+    summary.files = std::mem::take(&mut result.files);
+    *result = summary;
+    write_histograms(&measurements.workers.recorder, &tdir, label, result);
+    Ok(())
+}
+
+/// Steps 2–5 of a run: clients, publisher, collector, phases; what was measured.
+async fn measure(
+    sc: &Scenario,
+    transport: Transport,
+    server: ServerUnderTest,
+    tdir: &Path,
+    label: &str,
+    opts: &RunOptions,
+    result: &mut TransportResult,
+) -> Result<Measurements, RunError> {
+    let ServerUnderTest {
+        process,
+        endpoint,
+        watch,
+    } = server;
+    let mut warnings = Vec::new();
+    if watch.is_none() {
+        warnings.push(
+            "external target: server memory and CPU were not measured (no process to sample; \
+             name it with `target.server_pid` or `target.server_process`)"
+                .to_string(),
+        );
+    }
+    // Let the generator create its topics and the allocator settle before the baseline.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let baseline = sample_server(watch.as_ref()).map_err(|e| RunError::Sample {
+        what: "the server",
+        source: e.into(),
+    })?;
+
+    let clients = sc.clients.count;
+    // External targets with a publish URL get the load generator's own open-loop publisher,
+    // with a fresh build number per run (runs against one long-lived target never read each
+    // other's lines); its markers carry seq and scheduled time.
+    let publish_url = sc.target.as_ref().and_then(|t| t.publish_url.clone());
+    let topics = match publish_url {
+        Some(_) => topics_of_build(sc, &format!("pb{}", unix_nanos() / 1_000_000)),
+        None => generated_topics(sc),
+    };
+    if sc.target.is_some() && publish_url.is_none() {
+        warnings.push(
+            "external target without a publish URL: the target's own seq and ts are trusted, and loss at the end of a step cannot be detected"
+                .into(),
+        );
+    }
+    let timeline = Timeline::of(sc);
+    let planned = tokio::time::Instant::now();
+    let planned_unix = unix_nanos();
+    let at_unix = |d: Duration| planned_unix + d.as_nanos() as u64;
+    let control = Arc::new(RunControl::new(
+        at_unix(timeline.measure_start),
+        at_unix(timeline.measure_end),
+    ));
+    let insecure = sc.target.as_ref().is_some_and(|t| t.insecure);
+    let tls = match endpoint.tls {
+        true => Some(TlsTarget::new(&endpoint.server_name, insecure)?),
+        false => None,
+    };
+    let assignment = assign_topics(&sc.clients.topics, clients, sc.feed.topics, 7);
+    let sources = SourceAddrs::for_clients(clients, &endpoint.addr);
+    let specs: Vec<ClientSpec> = (0..clients)
+        .map(|i| {
+            let topic = &topics[assignment[i as usize] as usize];
+            ClientSpec {
+                id: i,
+                transport,
+                server: endpoint.addr,
+                host: endpoint.host.clone(),
+                tls: tls.clone(),
+                path: endpoint.path(topic),
+                source: sources.for_client(i),
+                topic: topic.clone(),
+                start_at: planned + timeline.client_start(i, clients),
+                churn: sc.churn.as_ref().map(|c| (c.session, c.pause)),
+                marker_stamps: publish_url.is_some(),
+                poll_cursor: sc
+                    .target
+                    .as_ref()
+                    .map(|t| t.poll_cursor)
+                    .unwrap_or_default(),
+                poll_interval: sc.poll.interval,
+                long_poll_wait: sc.poll.wait,
+                poll_limit: sc.poll.limit,
+            }
+        })
+        .collect();
+
+    // An unbounded sender needs no runtime: worker threads send straight into this one.
+    let (tx, rx) = mpsc::unbounded_channel::<WorkerMsg>();
+    let workers = opts.workers.max(1).min(clients.max(1) as usize);
+    let started = Instant::now();
+    let self_start = sample(0).map_err(|e| RunError::Sample {
+        what: "pushbench",
+        source: e.into(),
+    })?;
+    let control_client = controlplane::client(insecure, topics.len())?;
+    let publisher = match &publish_url {
+        Some(url) => Some(Publisher::start(
+            PublishPlan {
+                targets: topics
+                    .iter()
+                    .map(|t| (t.clone(), url.replace("{topic}", &t.to_string())))
+                    .collect(),
+                lines_per_sec: sc.feed.lines_per_sec,
+                line_bytes: sc.feed.line_bytes.max as usize,
+                start: (planned + timeline.publish_from).into_std(),
+                start_unix_ns: at_unix(timeline.publish_from),
+                until: timeline.publish_for(),
+            },
+            control_client.clone(),
+        )?),
+        None => None,
+    };
+    let handles = worker::start(workers, specs, control.clone(), tx);
+    let collector = Collector::create(tdir, label, workers, watch.clone(), baseline, self_start)?;
+    result
+        .files
+        .insert("timeseries".into(), format!("{label}/timeseries.jsonl"));
+    result.files.insert(
+        "latency_interval_log".into(),
+        format!("{label}/latency.hlog"),
+    );
+
+    let mut conductor = Conductor {
+        sc,
+        label,
+        opts,
+        clients,
+        timeline,
+        started,
+        control: control.clone(),
+        control_client,
+        topics,
+        feed_server: process.as_ref().map(|p| format!("http://{}", p.addr)),
+        watch: watch.clone(),
+        publisher,
+        collector,
+        at_measure_start: None,
+        at_measure_end: None,
+        finished_topics: false,
+        drain_deadline: None,
+        server_died: None,
+        publish_report: None,
+        problems: Vec::new(),
+        warnings,
+    };
+    conductor.run(rx).await?;
+    for h in handles {
+        let _ = h.join();
+    }
+    // The loop can end before the measured phase did (the server died): stop the publisher.
+    if let Some(p) = conductor.publisher.take() {
+        p.stop();
+        conductor.publish_report = tokio::task::spawn_blocking(move || p.finish()).await.ok();
+    }
+    // Every client has stopped: no answer is read after this.
+    let clients_ended_ns = unix_nanos();
+    let (last_server, last_self) = conductor.collector.last_samples();
+    let (start_server, start_self) = conductor.at_measure_start.unwrap_or((baseline, self_start));
+    let (end_server, end_self) = conductor.at_measure_end.unwrap_or((last_server, last_self));
+    let rss_end = sample_server(watch.as_ref())
+        .map(|s| s.rss_bytes)
+        .unwrap_or(0);
+    let mut died = conductor.server_died.take();
+    let exit = match process {
+        Some(mut server) => {
+            if died.is_none() && !server.is_running() {
+                died = Some("the server exited before the run ended".into());
+            }
+            server.stop().await
+        }
+        None => "external target (not stopped by pushbench)".into(),
+    };
+
+    let mut merged = MergedWorkers::default();
+    for worker in conductor.collector.finish() {
+        merged.add(&worker);
+    }
+    Ok(Measurements {
+        transport,
+        clients,
+        workers: merged,
+        server: ServerFacts {
+            measured: watch.is_some(),
+            pid: watch.as_ref().map_or(0, |w| w.main_pid()),
+            pids: watch
+                .as_ref()
+                .and_then(|w| w.pids().ok())
+                .unwrap_or_default(),
+            args: match sc.target {
+                None => server_args(sc, transport),
+                Some(_) => Vec::new(),
+            },
+            rss_end_bytes: rss_end,
+            exit,
+            died,
+        },
+        server_samples: ProcWindow {
+            baseline,
+            start: start_server,
+            end: end_server,
+        },
+        loadgen_samples: ProcWindow {
+            baseline: self_start,
+            start: start_self,
+            end: end_self,
+        },
+        loadgen_cores: loadgen_cores(opts),
+        measure_window_ns: control.measure_window_ns(),
+        clients_ended_ns,
+        publisher: conductor.publish_report,
+        problems: conductor.problems,
+        warnings: conductor.warnings,
+    })
+}
+
+/// Cores the load generator may use: its pinned set, or the machine's.
+fn loadgen_cores(opts: &RunOptions) -> usize {
+    opts.pinning
+        .as_ref()
+        .map(|p| p.loadgen_cpus.len())
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+}
+
+/// Drives a run through its phases while the collector takes the workers' messages: once a
+/// second it samples the server and the load generator, notices the server's death, and at
+/// the measured phase's end finishes the steps and starts the drain; at the drain's end it
+/// stops the clients that are still waiting.
+struct Conductor<'a> {
+    sc: &'a Scenario,
+    label: &'a str,
+    opts: &'a RunOptions,
+    clients: u32,
+    timeline: Timeline,
+    started: Instant,
+    control: Arc<RunControl>,
+    control_client: reqwest::Client,
+    topics: Vec<TopicId>,
+    /// The base URL of the feed-server pushbench started (it finishes the steps).
+    feed_server: Option<String>,
+    watch: Option<crate::monitor::ServerProcesses>,
+    publisher: Option<Publisher>,
+    collector: Collector,
+    /// (server, load generator) samples at the measured phase's edges.
+    at_measure_start: Option<(ProcSample, ProcSample)>,
+    at_measure_end: Option<(ProcSample, ProcSample)>,
+    finished_topics: bool,
+    drain_deadline: Option<Instant>,
+    server_died: Option<String>,
+    publish_report: Option<PublishReport>,
+    problems: Vec<Problem>,
+    warnings: Vec<String>,
+}
+
+impl Conductor<'_> {
+    /// Until every worker has sent its final records.
+    async fn run(&mut self, mut rx: mpsc::UnboundedReceiver<WorkerMsg>) -> Result<(), RunError> {
+        let mut second = tokio::time::interval(Duration::from_secs(1));
+        second.tick().await;
+        while self.collector.live_workers() > 0 {
+            tokio::select! {
+                msg = rx.recv() => {
+                    let Some(msg) = msg else { break };
+                    for row in self.collector.receive(msg) {
+                        self.opts.progress.update(
+                            self.label,
+                            self.started.elapsed(),
+                            self.timeline.measure_end,
+                            row.connections,
+                            row.deliveries,
+                            row.latency_p99_us,
+                            self.clients,
+                        );
+                    }
+                }
+                _ = second.tick() => self.on_second().await?,
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_second(&mut self) -> Result<(), RunError> {
+        let elapsed = self.started.elapsed();
+        let (last_server, last_self) = self.collector.last_samples();
+        let now_server = match sample_server(self.watch.as_ref()) {
+            Ok(s) => s,
+            Err(e) => {
+                // The server is gone: nothing measured from here on is its.
+                if self.server_died.is_none() {
+                    self.server_died =
+                        Some(format!("{e}, {:.1} s into the run", elapsed.as_secs_f64()));
+                    if let Some(p) = &self.publisher {
+                        p.stop();
+                    }
+                    self.control.stop();
+                }
+                last_server
+            }
+        };
+        let now_self = sample(0).unwrap_or(last_self);
+        let now = (now_server, now_self);
+        if self.at_measure_start.is_none() && elapsed >= self.timeline.measure_start {
+            self.at_measure_start = Some(now);
+        }
+        if self.at_measure_end.is_none() && elapsed >= self.timeline.measure_end {
+            self.at_measure_end = Some(now);
+        }
+        let interrupted = self.opts.interrupted.load(Ordering::Relaxed);
+        if interrupted {
+            if let Some(p) = &self.publisher {
+                p.stop();
+            }
+        }
+        let phase_over =
+            elapsed >= self.timeline.measure_end || interrupted || self.server_died.is_some();
+        if !self.finished_topics && phase_over {
+            self.finished_topics = true;
+            self.at_measure_start.get_or_insert(now);
+            self.at_measure_end.get_or_insert(now);
+            self.finish_steps().await?;
+            let drain = match interrupted {
+                true => Duration::from_secs(1),
+                false => self.sc.drain,
+            };
+            self.drain_deadline = Some(Instant::now() + drain);
+        }
+        if self.drain_deadline.is_some_and(|d| Instant::now() >= d) && !self.control.is_stopped() {
+            let waiting = self.clients - self.collector.clients_done();
+            if waiting > 0 {
+                self.warnings.push(format!(
+                    "{waiting} clients had not received their step's end {} after the steps finished; stopped them",
+                    humantime::format_duration(self.sc.drain)
+                ));
+            }
+            self.control.stop();
+        }
+        Ok(())
+    }
+
+    /// Tells the clients each step's final seq: what the publisher scheduled (less what it
+    /// could not publish), or what feed-server answers when asked to finish the step.
+    async fn finish_steps(&mut self) -> Result<(), RunError> {
+        if let Some(p) = self.publisher.take() {
+            // The publisher's last line was due before the measured phase ended.
+            let report = tokio::task::spawn_blocking(move || p.finish())
+                .await
+                .map_err(RunError::PublisherThread)?;
+            for t in &report.topics {
+                self.control
+                    .set_unpublished(t.topic.clone(), t.unpublished.clone());
+                self.control.set_final_seq(t.topic.clone(), t.last_seq);
+            }
+            self.publish_report = Some(report);
+        } else if let (Some(base), None) = (&self.feed_server, &self.server_died) {
+            match finish_topics(&self.control_client, base, &self.topics).await {
+                Ok(list) => {
+                    for (t, seq) in list {
+                        self.control.set_final_seq(t, seq);
+                    }
+                }
+                Err(e) => self.problems.push(Problem {
+                    kind: ProblemKind::FinishFailed,
+                    message: format!(
+                        "could not finish the steps, so loss at their end is unknown: {e}"
+                    ),
+                }),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Histograms: text spectra for people, serialised ones for machines.
+fn write_histograms(recorder: &Recorder, tdir: &Path, label: &str, result: &mut TransportResult) {
+    for (name, h) in [
+        ("latency", recorder.latency_us()),
+        ("connect", recorder.connect_us()),
+        ("first_event", recorder.first_event_us()),
+    ] {
+        let path = tdir.join(format!("{name}.hgrm"));
+        let written = std::fs::File::create(&path).and_then(|mut f| write_hgrm(h, &mut f, 1000.0));
+        if written.is_ok() {
+            result
+                .files
+                .insert(format!("{name}_hgrm"), format!("{label}/{name}.hgrm"));
+        }
+        result
+            .histograms
+            .insert(format!("{name}_us"), encode_histogram(h));
+    }
+}
+
+/// Why `--before-each` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BeforeEachError {
+    #[error("creating {path}: {source}")]
+    Log {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("--before-each: starting sh: {0}")]
+    Start(std::io::Error),
+    #[error("--before-each: waiting for sh: {0}")]
+    Wait(std::io::Error),
+    #[error("--before-each {command:?} {status} (its output: {log})")]
+    Status {
+        command: String,
+        status: std::process::ExitStatus,
+        log: String,
+    },
+    #[error("--before-each {command:?} did not finish within {within} (its output: {log})")]
+    Timeout {
+        command: String,
+        within: String,
+        log: String,
+    },
+}
+
+/// Runs `--before-each` with `sh -c`, its output into `log`; it must exit 0 within a minute.
+async fn run_before_each(
+    command: &str,
+    transport: Transport,
+    log: &Path,
+) -> Result<(), BeforeEachError> {
+    const WITHIN: Duration = Duration::from_secs(60);
+    let log_error = |source| BeforeEachError::Log {
+        path: log.display().to_string(),
+        source,
+    };
+    let out = std::fs::File::create(log).map_err(log_error)?;
+    let err = out.try_clone().map_err(log_error)?;
+    let mut child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .env("PUSHBENCH_TRANSPORT", transport.as_str())
+        .stdin(std::process::Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(BeforeEachError::Start)?;
+    match tokio::time::timeout(WITHIN, child.wait()).await {
+        Ok(Ok(status)) if status.success() => Ok(()),
+        Ok(Ok(status)) => Err(BeforeEachError::Status {
+            command: command.to_string(),
+            status,
+            log: log.display().to_string(),
+        }),
+        Ok(Err(e)) => Err(BeforeEachError::Wait(e)),
+        Err(_) => Err(BeforeEachError::Timeout {
+            command: command.to_string(),
+            within: humantime::format_duration(WITHIN).to_string(),
+            log: log.display().to_string(),
+        }),
+    }
+}
+
+/// A sweep label as a folder name.
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+/// Where a results folder keeps the scenario exactly as run.
+pub fn scenario_copy_path(dir: &Path) -> PathBuf {
+    dir.join("scenario.toml")
+}
