@@ -2,6 +2,7 @@
 //! window, each topic's final seq once its step is finished, and the stop signal.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 
 use pushbench_feed::TopicId;
@@ -21,6 +22,9 @@ pub struct RunControl {
     /// notices at once, not only when the server next sends something (a foreign server
     /// sends nothing after its last line: no end event, maybe no keep-alive).
     finals: watch::Sender<u64>,
+    /// How many times final seqs were recorded: a client re-reads the map (and takes its
+    /// lock) only when this moved, never per received message.
+    finals_generation: AtomicU64,
     stop: watch::Sender<bool>,
 }
 
@@ -32,6 +36,7 @@ impl RunControl {
             final_seqs: RwLock::new(HashMap::new()),
             unpublished: RwLock::new(HashMap::new()),
             finals: watch::Sender::new(0),
+            finals_generation: AtomicU64::new(0),
             stop: watch::Sender::new(false),
         }
     }
@@ -50,6 +55,7 @@ impl RunControl {
             .write()
             .expect("final seqs lock")
             .insert(topic, seq);
+        self.finals_generation.fetch_add(1, Ordering::Release);
         self.finals.send_modify(|n| *n += 1);
     }
 
@@ -66,6 +72,13 @@ impl RunControl {
         self.finals.subscribe()
     }
 
+    /// Moves each time final seqs are recorded (see [`Self::final_seq`]).
+    pub fn finals_generation(&self) -> u64 {
+        self.finals_generation.load(Ordering::Acquire)
+    }
+
+    /// A topic's final seq, once its step is finished. Takes a lock: read it when
+    /// [`Self::finals_generation`] moved, not per message.
     pub fn final_seq(&self, topic: &TopicId) -> Option<u64> {
         self.final_seqs
             .read()

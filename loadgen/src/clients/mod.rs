@@ -106,9 +106,33 @@ pub struct ClientState {
     /// browser's EventSource does. Kept for external targets only, whose ids are their own
     /// (nchan: `SECONDS:COUNTER`); feed-server's ids are the seq, which the tracker has.
     pub last_event_id: Option<Box<str>>,
+    /// The step's final seq once known, and the [`RunControl::finals_generation`] it was
+    /// last looked up at: the hot path reads an atomic, not the control's lock.
+    pub final_seq: Option<u64>,
+    pub finals_seen: u64,
+}
+
+impl Default for ClientState {
+    fn default() -> Self {
+        ClientState::new()
+    }
 }
 
 impl ClientState {
+    /// A client that has received nothing yet.
+    pub fn new() -> Self {
+        ClientState {
+            tracker: ClientSeqTracker::new(0),
+            session_start_ns: 0,
+            connect_started: Instant::now(),
+            first_event_seen: false,
+            ever_connected: false,
+            last_event_id: None,
+            final_seq: None,
+            finals_seen: 0,
+        }
+    }
+
     /// Records that a session's connection was established (the server answered), `started`
     /// being when its connect began.
     pub fn connected(&mut self, stats: &RefCell<Stats>, started: Instant) {
@@ -177,9 +201,15 @@ impl ClientState {
 impl ClientState {
     /// Has this client everything its finished step will ever have? (External targets send no
     /// end signal; the final seq is what the publisher published.)
-    pub fn has_all(&self, spec: &ClientSpec, control: &RunControl) -> bool {
-        control
-            .final_seq(&spec.topic)
+    pub fn has_all(&mut self, spec: &ClientSpec, control: &RunControl) -> bool {
+        if self.final_seq.is_none() {
+            let generation = control.finals_generation();
+            if generation != self.finals_seen {
+                self.finals_seen = generation;
+                self.final_seq = control.final_seq(&spec.topic);
+            }
+        }
+        self.final_seq
             .is_some_and(|f| self.tracker.last_seq() >= f && self.tracker.missing() == 0)
     }
 }
@@ -187,14 +217,7 @@ impl ClientState {
 /// Runs one client until its step finishes or the run stops.
 pub async fn run_client(spec: ClientSpec, stats: Rc<RefCell<Stats>>, control: Arc<RunControl>) {
     sleep_until(spec.start_at).await;
-    let mut state = ClientState {
-        tracker: ClientSeqTracker::new(0),
-        session_start_ns: 0,
-        connect_started: Instant::now(),
-        first_event_seen: false,
-        ever_connected: false,
-        last_event_id: None,
-    };
+    let mut state = ClientState::new();
     let mut failures: u32 = 0;
     let mut stop = control.stop_signal();
     loop {
@@ -281,4 +304,49 @@ pub async fn leave(leave_at: Option<Instant>) {
 /// Unix nanoseconds now: the receipt time of what was just read.
 pub fn now_ns() -> u64 {
     unix_nanos()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(topic: &TopicId) -> ClientSpec {
+        ClientSpec {
+            id: 0,
+            transport: Transport::Sse,
+            server: "127.0.0.1:1".parse().unwrap(),
+            host: "127.0.0.1:1".into(),
+            tls: None,
+            path: "/".into(),
+            source: None,
+            topic: topic.clone(),
+            start_at: Instant::now(),
+            churn: None,
+            marker_stamps: false,
+            poll_cursor: Default::default(),
+            poll_interval: Duration::from_secs(1),
+            long_poll_wait: Duration::from_secs(30),
+            poll_limit: 100,
+        }
+    }
+
+    #[test]
+    fn a_client_learns_its_final_seq_when_the_finals_move() {
+        let mine = TopicId::new("a", "b", "1", "1").unwrap();
+        let other = TopicId::new("a", "b", "1", "2").unwrap();
+        let control = RunControl::new(0, u64::MAX);
+        let spec = spec(&mine);
+        let mut state = ClientState::new();
+        for seq in 1..=3 {
+            state.tracker.observe(seq);
+        }
+        assert!(!state.has_all(&spec, &control), "no final seq yet");
+        control.set_final_seq(other, 9);
+        assert!(!state.has_all(&spec, &control), "another step finished");
+        control.set_final_seq(mine.clone(), 4);
+        assert!(!state.has_all(&spec, &control), "seq 4 still missing");
+        assert_eq!(state.final_seq, Some(4), "looked up once the finals moved");
+        state.tracker.observe(4);
+        assert!(state.has_all(&spec, &control));
+    }
 }

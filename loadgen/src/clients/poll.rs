@@ -218,7 +218,7 @@ async fn exchange_unless_done(
     conn: &mut HttpConn,
     request: &[u8],
     spec: &ClientSpec,
-    state: &ClientState,
+    state: &mut ClientState,
     control: &RunControl,
     finals: &mut tokio::sync::watch::Receiver<u64>,
 ) -> Result<Option<(ResponseHead, Vec<u8>)>, String> {

@@ -181,7 +181,10 @@ mod tests {
         ));
         assert_eq!((first.publish_from, first.clients_from), (ms(100), ms(350)));
         assert_eq!(first.measure_start, ms(350 + 2000 + 1000));
-        assert_eq!(first.publish_from + first.publish_for(), first.measure_end - ms(100));
+        assert_eq!(
+            first.publish_from + first.publish_for(),
+            first.measure_end - ms(100)
+        );
     }
 
     #[test]
