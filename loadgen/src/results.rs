@@ -247,7 +247,10 @@ pub struct Connections {
     /// Clients none of whose sessions connected.
     pub never_connected: u64,
     pub disconnects: u64,
+    /// Failed connects and sessions, counted by kind.
     pub failure_reasons: BTreeMap<String, u64>,
+    /// The first failure of each kind, in full.
+    pub failure_examples: BTreeMap<String, String>,
 }
 
 /// Whether a run's figures can be trusted as they stand.

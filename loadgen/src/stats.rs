@@ -5,12 +5,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::clients::failure::{FailureReason, SessionError};
 use crate::clients::SessionEnd;
 use crate::record::{ClientSeqTracker, IntervalRecorder, Recorder, SeqOutcome};
 use crate::wire::TcpInfoBytes;
-
-/// Distinct disconnect reasons kept (the rest are counted under "other").
-const MAX_REASONS: usize = 32;
 
 /// A worker's measurements.
 pub struct Stats {
@@ -27,34 +25,11 @@ pub struct Stats {
     pub kernel_bytes_up: u64,
     /// Sockets whose TCP_INFO could not be read.
     pub tcp_info_errors: u64,
-    /// Why sessions failed, with counts.
-    pub failure_reasons: BTreeMap<String, u64>,
+    /// Why sessions failed, counted by kind.
+    pub failure_reasons: BTreeMap<FailureReason, u64>,
+    /// The first failure of each kind in full, for a person.
+    pub failure_examples: BTreeMap<FailureReason, String>,
     pub clients_done: u32,
-}
-
-/// A reason's kind, so reasons aggregate: long numbers (seqs, ports, sizes) become `#`;
-/// short ones (HTTP statuses, close codes) stay.
-fn reason_key(reason: &str) -> String {
-    let mut key = String::new();
-    let mut digits = String::new();
-    let flush = |key: &mut String, digits: &mut String| {
-        if digits.len() > 4 {
-            key.push('#');
-        } else {
-            key.push_str(digits);
-        }
-        digits.clear();
-    };
-    for c in reason.chars().take(160) {
-        if c.is_ascii_digit() {
-            digits.push(c);
-        } else {
-            flush(&mut key, &mut digits);
-            key.push(c);
-        }
-    }
-    flush(&mut key, &mut digits);
-    key
 }
 
 impl Default for Stats {
@@ -74,6 +49,7 @@ impl Stats {
             kernel_bytes_up: 0,
             tcp_info_errors: 0,
             failure_reasons: BTreeMap::new(),
+            failure_examples: BTreeMap::new(),
             clients_done: 0,
         }
     }
@@ -119,25 +95,25 @@ impl Stats {
         }
     }
 
-    fn reason(&mut self, reason: &str) {
-        let key = reason_key(reason);
-        if self.failure_reasons.len() < MAX_REASONS || self.failure_reasons.contains_key(&key) {
-            *self.failure_reasons.entry(key).or_default() += 1;
-        } else {
-            *self.failure_reasons.entry("other".into()).or_default() += 1;
-        }
+    fn reason(&mut self, error: &SessionError) {
+        let reason = error.reason();
+        *self.failure_reasons.entry(reason).or_default() += 1;
+        self.failure_examples
+            .entry(reason)
+            .or_insert_with(|| error.to_string());
     }
 
     /// A connection could not be made; the client retries.
-    pub fn connect_failed(&mut self, reason: String) -> SessionEnd {
+    pub fn connect_failed(&mut self, error: SessionError) -> SessionEnd {
         self.recorder.counters_mut().connect_errors += 1;
-        self.reason(&reason);
+        self.reason(&error);
         SessionEnd::ConnectFailed
     }
 
-    pub fn count_disconnect(&mut self, reason: &str) {
+    /// A session that was connected failed; the client reconnects.
+    pub fn count_disconnect(&mut self, error: &SessionError) {
         self.recorder.counters_mut().disconnects += 1;
-        self.reason(reason);
+        self.reason(error);
     }
 
     pub fn connection_opened(&mut self) {
@@ -200,17 +176,5 @@ mod tests {
         let c = st.recorder.counters();
         assert_eq!((c.polls, c.polls_empty), (3, 1));
         assert_eq!((c.polls_measured, c.polls_empty_measured), (2, 1));
-    }
-
-    #[test]
-    fn reasons_keep_statuses_and_drop_seqs() {
-        assert_eq!(
-            reason_key("HTTP 404 from the event stream"),
-            "HTTP 404 from the event stream"
-        );
-        assert_eq!(
-            reason_key("server dropped us as lagged: {\"missing_from\":123456}"),
-            "server dropped us as lagged: {\"missing_from\":#}"
-        );
     }
 }

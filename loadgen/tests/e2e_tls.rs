@@ -191,10 +191,17 @@ fn a_self_signed_certificate_is_refused_without_insecure() {
     assert!(
         r.connections
             .failure_reasons
-            .keys()
-            .any(|k| k.contains("tls handshake") && k.contains("certificate")),
+            .contains_key("TLS handshake failed"),
         "{:?}",
         r.connections.failure_reasons
+    );
+    assert!(
+        r.connections
+            .failure_examples
+            .values()
+            .any(|e| e.contains("tls handshake") && e.contains("certificate")),
+        "{:?}",
+        r.connections.failure_examples
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -5,6 +5,7 @@
 //! closed the stream, the connection failed or churn made it leave: a fault costs latency,
 //! never lines.
 
+pub mod failure;
 pub mod poll;
 pub mod socket;
 pub mod sse;
@@ -28,6 +29,7 @@ use crate::record::ClientSeqTracker;
 use crate::scenario::Transport;
 use crate::stats::Stats;
 use crate::wire::connect;
+use failure::{excerpt, SessionError};
 use socket::{ClientStream, MeasuredSocket};
 
 /// Everything a client needs to know.
@@ -78,7 +80,7 @@ pub enum SessionEnd {
     /// The run is over.
     Stopped,
     /// The connection failed or the server closed it; reconnect and resume.
-    Failed(String),
+    Failed(SessionError),
     /// The connection could not be made (already counted as a connect error with its
     /// reason); try again.
     ConnectFailed,
@@ -176,23 +178,18 @@ impl ClientState {
         control: &RunControl,
         json: &[u8],
         now_ns: u64,
-    ) -> Result<(), String> {
+    ) -> Result<(), SessionError> {
         if spec.marker_stamps {
-            let (seq, ts) = find_marker(json).ok_or_else(|| {
-                format!(
-                    "no pb:SEQ:TS marker in {:?}",
-                    String::from_utf8_lossy(&json[..json.len().min(120)])
-                )
-            })?;
+            let (seq, ts) =
+                find_marker(json).ok_or_else(|| SessionError::NoMarker(excerpt(json)))?;
             self.on_line(stats, control, seq, ts, now_ns);
             return Ok(());
         }
-        let stamp: LineStamp = serde_json::from_slice(json).map_err(|e| {
-            format!(
-                "malformed line payload ({e}): {:?}",
-                String::from_utf8_lossy(&json[..json.len().min(120)])
-            )
-        })?;
+        let stamp: LineStamp =
+            serde_json::from_slice(json).map_err(|source| SessionError::MalformedPayload {
+                source,
+                payload: excerpt(json),
+            })?;
         self.on_line(stats, control, stamp.seq, stamp.ts, now_ns);
         Ok(())
     }
@@ -283,13 +280,16 @@ pub async fn open_session(
     state.session_start_ns = now_ns();
     let socket = match connect(spec.server, spec.source).await {
         Ok(stream) => MeasuredSocket::new(stream, stats.clone()),
-        Err(e) => return Err(stats.borrow_mut().connect_failed(format!("connect: {e}"))),
+        Err(e) => return Err(stats.borrow_mut().connect_failed(SessionError::Connect(e))),
     };
     match ClientStream::open(socket, spec.tls.as_ref()).await {
         Ok(stream) => Ok((stream, started)),
-        Err(e) => Err(stats
+        Err(source) => Err(stats
             .borrow_mut()
-            .connect_failed(format!("tls handshake with {}: {e}", spec.host))),
+            .connect_failed(SessionError::TlsHandshake {
+                host: spec.host.clone(),
+                source,
+            })),
     }
 }
 

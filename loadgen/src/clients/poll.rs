@@ -16,6 +16,7 @@ use std::rc::Rc;
 use serde::Deserialize;
 use tokio::time::{sleep_until, Instant};
 
+use super::failure::{excerpt, Answer, SessionError, Step};
 use super::{now_ns, open_session, ClientSpec, ClientState, LineStamp, SessionEnd};
 use crate::control::RunControl;
 use crate::http1::{HttpConn, ResponseHead};
@@ -97,7 +98,7 @@ async fn poll_loop(
     stats: &RefCell<Stats>,
     control: &RunControl,
     leave_at: Option<Instant>,
-) -> Result<SessionEnd, String> {
+) -> Result<SessionEnd, SessionError> {
     let long_poll = spec.transport == Transport::LongPoll;
     // The closed-loop throughput probe (`poll.interval = "0s"`): the connection never idles.
     let closed_loop = !long_poll && spec.poll_interval.is_zero();
@@ -133,11 +134,11 @@ async fn poll_loop(
             // The first answer tells whether this is a poll resource at all: an error answer
             // is a failed connect, retried.
             if head.status >= 400 {
-                return Ok(stats.borrow_mut().connect_failed(format!(
-                    "HTTP {} from poll: {}",
-                    head.status,
-                    String::from_utf8_lossy(&body[..body.len().min(200)])
-                )));
+                return Ok(stats.borrow_mut().connect_failed(SessionError::Status {
+                    answer: Answer::Poll,
+                    status: head.status,
+                    body: excerpt(&body),
+                }));
             }
             state.connected_in(stats, handshake.unwrap_or_else(|| started.elapsed()));
         }
@@ -147,7 +148,7 @@ async fn poll_loop(
                 .borrow_mut()
                 .count_poll(true, control.in_measure_window(now)),
             200 => {
-                let malformed = |e: serde_json::Error| format!("malformed poll answer: {e}");
+                let malformed = SessionError::MalformedPoll;
                 // Only the stamps are decoded; with markers (external targets) the text too.
                 let answer = if spec.marker_stamps {
                     let a: PollBody<TextLine> = serde_json::from_slice(&body).map_err(malformed)?;
@@ -178,11 +179,12 @@ async fn poll_loop(
                     request_after = None;
                 }
             }
-            s => {
-                return Err(format!(
-                    "HTTP {s} from poll: {}",
-                    String::from_utf8_lossy(&body[..body.len().min(200)])
-                ))
+            status => {
+                return Err(SessionError::Status {
+                    answer: Answer::Poll,
+                    status,
+                    body: excerpt(&body),
+                })
             }
         }
         if closed_loop {
@@ -221,18 +223,16 @@ async fn exchange_unless_done(
     state: &mut ClientState,
     control: &RunControl,
     finals: &mut tokio::sync::watch::Receiver<u64>,
-) -> Result<Option<(ResponseHead, Vec<u8>)>, String> {
+) -> Result<Option<(ResponseHead, Vec<u8>)>, SessionError> {
+    let http = |step| move |source| SessionError::Http { step, source };
     let exchange = async {
-        conn.send(request).await.map_err(|e| format!("send: {e}"))?;
-        let head = conn
-            .read_head()
-            .await
-            .map_err(|e| format!("response: {e}"))?;
+        conn.send(request).await.map_err(http(Step::Send))?;
+        let head = conn.read_head().await.map_err(http(Step::Response))?;
         let body = conn
             .read_body(head.framing, MAX_BODY_BYTES)
             .await
-            .map_err(|e| format!("response body: {e}"))?;
-        Ok::<_, String>((head, body))
+            .map_err(http(Step::ResponseBody))?;
+        Ok::<_, SessionError>((head, body))
     };
     tokio::pin!(exchange);
     loop {
@@ -276,7 +276,7 @@ async fn foreign_poll_loop(
     stats: &RefCell<Stats>,
     control: &RunControl,
     leave_at: Option<Instant>,
-) -> Result<SessionEnd, String> {
+) -> Result<SessionEnd, SessionError> {
     let long_poll = spec.transport == Transport::LongPoll;
     let mut cursor = ForeignCursor::default();
     let mut request = Vec::new();
@@ -309,11 +309,11 @@ async fn foreign_poll_loop(
             // The first answer tells whether this is a poll resource at all: an error answer
             // is a failed connect, retried.
             if head.status >= 400 {
-                return Ok(stats.borrow_mut().connect_failed(format!(
-                    "HTTP {} from poll: {}",
-                    head.status,
-                    String::from_utf8_lossy(&body[..body.len().min(200)])
-                )));
+                return Ok(stats.borrow_mut().connect_failed(SessionError::Status {
+                    answer: Answer::Poll,
+                    status: head.status,
+                    body: excerpt(&body),
+                }));
             }
             state.connected_in(stats, handshake.unwrap_or_else(|| started.elapsed()));
         }
@@ -335,11 +335,12 @@ async fn foreign_poll_loop(
                     .borrow_mut()
                     .count_poll(true, control.in_measure_window(now));
             }
-            s => {
-                return Err(format!(
-                    "HTTP {s} from poll: {}",
-                    String::from_utf8_lossy(&body[..body.len().min(200)])
-                ))
+            status => {
+                return Err(SessionError::Status {
+                    answer: Answer::Poll,
+                    status,
+                    body: excerpt(&body),
+                })
             }
         }
         if state.has_all(spec, control) {
@@ -350,7 +351,7 @@ async fn foreign_poll_loop(
             .is_some_and(|c| c.eq_ignore_ascii_case("close"))
         {
             // The target closes after each answer: a new connection for the next poll.
-            return Err("the target closed the connection after its answer".into());
+            return Err(SessionError::ClosedAfterAnswer);
         }
         conn.shrink();
         if long_poll {

@@ -6,6 +6,7 @@ use std::rc::Rc;
 
 use tokio::time::Instant;
 
+use super::failure::{Answer, SessionError, Step};
 use super::{leave, now_ns, open_session, ClientSpec, ClientState, SessionEnd};
 use crate::control::RunControl;
 use crate::http1::{get_request, BodyDecoder, HttpConn};
@@ -38,11 +39,17 @@ pub async fn session(
     let end = async {
         conn.send(&get_request(&spec.host, &spec.path, &headers))
             .await
-            .map_err(|e| format!("send: {e}"))?;
+            .map_err(|source| SessionError::Http {
+                step: Step::Send,
+                source,
+            })?;
         let head = conn
             .read_head()
             .await
-            .map_err(|e| format!("response: {e}"))?;
+            .map_err(|source| SessionError::Http {
+                step: Step::Response,
+                source,
+            })?;
         // Only a stream is a connection; an error answer is a failed connect, retried.
         match head.status {
             200 => {}
@@ -51,10 +58,12 @@ pub async fn session(
                 state.connected(stats, started);
                 return Ok(SessionEnd::Finished);
             }
-            s => {
-                return Ok(stats
-                    .borrow_mut()
-                    .connect_failed(format!("HTTP {s} from the event stream")))
+            status => {
+                return Ok(stats.borrow_mut().connect_failed(SessionError::Status {
+                    answer: Answer::EventStream,
+                    status,
+                    body: String::new(),
+                }))
             }
         }
         match head.header("content-type") {
@@ -62,7 +71,7 @@ pub async fn session(
             other => {
                 return Ok(stats
                     .borrow_mut()
-                    .connect_failed(format!("content-type {other:?} is not text/event-stream")))
+                    .connect_failed(SessionError::NotEventStream(other.map(str::to_string))))
             }
         }
         state.connected(stats, started);
@@ -95,7 +104,7 @@ async fn stream_events(
     stats: &RefCell<Stats>,
     control: &RunControl,
     leave_at: Option<Instant>,
-) -> Result<SessionEnd, String> {
+) -> Result<SessionEnd, SessionError> {
     let mut decoder = BodyDecoder::new(framing);
     let mut parser = SseParser::new();
     let mut body = Vec::with_capacity(1024);
@@ -106,7 +115,9 @@ async fn stream_events(
     loop {
         body.clear();
         let more = tokio::select! {
-            r = conn.read_body_part(&mut decoder, &mut body) => r.map_err(|e| format!("stream: {e}"))?,
+            r = conn.read_body_part(&mut decoder, &mut body) => {
+                r.map_err(|source| SessionError::Http { step: Step::Stream, source })?
+            }
             _ = &mut leave => return Ok(SessionEnd::Left),
             _ = RunControl::finals_recorded(&mut finals) => {
                 if state.has_all(spec, control) {
@@ -118,7 +129,7 @@ async fn stream_events(
         let now = now_ns();
         parser
             .feed(&body, &mut events)
-            .map_err(|e| format!("event stream: {e}"))?;
+            .map_err(SessionError::EventStream)?;
         if spec.marker_stamps && state.last_event_id.as_deref() != Some(parser.last_event_id()) {
             state.last_event_id =
                 (!parser.last_event_id().is_empty()).then(|| parser.last_event_id().into());
@@ -127,7 +138,7 @@ async fn stream_events(
             match ev.event.as_str() {
                 "message" => state.on_payload(spec, stats, control, ev.data.as_bytes(), now)?,
                 "end" => return Ok(SessionEnd::Finished),
-                "lagged" => return Err(format!("server dropped us as lagged: {}", ev.data)),
+                "lagged" => return Err(SessionError::Lagged(ev.data)),
                 _ => {}
             }
         }
@@ -135,7 +146,7 @@ async fn stream_events(
             return Ok(SessionEnd::Finished);
         }
         if !more {
-            return Err("event stream ended without an end event".into());
+            return Err(SessionError::StreamEnded);
         }
         if body.capacity() > 64 * 1024 {
             body = Vec::with_capacity(1024);

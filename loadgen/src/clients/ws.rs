@@ -9,6 +9,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
+use super::failure::SessionError;
 use super::{leave, now_ns, open_session, ClientSpec, ClientState, SessionEnd};
 use crate::control::RunControl;
 use crate::stats::Stats;
@@ -45,7 +46,11 @@ pub async fn session(
     .await
     {
         Ok(pair) => pair,
-        Err(e) => return stats.borrow_mut().connect_failed(format!("handshake: {e}")),
+        Err(e) => {
+            return stats
+                .borrow_mut()
+                .connect_failed(SessionError::WsHandshake(Box::new(e)))
+        }
     };
     state.connected(stats, started);
     stats.borrow_mut().connection_opened();
@@ -81,18 +86,17 @@ pub async fn session(
             Some(Ok(Message::Close(frame))) => {
                 break match frame {
                     Some(f) if f.code == CloseCode::Normal => SessionEnd::Finished,
-                    Some(f) => SessionEnd::Failed(format!(
-                        "closed with {} {}",
-                        u16::from(f.code),
-                        f.reason
-                    )),
-                    None => SessionEnd::Failed("closed without a code".into()),
+                    Some(f) => SessionEnd::Failed(SessionError::WsClosed {
+                        code: u16::from(f.code),
+                        reason: f.reason.to_string(),
+                    }),
+                    None => SessionEnd::Failed(SessionError::WsClosedWithoutCode),
                 };
             }
             // Pings are answered by tungstenite; nothing else is part of the protocol.
             Some(Ok(_)) => {}
-            Some(Err(e)) => break SessionEnd::Failed(format!("websocket: {e}")),
-            None => break SessionEnd::Failed("connection closed without a close frame".into()),
+            Some(Err(e)) => break SessionEnd::Failed(SessionError::WebSocket(Box::new(e))),
+            None => break SessionEnd::Failed(SessionError::WsEof),
         }
     };
     // Complete the close handshake where the server started it, so the socket ends cleanly.

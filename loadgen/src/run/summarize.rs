@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
 
+use crate::clients::failure::FailureReason;
 use crate::monitor::ProcSample;
 use crate::publisher::{top_reasons, PublishReport};
 use crate::record::{Counters, Recorder};
@@ -40,7 +41,9 @@ pub struct MergedWorkers {
     pub kernel_bytes_down: u64,
     pub kernel_bytes_up: u64,
     pub tcp_info_errors: u64,
-    pub failure_reasons: BTreeMap<String, u64>,
+    pub failure_reasons: BTreeMap<FailureReason, u64>,
+    /// The first failure of each kind, in full.
+    pub failure_examples: BTreeMap<FailureReason, String>,
 }
 
 impl Default for MergedWorkers {
@@ -53,6 +56,7 @@ impl Default for MergedWorkers {
             kernel_bytes_up: 0,
             tcp_info_errors: 0,
             failure_reasons: BTreeMap::new(),
+            failure_examples: BTreeMap::new(),
         }
     }
 }
@@ -68,7 +72,12 @@ impl MergedWorkers {
         self.kernel_bytes_up += stats.kernel_bytes_up;
         self.tcp_info_errors += stats.tcp_info_errors;
         for (reason, n) in &stats.failure_reasons {
-            *self.failure_reasons.entry(reason.clone()).or_default() += n;
+            *self.failure_reasons.entry(*reason).or_default() += n;
+        }
+        for (reason, example) in &stats.failure_examples {
+            self.failure_examples
+                .entry(*reason)
+                .or_insert_with(|| example.clone());
         }
     }
 }
@@ -185,7 +194,18 @@ pub fn summarize(m: &Measurements) -> TransportResult {
         connect_errors: c.connect_errors,
         never_connected: c.clients_never_connected,
         disconnects: c.disconnects,
-        failure_reasons: m.workers.failure_reasons.clone(),
+        failure_reasons: m
+            .workers
+            .failure_reasons
+            .iter()
+            .map(|(reason, n)| (reason.to_string(), *n))
+            .collect(),
+        failure_examples: m
+            .workers
+            .failure_examples
+            .iter()
+            .map(|(reason, example)| (reason.to_string(), example.clone()))
+            .collect(),
     };
     if let Some(report) = &m.publisher {
         add_publisher(&mut result, report);
@@ -303,7 +323,7 @@ fn add_publisher(result: &mut TransportResult, report: &PublishReport) {
 
 /// What makes the run degraded or failed.
 fn add_problems(result: &mut TransportResult, m: &Measurements, c: &Counters) {
-    let reasons = &m.workers.failure_reasons;
+    let reasons = &m.workers;
     if let Some(why) = &m.server.died {
         result.add_problem(ProblemKind::ServerDied, format!("the server died: {why}"));
     }
@@ -387,12 +407,19 @@ fn add_warnings(result: &mut TransportResult, c: &Counters, latency_samples: u64
     }
 }
 
-/// `; most often (N×): REASON` for the most frequent failure reason, or nothing.
-fn first_reason(reasons: &BTreeMap<String, u64>) -> String {
-    reasons
+/// `; most often (N×): FAILURE` for the most frequent kind of failure (its first one in
+/// full), or nothing.
+fn first_reason(w: &MergedWorkers) -> String {
+    w.failure_reasons
         .iter()
         .max_by_key(|(_, n)| **n)
-        .map(|(r, n)| format!("; most often ({n}×): {r}"))
+        .map(|(reason, n)| {
+            let example = w.failure_examples.get(reason).cloned();
+            format!(
+                "; most often ({n}×): {}",
+                example.unwrap_or_else(|| reason.to_string())
+            )
+        })
         .unwrap_or_default()
 }
 
@@ -599,15 +626,26 @@ mod tests {
         let c = m.workers.recorder.counters_mut();
         c.connect_errors = 7;
         c.clients_never_connected = 2;
+        let reason = FailureReason::Status {
+            answer: crate::clients::failure::Answer::EventStream,
+            status: 503,
+        };
+        m.workers.failure_reasons.insert(reason, 7);
         m.workers
-            .failure_reasons
-            .insert("HTTP 503 from the event stream".into(), 7);
+            .failure_examples
+            .insert(reason, "HTTP 503 from the event stream: busy".into());
         let r = summarize(&m);
         assert_eq!(r.status, RunStatus::Degraded);
         assert_eq!(r.problems[0].kind, ProblemKind::ClientsNeverConnected);
         assert_eq!(
             r.problems[0].message,
-            "2 of 100 clients never connected; most often (7×): HTTP 503 from the event stream"
+            "2 of 100 clients never connected; most often (7×): HTTP 503 from the event stream: busy"
+        );
+        assert_eq!(
+            r.connections
+                .failure_reasons
+                .get("HTTP 503 from the event stream"),
+            Some(&7)
         );
         assert!(has_warning(
             &r,
