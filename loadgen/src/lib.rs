@@ -6,7 +6,8 @@
 //! every event lost, duplicated or out of order.
 //!
 //! # Layout (one module per concern, as in oha)
-//! - [`scenario`]: the scenario file schema, its validation and sweeps.
+//! - [`scenario`]: the scenario file schema, its validation and sweeps; a folder of limits,
+//!   errors, loading, raw types, resolution (one module per section) and sweeps.
 //! - [`orchestrate`]: starting, pinning and stopping the server under test.
 //! - [`run`]: one transport's run, from server start to merged figures.
 //! - [`worker`]: worker threads, each a single-threaded runtime owning its clients' [`stats`].
