@@ -20,6 +20,7 @@
 //! - [`wire`]: byte counting at the socket, TCP_INFO, source addresses.
 //! - [`tls`]: the rustls configuration of `https://` and `wss://` targets.
 //! - [`record`]: HdrHistograms, counters and per-client seq tracking; merging; `.hgrm` output.
+//!   A folder: histogram, seq, counters, recorder, interval, output (`.hlog`, `.hgrm`).
 //! - [`stats`]: a worker's recorder plus connection bookkeeping.
 //! - [`control`]: what the orchestrator tells workers (measure window, final seqs, stop).
 //! - [`monitor`]: CPU, memory and descriptors from /proc.
