@@ -29,6 +29,7 @@
 //! - [`results`]: the results folder and the versioned `summary.json`.
 //! - [`progress`], [`printer`]: what a person sees during and after a run.
 //! - [`report`]: charts (PNG, SVG), the verdict table, `report.md` and `report.html`.
+//!   [`report::charts`] is a folder: chart descriptions, drawing, one module per chart family.
 //!
 //! The crate denies `unsafe` except in one place: reading TCP_INFO in [`wire`].
 #![deny(unsafe_code)]
