@@ -7,7 +7,7 @@ use super::histogram::{merge_histogram, new_histogram_us, record_clamped};
 /// One worker's current interval (normally one second) of delivery latencies, for the time
 /// series. Keeping one histogram per interval for a whole run would cost ~190 KB per second per
 /// worker, so the collector takes a snapshot every interval, merges the workers' snapshots and
-/// writes the result to an [`IntervalLog`].
+/// writes the result to an [`IntervalLog`](super::IntervalLog).
 #[derive(Debug, Clone)]
 pub struct IntervalRecorder {
     current: IntervalSnapshot,

@@ -98,7 +98,7 @@ impl ClientSeqTracker {
 
     /// Takes `seqs` that were never published out of the missing numbers and returns how many
     /// it took: a client that did not receive them lost nothing, and they must also leave its
-    /// expected count ([`Counters::account_tracker`]). One that did receive them (the publisher
+    /// expected count ([`Counters::account_tracker`](super::Counters::account_tracker)). One that did receive them (the publisher
     /// could not tell whether its POST got through) keeps them as delivered. Call after
     /// [`Self::finish`]. Nothing is stored, so the tracker stays small.
     pub fn excuse(&mut self, seqs: &[u64]) -> u64 {
