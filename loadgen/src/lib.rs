@@ -6,7 +6,8 @@
 //! every event lost, duplicated or out of order.
 //!
 //! # Layout (one module per concern, as in oha)
-//! - [`scenario`]: the scenario file schema, its validation and sweeps.
+//! - [`scenario`]: the scenario file schema, its validation and sweeps; a folder of limits,
+//!   errors, loading, raw types, resolution (one module per section) and sweeps.
 //! - [`orchestrate`]: starting, pinning and stopping the server under test.
 //! - [`run`]: one transport's run, from server start to merged figures.
 //! - [`worker`]: worker threads, each a single-threaded runtime owning its clients' [`stats`].
@@ -19,6 +20,7 @@
 //! - [`wire`]: byte counting at the socket, TCP_INFO, source addresses.
 //! - [`tls`]: the rustls configuration of `https://` and `wss://` targets.
 //! - [`record`]: HdrHistograms, counters and per-client seq tracking; merging; `.hgrm` output.
+//!   A folder: histogram, seq, counters, recorder, interval, output (`.hlog`, `.hgrm`).
 //! - [`stats`]: a worker's recorder plus connection bookkeeping.
 //! - [`control`]: what the orchestrator tells workers (measure window, final seqs, stop).
 //! - [`monitor`]: CPU, memory and descriptors from /proc.
@@ -27,6 +29,7 @@
 //! - [`results`]: the results folder and the versioned `summary.json`.
 //! - [`progress`], [`printer`]: what a person sees during and after a run.
 //! - [`report`]: charts (PNG, SVG), the verdict table, `report.md` and `report.html`.
+//!   [`report::charts`] is a folder: chart descriptions, drawing, one module per chart family.
 //!
 //! The crate denies `unsafe` except in one place: reading TCP_INFO in [`wire`].
 #![deny(unsafe_code)]

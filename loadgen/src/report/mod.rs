@@ -11,6 +11,7 @@
 //!   [`Summary`]; its module doc states the ranking and tie rules.
 //! - [`charts`]: the charts, described as data (panels of lines or bars) and drawn by one
 //!   generic function, once per backend (PNG and SVG), so both files always agree.
+//!   A folder: `spec`, `draw`, `numbers`, one module per chart family, `run`, `compare`.
 //! - [`doc`]: a tiny document model rendered to Markdown and to self-contained HTML, so
 //!   `report.md` and `report.html` never disagree.
 //! - [`render`]: what goes into the reports (the document for a run and for a comparison).

@@ -1,0 +1,19 @@
+//! Limits. Each says why it exists; the README repeats them.
+
+use std::time::Duration;
+
+/// Most clients one scenario may simulate: the load generator's tested ceiling on one host.
+pub const MAX_CLIENTS: u32 = 200_000;
+/// Most topics: `feed-server`'s default `--max-topics`.
+pub const MAX_TOPICS: u32 = 100_000;
+/// Longest generated line: `feed-server`'s default `--max-body-bytes` (1 MiB).
+pub const MAX_LINE_BYTES: u32 = 1_048_576;
+/// Largest `poll.limit`: the poll adapter rejects larger limits.
+pub const MAX_POLL_LIMIT: u32 = 10_000;
+/// Longest long-poll wait: `feed-server`'s default `--poll-max-wait`.
+pub const MAX_LONG_POLL_WAIT: Duration = Duration::from_secs(120);
+/// Longest duration of any kind: longer is a typo, and it keeps sums of durations (ramp-up +
+/// warm-up + measured phase) far from overflowing.
+pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Most loadgen or server worker threads: far beyond any core count this harness runs on.
+pub const MAX_WORKERS: u32 = 1024;
