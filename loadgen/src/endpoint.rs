@@ -15,7 +15,7 @@ pub enum EndpointError {
     NoScheme(String),
     #[error("{url:?}: scheme {scheme:?} is not supported (http, https, ws, wss)")]
     Scheme { url: String, scheme: String },
-    #[error("{url:?}: cannot resolve {authority}: {source}")]
+    #[error("{url:?}: cannot resolve {authority}")]
     Resolve {
         url: String,
         authority: String,

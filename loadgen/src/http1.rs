@@ -18,7 +18,7 @@ const READ_BUF_BYTES: usize = 4096;
 
 #[derive(Debug, Error)]
 pub enum HttpError {
-    #[error("i/o: {0}")]
+    #[error("i/o")]
     Io(#[from] std::io::Error),
     #[error("connection closed by the server {0}")]
     Closed(&'static str),

@@ -26,6 +26,7 @@
 //! - [`monitor`]: CPU, memory and descriptors from /proc.
 //! - [`controlplane`]: control-plane HTTP through reqwest: finishing steps, health checks.
 //! - [`publisher`]: the open-loop publisher for external targets, and its line markers.
+//! - [`error`]: how errors become text (each cause once).
 //! - [`results`]: the results folder and the versioned `summary.json`.
 //! - [`progress`], [`printer`]: what a person sees during and after a run.
 //! - [`report`]: charts (PNG, SVG), the verdict table, `report.md` and `report.html`.
@@ -38,6 +39,7 @@ pub mod clients;
 pub mod control;
 pub mod controlplane;
 pub mod endpoint;
+pub mod error;
 pub mod http1;
 pub mod monitor;
 pub mod orchestrate;

@@ -94,7 +94,7 @@ fn run_main() -> Result<()> {
         .init();
     match Cli::parse().command {
         Command::Validate { scenario } => {
-            let sc = scenario::load(&scenario).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let sc = scenario::load(&scenario)?;
             println!(
                 "{}: ok ({} run(s))",
                 scenario.display(),
@@ -185,8 +185,7 @@ fn run(
     let sc = match &path {
         Some(path) => scenario::load(path),
         None => scenario::parse(EMBEDDED_SCENARIO, "embedded scenarios/reference.toml"),
-    }
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }?;
     // Read before pinning: afterwards this process sees only its own cores.
     let env_before_pinning = environment();
     let cpus = std::thread::available_parallelism()
@@ -310,7 +309,8 @@ fn run(
         }
         // The measurements are saved; a drawing problem must not hide them.
         Err(e) => eprintln!(
-            "warning: could not draw the report ({e}); the data is in {} and `pushbench report` redraws it",
+            "warning: could not draw the report ({}); the data is in {} and `pushbench report` redraws it",
+            pushbench::error::chain(&e),
             dir.display()
         ),
     }

@@ -86,7 +86,7 @@ pub enum MonitorError {
     NoSuchProcess(String),
     #[error("the server process {0} has exited")]
     Exited(u32),
-    #[error("reading /proc: {0}")]
+    #[error("reading /proc")]
     Io(#[from] io::Error),
 }
 

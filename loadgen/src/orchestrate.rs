@@ -20,7 +20,7 @@ use crate::controlplane::is_healthy;
 pub enum OrchestrateError {
     #[error("feed-server binary not found at {0}; build it with `cargo build --release` or set [server] binary")]
     BinaryMissing(PathBuf),
-    #[error("starting {binary}: {source}")]
+    #[error("starting {binary}")]
     Spawn {
         binary: PathBuf,
         source: std::io::Error,
@@ -31,7 +31,7 @@ pub enum OrchestrateError {
     Exited(String, PathBuf),
     #[error("feed-server printed an unparsable address {0:?}")]
     BadAddress(String),
-    #[error("i/o: {0}")]
+    #[error("i/o")]
     Io(#[from] std::io::Error),
 }
 

@@ -149,9 +149,9 @@ pub struct PublishReport {
 /// Why the publisher could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
-    #[error("starting the publisher's threads: {0}")]
+    #[error("starting the publisher's threads")]
     Thread(#[from] std::io::Error),
-    #[error("the publisher's HTTP client: {0}")]
+    #[error("the publisher's HTTP client")]
     Client(#[from] reqwest::Error),
     #[error("the publisher needs a rate above zero, got {0} lines/s")]
     NoRate(f64),

@@ -465,17 +465,17 @@ impl Summary {
 /// Why a `summary.json` could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadSummaryError {
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path} is not a valid summary: {source}")]
+    #[error("{path} is not a valid summary")]
     Parse {
         path: PathBuf,
         source: serde_json::Error,
     },
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Schema { path: PathBuf, source: SchemaError },
 }
 

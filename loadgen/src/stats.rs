@@ -100,7 +100,7 @@ impl Stats {
         *self.failure_reasons.entry(reason).or_default() += 1;
         self.failure_examples
             .entry(reason)
-            .or_insert_with(|| error.to_string());
+            .or_insert_with(|| crate::error::chain(error));
     }
 
     /// A connection could not be made; the client retries.

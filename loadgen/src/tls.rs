@@ -17,7 +17,7 @@ use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 /// Why a TLS configuration could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("TLS configuration: {0}")]
+    #[error("TLS configuration")]
     Config(#[from] rustls::Error),
     #[error("{0:?} is not a valid TLS server name")]
     ServerName(String),

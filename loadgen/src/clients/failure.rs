@@ -48,7 +48,7 @@ impl fmt::Display for Step {
 pub enum SessionError {
     #[error("connect: {0}")]
     Connect(std::io::Error),
-    #[error("tls handshake with {host}: {source}")]
+    #[error("tls handshake with {host}")]
     TlsHandshake {
         host: String,
         source: std::io::Error,
@@ -64,7 +64,7 @@ pub enum SessionError {
     },
     #[error("content-type {0:?} is not text/event-stream")]
     NotEventStream(Option<String>),
-    #[error("{step}: {source}")]
+    #[error("{step}")]
     Http { step: Step, source: HttpError },
     #[error("event stream: {0}")]
     EventStream(SseError),
@@ -74,7 +74,7 @@ pub enum SessionError {
     StreamEnded,
     #[error("malformed poll answer: {0}")]
     MalformedPoll(serde_json::Error),
-    #[error("malformed line payload ({source}): {payload:?}")]
+    #[error("malformed line payload {payload:?}")]
     MalformedPayload {
         source: serde_json::Error,
         payload: String,

@@ -18,10 +18,10 @@ use super::interval::IntervalSnapshot;
 #[derive(Debug, Error)]
 pub enum RecordError {
     /// Writing to the output failed.
-    #[error("writing histogram output: {0}")]
+    #[error("writing histogram output")]
     Io(#[from] io::Error),
     /// Encoding an interval histogram failed.
-    #[error("encoding an interval histogram: {0}")]
+    #[error("encoding an interval histogram")]
     Encode(#[from] V2DeflateSerializeError),
     /// An interval log tag contained a character the log format reserves.
     #[error("invalid interval log tag {0:?}: it must not contain ',', ' ', CR or LF")]

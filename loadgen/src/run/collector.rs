@@ -121,7 +121,7 @@ impl SeriesWriter {
 /// Why the collector's files could not be created.
 #[derive(Debug, thiserror::Error)]
 pub enum CollectorError {
-    #[error("creating {path}: {source}")]
+    #[error("creating {path}")]
     Create {
         path: String,
         source: std::io::Error,

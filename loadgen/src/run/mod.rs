@@ -65,7 +65,7 @@ pub struct RunOptions {
 /// Why a transport's run could not be carried out (it is then `failed`, with this reason).
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("creating {path}: {source}")]
+    #[error("creating {path}")]
     CreateDir {
         path: String,
         source: std::io::Error,
@@ -74,7 +74,7 @@ pub enum RunError {
     BeforeEach(#[from] BeforeEachError),
     #[error(transparent)]
     Target(#[from] TargetError),
-    #[error("sampling {what}: {source}")]
+    #[error("sampling {what}")]
     Sample {
         what: &'static str,
         source: Box<dyn std::error::Error + Send + Sync>,
@@ -109,7 +109,7 @@ pub async fn run_transport(
         ..TransportResult::default()
     };
     if let Err(e) = run_in(sc, transport, dir, &label, opts, &mut result).await {
-        result.add_problem(ProblemKind::RunError, e.to_string());
+        result.add_problem(ProblemKind::RunError, crate::error::chain(&e));
     }
     result
 }
@@ -444,8 +444,11 @@ impl Conductor<'_> {
             Err(e) => {
                 // The server is gone: nothing measured from here on is its.
                 if self.server_died.is_none() {
-                    self.server_died =
-                        Some(format!("{e}, {:.1} s into the run", elapsed.as_secs_f64()));
+                    self.server_died = Some(format!(
+                        "{}, {:.1} s into the run",
+                        crate::error::chain(&e),
+                        elapsed.as_secs_f64()
+                    ));
                     if let Some(p) = &self.publisher {
                         p.stop();
                     }
@@ -518,7 +521,8 @@ impl Conductor<'_> {
                 Err(e) => self.problems.push(Problem {
                     kind: ProblemKind::FinishFailed,
                     message: format!(
-                        "could not finish the steps, so loss at their end is unknown: {e}"
+                        "could not finish the steps, so loss at their end is unknown: {}",
+                        crate::error::chain(&e)
                     ),
                 }),
             }
@@ -550,7 +554,7 @@ fn write_histograms(recorder: &Recorder, tdir: &Path, label: &str, result: &mut 
 /// Why `--before-each` failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BeforeEachError {
-    #[error("creating {path}: {source}")]
+    #[error("creating {path}")]
     Log {
         path: String,
         source: std::io::Error,

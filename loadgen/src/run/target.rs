@@ -20,7 +20,7 @@ const REACHABLE_WITHIN: Duration = Duration::from_secs(3);
 pub enum TargetError {
     #[error(transparent)]
     Endpoint(#[from] EndpointError),
-    #[error("the target at {host} ({addr}) is not reachable: {source}")]
+    #[error("the target at {host} ({addr}) is not reachable")]
     Unreachable {
         host: String,
         addr: std::net::SocketAddr,

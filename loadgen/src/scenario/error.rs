@@ -6,7 +6,7 @@ use std::ops::Range;
 /// Why a scenario could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
-    #[error("{path}: cannot read the scenario: {source}")]
+    #[error("{path}: cannot read the scenario")]
     Read {
         path: String,
         #[source]
