@@ -96,6 +96,23 @@ pub struct Environment {
     pub loadgen_workers: usize,
 }
 
+/// One row of `TRANSPORT/timeseries.jsonl` (one per second of the run).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct SeriesRow {
+    /// Seconds since the transport's run started.
+    pub t_s: f64,
+    /// Events delivered since the previous row.
+    pub deliveries: u64,
+    pub latency_p50_us: u64,
+    pub latency_p99_us: u64,
+    pub connections: u64,
+    pub clients_done: u32,
+    pub server_rss_bytes: u64,
+    pub server_cpu_cores: f64,
+    pub loadgen_cpu_cores: f64,
+}
+
 /// Percentiles of a histogram, microseconds.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]

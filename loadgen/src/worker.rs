@@ -88,9 +88,7 @@ fn run_worker(
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
         let stats = Rc::new(RefCell::new(Stats::new()));
-        let lag = Rc::new(RefCell::new(
-            Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("lag histogram bounds"),
-        ));
+        let lag = Rc::new(RefCell::new(crate::record::new_lag_histogram_us()));
         let mut tasks = JoinSet::new();
         for spec in clients {
             tasks.spawn_local(run_client(spec, stats.clone(), control.clone()));

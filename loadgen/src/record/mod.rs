@@ -8,14 +8,14 @@
 //!
 //! The collector merges the workers' recorders and snapshots. Percentiles are never averaged:
 //! only histograms are merged, and percentiles are read from the merged histogram
-//! ([`percentiles_us`], [`write_hgrm`], [`IntervalLog`]).
+//! ([`crate::results::Percentiles::of`], [`write_hgrm`], [`IntervalLog`]).
 //!
 //! All histogram values are microseconds. Values above one hour are clamped to one hour (never a
 //! panic) and counted in [`Counters::clamped_samples`], so a clamp is visible in the summary.
 //!
 //! # Layout
 //! - `histogram`: the histograms' bounds, creating, clamping and merging them, and reading
-//!   percentiles ([`new_histogram_us`], [`merge_histogram`], [`percentiles_us`]).
+//!   ([`new_histogram_us`], [`new_lag_histogram_us`], [`merge_histogram`]).
 //! - `seq`: per-client sequence tracking ([`ClientSeqTracker`], [`SeqOutcome`]).
 //! - `counters`: event and connection [`Counters`].
 //! - `recorder`: a worker's [`Recorder`] and its merging.
@@ -31,7 +31,7 @@ mod seq;
 
 pub use counters::Counters;
 pub use histogram::{
-    merge_histogram, new_histogram_us, percentiles_us, PercentilesUs, HISTOGRAM_HIGHEST_US,
+    merge_histogram, new_histogram_us, new_lag_histogram_us, HISTOGRAM_HIGHEST_US,
     HISTOGRAM_LOWEST_US, HISTOGRAM_SIGFIG,
 };
 pub use interval::{IntervalRecorder, IntervalSnapshot};

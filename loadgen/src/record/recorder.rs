@@ -91,7 +91,8 @@ impl Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::{percentiles_us, HISTOGRAM_HIGHEST_US};
+    use crate::record::HISTOGRAM_HIGHEST_US;
+    use crate::results::Percentiles;
 
     #[test]
     fn recorder_merge_equals_recording_into_one() {
@@ -124,7 +125,7 @@ mod tests {
             (merged.first_event_us(), single.first_event_us()),
         ] {
             assert_eq!(m, s);
-            assert_eq!(percentiles_us(m), percentiles_us(s));
+            assert_eq!(Percentiles::of(m), Percentiles::of(s));
         }
         assert_eq!(merged.latency_us().len(), 30_000);
     }

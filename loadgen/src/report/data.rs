@@ -4,7 +4,6 @@
 use std::path::Path;
 
 use hdrhistogram::Histogram;
-use serde::Deserialize;
 
 use super::ReportError;
 use crate::results::{decode_histogram, read_summary, Summary, TransportResult};
@@ -23,22 +22,7 @@ pub fn load_summary(run_dir: &Path) -> Result<Summary, ReportError> {
     Ok(summary)
 }
 
-/// One row of `TRANSPORT/timeseries.jsonl` (one per second of the run).
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-#[serde(default)]
-pub struct SeriesRow {
-    /// Seconds since the transport's run started.
-    pub t_s: f64,
-    /// Events delivered since the previous row.
-    pub deliveries: u64,
-    pub latency_p50_us: u64,
-    pub latency_p99_us: u64,
-    pub connections: u64,
-    pub clients_done: u32,
-    pub server_rss_bytes: u64,
-    pub server_cpu_cores: f64,
-    pub loadgen_cpu_cores: f64,
-}
+pub use crate::results::SeriesRow;
 
 /// The time series of one run, or `None` when it has none (a run that failed early).
 ///

@@ -10,10 +10,9 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
-
 use crate::monitor::{sample, MonitorError, ProcSample, ServerProcesses};
 use crate::record::{IntervalLog, IntervalSnapshot};
+use crate::results::SeriesRow;
 use crate::worker::{WorkerMsg, WorkerResult};
 
 /// Samples the server's processes, or reads zeros when there are none to see (an external
@@ -29,20 +28,6 @@ pub fn sample_server(watch: Option<&ServerProcesses>) -> Result<ProcSample, Moni
             threads: 0,
         }),
     }
-}
-
-/// One row of `timeseries.jsonl`.
-#[derive(Serialize)]
-pub struct SeriesRow {
-    pub t_s: f64,
-    pub deliveries: u64,
-    pub latency_p50_us: u64,
-    pub latency_p99_us: u64,
-    pub connections: u64,
-    pub clients_done: u32,
-    pub server_rss_bytes: u64,
-    pub server_cpu_cores: f64,
-    pub loadgen_cpu_cores: f64,
 }
 
 /// Writes `timeseries.jsonl` and the interval log, one row per second of worker ticks.

@@ -50,7 +50,7 @@ impl Default for MergedWorkers {
     fn default() -> Self {
         MergedWorkers {
             recorder: Recorder::new(),
-            sched_lag_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("lag bounds"),
+            sched_lag_us: crate::record::new_lag_histogram_us(),
             catch_up: 0,
             kernel_bytes_down: 0,
             kernel_bytes_up: 0,
