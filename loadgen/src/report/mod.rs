@@ -68,8 +68,11 @@ pub enum ReportError {
     },
     #[error("no usable font to draw chart text ({0}); install fontconfig and a TrueType font such as DejaVu (fonts-dejavu-core)")]
     Fonts(String),
-    #[error("drawing chart {chart}: {message}")]
-    Draw { chart: String, message: String },
+    #[error("drawing chart {chart}")]
+    Draw {
+        chart: String,
+        source: charts::DrawError,
+    },
 }
 
 impl ReportError {

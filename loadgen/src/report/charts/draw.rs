@@ -82,19 +82,19 @@ pub fn probe_fonts() -> Result<(), ReportError> {
 pub fn render(dir: &Path, spec: &ChartSpec) -> Result<ChartFile, ReportError> {
     let png = dir.join(format!("{}.png", spec.name));
     let svg = dir.join(format!("{}.svg", spec.name));
-    let err = |message: String| ReportError::Draw {
+    let err = |source: DrawError| ReportError::Draw {
         chart: spec.name.clone(),
-        message,
+        source,
     };
     {
         let root = BitMapBackend::new(&png, spec.size).into_drawing_area();
         draw_chart(&root, spec).map_err(err)?;
-        root.present().map_err(|e| err(e.to_string()))?;
+        root.present().msg().map_err(err)?;
     }
     {
         let root = SVGBackend::new(&svg, spec.size).into_drawing_area();
         draw_chart(&root, spec).map_err(err)?;
-        root.present().map_err(|e| err(e.to_string()))?;
+        root.present().msg().map_err(err)?;
     }
     Ok(ChartFile {
         name: spec.name.clone(),
@@ -104,14 +104,19 @@ pub fn render(dir: &Path, spec: &ChartSpec) -> Result<ChartFile, ReportError> {
     })
 }
 
-/// plotters' errors are generic over the backend; a message is all a report needs.
+/// A drawing error. plotters' errors are generic over the backend (PNG, SVG); their
+/// message is all a report needs, so it is kept as text.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct DrawError(String);
+
 trait OrMsg<T> {
-    fn msg(self) -> Result<T, String>;
+    fn msg(self) -> Result<T, DrawError>;
 }
 
 impl<T, E: std::fmt::Display> OrMsg<T> for Result<T, E> {
-    fn msg(self) -> Result<T, String> {
-        self.map_err(|e| e.to_string())
+    fn msg(self) -> Result<T, DrawError> {
+        self.map_err(|e| DrawError(e.to_string()))
     }
 }
 
@@ -123,7 +128,7 @@ fn font(size: u32) -> TextStyle<'static> {
 pub fn draw_chart<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     spec: &ChartSpec,
-) -> Result<(), String> {
+) -> Result<(), DrawError> {
     root.fill(&WHITE).msg()?;
     let body = root
         .titled(&spec.title, font(26).color(&RGBColor(29, 36, 48)))
@@ -161,7 +166,7 @@ pub fn draw_chart<DB: DrawingBackend>(
 fn draw_legend<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     entries: &[LegendEntry],
-) -> Result<(), String> {
+) -> Result<(), DrawError> {
     let style = font(17);
     let widths: Vec<i32> = entries
         .iter()
@@ -215,7 +220,7 @@ fn draw_empty<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     title: &str,
     message: &str,
-) -> Result<(), String> {
+) -> Result<(), DrawError> {
     let (w, h) = area.dim_in_pixel();
     area.draw_text(
         title,
@@ -236,7 +241,7 @@ fn draw_empty<DB: DrawingBackend>(
 fn draw_lines<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     p: &LinePanel,
-) -> Result<(), String> {
+) -> Result<(), DrawError> {
     let mut builder = ChartBuilder::on(area);
     builder
         .margin(10)
@@ -298,7 +303,7 @@ fn draw_lines<DB: DrawingBackend>(
 fn draw_bars<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     p: &BarPanel,
-) -> Result<(), String> {
+) -> Result<(), DrawError> {
     let values: Vec<f64> = p
         .groups
         .iter()

@@ -36,7 +36,7 @@ mod sweep;
 mod timeseries;
 
 pub use compare::{headline_runs, render_compare_charts};
-pub use draw::{draw_chart, probe_fonts, render};
+pub use draw::{draw_chart, probe_fonts, render, DrawError};
 pub use numbers::fmt_tick;
 pub use run::render_run_charts;
 pub use spec::{Axis, Bar, BarGroup, BarPanel, ChartSpec, LegendEntry, Line, LinePanel, Panel};
