@@ -525,15 +525,22 @@ pub fn encode_histogram(h: &Histogram<u64>) -> String {
     base64::engine::general_purpose::STANDARD.encode(buf)
 }
 
+/// Why an embedded histogram could not be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeHistogramError {
+    #[error("histogram is not base64")]
+    Base64(#[from] base64::DecodeError),
+    #[error("histogram does not decode: {0:?}")]
+    Decode(hdrhistogram::serialization::DeserializeError),
+}
+
 /// The inverse of [`encode_histogram`].
-pub fn decode_histogram(s: &str) -> Result<Histogram<u64>, String> {
+pub fn decode_histogram(s: &str) -> Result<Histogram<u64>, DecodeHistogramError> {
     use base64::Engine;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(s)
-        .map_err(|e| format!("histogram is not base64: {e}"))?;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(s)?;
     hdrhistogram::serialization::Deserializer::new()
         .deserialize(&mut bytes.as_slice())
-        .map_err(|e| format!("histogram does not decode: {e:?}"))
+        .map_err(DecodeHistogramError::Decode)
 }
 
 /// `results/NAME/RUN_ID/`, created.

@@ -63,10 +63,10 @@ pub fn histogram(run: &TransportResult, name: &str) -> Result<Option<Histogram<u
     };
     decode_histogram(encoded)
         .map(Some)
-        .map_err(|message| ReportError::Histogram {
+        .map_err(|source| ReportError::Histogram {
             transport: run.transport.clone(),
             name: name.to_string(),
-            message,
+            source,
         })
 }
 

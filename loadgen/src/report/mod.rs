@@ -60,11 +60,11 @@ pub enum ReportError {
     Summary(#[from] crate::results::ReadSummaryError),
     #[error("{path} has no transport runs to report")]
     NoRuns { path: PathBuf },
-    #[error("{transport}: histogram {name:?} in summary.json is unreadable: {message}")]
+    #[error("{transport}: histogram {name:?} in summary.json is unreadable")]
     Histogram {
         transport: String,
         name: String,
-        message: String,
+        source: crate::results::DecodeHistogramError,
     },
     #[error("no usable font to draw chart text ({0}); install fontconfig and a TrueType font such as DejaVu (fonts-dejavu-core)")]
     Fonts(String),
