@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 
-use pushbench_feed::TopicId;
+use pushbench_protocol::TopicId;
 use tokio::sync::watch;
 
 /// Shared by the orchestrator and every worker thread.

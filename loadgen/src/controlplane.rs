@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use pushbench_feed::TopicId;
+use pushbench_protocol::{Route, TopicId};
 use serde::Deserialize;
 
 use crate::publisher::error_chain;
@@ -61,7 +61,7 @@ pub async fn finish_topics(
     let mut out = Vec::with_capacity(topics.len());
     for topic in topics {
         let what = format!("finishing {topic}");
-        let url = format!("{base}{}/finish", topic.logs_path());
+        let url = format!("{base}{}", Route::Finish.path(topic));
         let answer = client
             .post(&url)
             .timeout(Duration::from_secs(10))

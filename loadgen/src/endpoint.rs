@@ -2,9 +2,12 @@
 
 use std::net::SocketAddr;
 
-use pushbench_feed::TopicId;
+use pushbench_protocol::{TopicId, Transport as Served};
 
 use crate::scenario::{Target, Transport};
+
+/// What stands for the topic (`org/repo/builds/B/steps/S`) in a URL template.
+pub const TOPIC_PLACEHOLDER: &str = "{topic}";
 
 /// Why a URL template gives no endpoint.
 #[derive(Debug, thiserror::Error)]
@@ -41,26 +44,21 @@ pub struct Endpoint {
 impl Endpoint {
     /// `feed-server`'s route for a transport.
     pub fn feed_server(addr: SocketAddr, transport: Transport) -> Self {
-        let suffix = match transport {
-            Transport::Sse => "/events",
-            Transport::Ws => "/ws",
-            Transport::Poll | Transport::LongPoll => "",
-        };
         Endpoint {
             addr,
             host: addr.to_string(),
             tls: false,
             server_name: addr.ip().to_string(),
-            path_template: format!("/{{topic}}/logs{suffix}"),
+            path_template: transport.served_by().route().path(TOPIC_PLACEHOLDER),
         }
     }
 
     /// An external target's URL for a transport, resolved (the scenario checked it exists).
     pub async fn external(target: &Target, transport: Transport) -> Result<Self, EndpointError> {
-        let url = match transport {
-            Transport::Sse => &target.sse_url,
-            Transport::Ws => &target.ws_url,
-            Transport::Poll | Transport::LongPoll => &target.poll_url,
+        let url = match transport.served_by() {
+            Served::Sse => &target.sse_url,
+            Served::Ws => &target.ws_url,
+            Served::Poll => &target.poll_url,
         }
         .as_ref()
         .ok_or(EndpointError::NoUrl(transport.as_str()))?;
@@ -124,7 +122,8 @@ impl Endpoint {
 
     /// The path for one topic.
     pub fn path(&self, topic: &TopicId) -> String {
-        self.path_template.replace("{topic}", &topic.to_string())
+        self.path_template
+            .replace(TOPIC_PLACEHOLDER, &topic.to_string())
     }
 }
 

@@ -15,6 +15,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::controlplane::is_healthy;
+use pushbench_protocol::route::HEALTHZ;
 
 #[derive(Debug, Error)]
 pub enum OrchestrateError {
@@ -151,7 +152,7 @@ impl ServerProcess {
         let client = crate::controlplane::client(false, 1)
             .map_err(|e| OrchestrateError::Exited(e.to_string(), self.log.clone()))?;
         loop {
-            if is_healthy(&client, &format!("http://{}/healthz", self.addr)).await {
+            if is_healthy(&client, &format!("http://{}{HEALTHZ}", self.addr)).await {
                 return Ok(());
             }
             if tokio::time::Instant::now() > deadline {

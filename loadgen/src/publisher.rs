@@ -46,7 +46,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use pushbench_feed::TopicId;
+use pushbench_protocol::TopicId;
 use tokio::sync::mpsc;
 
 use crate::record::new_histogram_us;

@@ -353,7 +353,7 @@ impl SseParser {
         let mut data = std::mem::take(&mut self.data);
         data.pop(); // the LF appended after the last data line
         let event = if self.event_type.is_empty() {
-            String::from("message")
+            String::from(pushbench_protocol::sse::EVENT_MESSAGE)
         } else {
             std::mem::take(&mut self.event_type)
         };

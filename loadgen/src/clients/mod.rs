@@ -18,9 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pushbench_feed::clock::unix_nanos;
-use pushbench_feed::TopicId;
+use pushbench_protocol::{TopicId, Transport as Served};
 use rand::Rng;
-use serde::Deserialize;
 use tokio::time::{sleep, sleep_until, Instant};
 
 use crate::control::RunControl;
@@ -86,12 +85,9 @@ pub enum SessionEnd {
     ConnectFailed,
 }
 
-/// The JSON fields a client needs from a line; the text itself is skipped, not copied.
-#[derive(Deserialize)]
-pub struct LineStamp {
-    pub seq: u64,
-    pub ts: u64,
-}
+/// The JSON fields a client needs from a line (`seq`, `ts`); the text itself is skipped, not
+/// copied. The protocol crate's type, re-exported.
+pub use pushbench_protocol::LineStamp;
 
 /// State one client keeps across its sessions.
 pub struct ClientState {
@@ -229,12 +225,10 @@ pub async fn run_client(spec: ClientSpec, stats: Rc<RefCell<Stats>>, control: Ar
         state.connect_started = Instant::now();
         state.first_event_seen = false;
         let session = async {
-            match spec.transport {
-                Transport::Sse => sse::session(&spec, &mut state, &stats, &control, leave_at).await,
-                Transport::Ws => ws::session(&spec, &mut state, &stats, &control, leave_at).await,
-                Transport::Poll | Transport::LongPoll => {
-                    poll::session(&spec, &mut state, &stats, &control, leave_at).await
-                }
+            match spec.transport.served_by() {
+                Served::Sse => sse::session(&spec, &mut state, &stats, &control, leave_at).await,
+                Served::Ws => ws::session(&spec, &mut state, &stats, &control, leave_at).await,
+                Served::Poll => poll::session(&spec, &mut state, &stats, &control, leave_at).await,
             }
         };
         let end = tokio::select! {

@@ -13,7 +13,8 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use serde::Deserialize;
+use pushbench_protocol::query::{AFTER, LIMIT, WAIT};
+use pushbench_protocol::{LineText, PollAnswer};
 use tokio::time::{sleep_until, Instant};
 
 use super::failure::{excerpt, Answer, SessionError, Step};
@@ -27,37 +28,21 @@ use crate::stats::Stats;
 /// What a feed-server poll answer says besides its lines.
 struct AnswerCursor {
     lines: usize,
-    next: u64,
-    last_seq: u64,
-    finished: bool,
+    /// The step is finished and the answer reached its last line.
+    complete: bool,
 }
 
-impl<L> PollBody<L> {
-    fn cursor(&self) -> AnswerCursor {
+impl AnswerCursor {
+    fn of<L>(answer: &PollAnswer<L>) -> Self {
         AnswerCursor {
-            lines: self.lines.len(),
-            next: self.next,
-            last_seq: self.last_seq,
-            finished: self.finished,
+            lines: answer.lines.len(),
+            complete: answer.is_complete(),
         }
     }
 }
 
-#[derive(Deserialize)]
-struct TextLine {
-    line: String,
-}
-
 /// Largest poll answer accepted.
 const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
-
-#[derive(Deserialize)]
-struct PollBody<L> {
-    lines: Vec<L>,
-    next: u64,
-    last_seq: u64,
-    finished: bool,
-}
 
 pub async fn session(
     spec: &ClientSpec,
@@ -151,26 +136,25 @@ async fn poll_loop(
                 let malformed = SessionError::MalformedPoll;
                 // Only the stamps are decoded; with markers (external targets) the text too.
                 let answer = if spec.marker_stamps {
-                    let a: PollBody<TextLine> = serde_json::from_slice(&body).map_err(malformed)?;
+                    let a: PollAnswer<LineText> =
+                        serde_json::from_slice(&body).map_err(malformed)?;
                     for line in &a.lines {
                         state.on_payload(spec, stats, control, line.line.as_bytes(), now)?;
                     }
-                    a.cursor()
+                    AnswerCursor::of(&a)
                 } else {
-                    let a: PollBody<LineStamp> =
+                    let a: PollAnswer<LineStamp> =
                         serde_json::from_slice(&body).map_err(malformed)?;
                     for line in &a.lines {
                         state.on_line(stats, control, line.seq, line.ts, now);
                     }
-                    a.cursor()
+                    AnswerCursor::of(&a)
                 };
                 stats
                     .borrow_mut()
                     .count_poll(answer.lines == 0, control.in_measure_window(now));
                 full = answer.lines >= spec.poll_limit as usize;
-                if (answer.finished && answer.next >= answer.last_seq)
-                    || state.has_all(spec, control)
-                {
+                if answer.complete || state.has_all(spec, control) {
                     return Ok(SessionEnd::Finished);
                 }
                 let tag = head.header("etag");
@@ -420,11 +404,11 @@ fn write_request(
     // Writing into a Vec cannot fail.
     let _ = write!(
         out,
-        "GET {}{sep}after={after}&limit={}",
+        "GET {}{sep}{AFTER}={after}&{LIMIT}={}",
         spec.path, spec.poll_limit
     );
     if long_poll {
-        let _ = write!(out, "&wait={}ms", spec.long_poll_wait.as_millis());
+        let _ = write!(out, "&{WAIT}={}ms", spec.long_poll_wait.as_millis());
     }
     let _ = write!(out, " HTTP/1.1\r\nHost: {}\r\n", spec.host);
     if let Some(tag) = etag {
@@ -449,7 +433,7 @@ mod tests {
             tls: None,
             path: path.into(),
             source: None,
-            topic: pushbench_feed::TopicId::parse("acme/app/builds/1/steps/1").unwrap(),
+            topic: pushbench_protocol::TopicId::parse("acme/app/builds/1/steps/1").unwrap(),
             start_at: Instant::now(),
             churn: None,
             marker_stamps: false,

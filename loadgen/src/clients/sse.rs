@@ -4,6 +4,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use pushbench_protocol::sse::{CONTENT_TYPE, EVENT_END, EVENT_LAGGED, EVENT_MESSAGE};
 use tokio::time::Instant;
 
 use super::failure::{Answer, SessionError, Step};
@@ -25,7 +26,7 @@ pub async fn session(
         Err(end) => return end,
     };
     let mut conn = HttpConn::new(stream);
-    let mut headers = String::from("Accept: text/event-stream\r\n");
+    let mut headers = format!("Accept: {CONTENT_TYPE}\r\n");
     if spec.marker_stamps {
         if let Some(id) = &state.last_event_id {
             headers.push_str(&format!("Last-Event-ID: {id}\r\n"));
@@ -67,7 +68,7 @@ pub async fn session(
             }
         }
         match head.header("content-type") {
-            Some(ct) if ct.starts_with("text/event-stream") => {}
+            Some(ct) if ct.starts_with(CONTENT_TYPE) => {}
             other => {
                 return Ok(stats
                     .borrow_mut()
@@ -136,9 +137,9 @@ async fn stream_events(
         }
         for ev in events.drain(..) {
             match ev.event.as_str() {
-                "message" => state.on_payload(spec, stats, control, ev.data.as_bytes(), now)?,
-                "end" => return Ok(SessionEnd::Finished),
-                "lagged" => return Err(SessionError::Lagged(ev.data)),
+                EVENT_MESSAGE => state.on_payload(spec, stats, control, ev.data.as_bytes(), now)?,
+                EVENT_END => return Ok(SessionEnd::Finished),
+                EVENT_LAGGED => return Err(SessionError::Lagged(ev.data)),
                 _ => {}
             }
         }

@@ -4,8 +4,9 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use futures_util::{SinkExt, StreamExt};
+use pushbench_protocol::query::AFTER;
+use pushbench_protocol::ws::CLOSE_FINISHED;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -36,7 +37,7 @@ pub async fn session(
     let url = format!(
         "ws://{}{}",
         spec.host,
-        spec.path_with(&format!("after={}", state.tracker.last_seq()))
+        spec.path_with(&format!("{AFTER}={}", state.tracker.last_seq()))
     );
     let (mut ws, _response) = match tokio_tungstenite::client_async_with_config(
         url.as_str(),
@@ -85,7 +86,8 @@ pub async fn session(
             }
             Some(Ok(Message::Close(frame))) => {
                 break match frame {
-                    Some(f) if f.code == CloseCode::Normal => SessionEnd::Finished,
+                    // The step finished: every line was sent.
+                    Some(f) if u16::from(f.code) == CLOSE_FINISHED => SessionEnd::Finished,
                     Some(f) => SessionEnd::Failed(SessionError::WsClosed {
                         code: u16::from(f.code),
                         reason: f.reason.to_string(),

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pushbench_feed::clock::unix_nanos;
-use pushbench_feed::TopicId;
+use pushbench_protocol::TopicId;
 use tokio::sync::mpsc;
 
 use crate::clients::ClientSpec;

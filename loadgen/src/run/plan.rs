@@ -3,8 +3,7 @@
 
 use std::time::Duration;
 
-use pushbench_feed::generator::GeneratorConfig;
-use pushbench_feed::TopicId;
+use pushbench_protocol::{generated, TopicId};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -22,12 +21,7 @@ pub fn server_args(sc: &Scenario, transport: Transport) -> Vec<String> {
     let feed = &sc.feed;
     let mut args = vec![
         "--transport".into(),
-        match transport {
-            Transport::Sse => "sse",
-            Transport::Ws => "ws",
-            Transport::Poll | Transport::LongPoll => "poll",
-        }
-        .into(),
+        transport.served_by().as_str().into(),
         "--workers".into(),
         sc.server.workers.to_string(),
         "--history".into(),
@@ -56,20 +50,15 @@ pub fn server_args(sc: &Scenario, transport: Transport) -> Vec<String> {
     args
 }
 
-/// The topics the server's generator writes, named as the server names them.
+/// The topics the server's generator writes (`server_args` leaves its names at their
+/// defaults), named by the same function the generator names them with.
 pub fn generated_topics(sc: &Scenario) -> Vec<TopicId> {
-    topics_of_build(sc, &GeneratorConfig::default().build)
+    generated::default_topics(sc.feed.topics)
 }
 
-/// `acme/app/builds/{build}/steps/1..=N`.
+/// `acme/app/builds/{build}/steps/1..=N`: the generator's naming, for another build.
 pub fn topics_of_build(sc: &Scenario, build: &str) -> Vec<TopicId> {
-    GeneratorConfig {
-        topics: sc.feed.topics,
-        build: build.to_string(),
-        ..GeneratorConfig::default()
-    }
-    .topic_ids()
-    .expect("generated topic names are valid")
+    generated::topics_of_build(build, sc.feed.topics).expect("generated topic names are valid")
 }
 
 /// Topic index of each client: uniform (round-robin) or zipf (a few popular steps).

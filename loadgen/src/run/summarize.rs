@@ -184,7 +184,7 @@ pub fn summarize(m: &Measurements) -> TransportResult {
         threads: s.start.threads,
         exit: m.server.exit.clone(),
     };
-    if matches!(m.transport, Transport::Poll | Transport::LongPoll) {
+    if m.transport.served_by() == pushbench_protocol::Transport::Poll {
         result.poll = Some(poll_stats(&c, m.measure_window_ns, m.clients_ended_ns));
     }
     result.loadgen = loadgen_health(m, measured, events_in_window);

@@ -27,7 +27,6 @@
 //!
 //! Unit tests sit next to the code they test; `test_util` holds their shared files and helpers.
 
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -54,50 +53,10 @@ pub use sweep::SWEEPABLE_FIELDS;
 // ---------------------------------------------------------------------------------------------
 // The resolved scenario: what consumers use.
 
-/// A transport under test.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Transport {
-    /// Server-sent events (`text/event-stream`), resumed with `Last-Event-ID`.
-    Sse,
-    /// WebSocket.
-    Ws,
-    /// Short polling at `poll.interval` with ETag / If-None-Match.
-    Poll,
-    /// Long polling: `GET ?after=SEQ&wait=DURATION`.
-    LongPoll,
-}
-
-impl Transport {
-    /// Every transport, in the order reports list them.
-    pub const ALL: [Transport; 4] = [
-        Transport::Sse,
-        Transport::Ws,
-        Transport::Poll,
-        Transport::LongPoll,
-    ];
-
-    /// The name used in scenario files, results and reports.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Sse => "sse",
-            Transport::Ws => "ws",
-            Transport::Poll => "poll",
-            Transport::LongPoll => "long-poll",
-        }
-    }
-
-    /// The transport a scenario file names, if any.
-    pub fn from_name(name: &str) -> Option<Transport> {
-        Transport::ALL.into_iter().find(|t| t.as_str() == name)
-    }
-}
-
-impl fmt::Display for Transport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// A transport under test: the protocol crate's client-side transport (`sse`, `ws`, `poll`,
+/// `long-poll`, the names scenario files, results and reports use).
+/// [`Transport::served_by`] gives the server transport it speaks to (`--transport`, route).
+pub use pushbench_protocol::ClientTransport as Transport;
 
 /// A validated scenario. Field names follow the file's keys; `scenarios/README.md` documents
 /// each. Serializing it (e.g. `toml::to_string`) yields an equivalent scenario file with every

@@ -9,6 +9,7 @@ use pushbench_feed::http::{CorsConfig, TokenAuth};
 use pushbench_feed::memory::MemoryConfig;
 use pushbench_feed::Transport;
 use pushbench_poll::PollConfig;
+use pushbench_protocol::generated;
 use pushbench_sse::SseConfig;
 use pushbench_ws::WsConfig;
 
@@ -20,10 +21,14 @@ fn duration(s: &str) -> Result<Duration, String> {
 }
 
 fn transport(s: &str) -> Result<Transport, String> {
-    Transport::ALL
-        .into_iter()
-        .find(|t| t.as_str() == s)
-        .ok_or_else(|| format!("unknown transport {s:?}; expected sse, ws or poll"))
+    Transport::from_name(s).ok_or_else(|| {
+        let names: Vec<&str> = Transport::ALL.iter().map(|t| t.as_str()).collect();
+        let (last, rest) = names.split_last().expect("transports exist");
+        format!(
+            "unknown transport {s:?}; expected {} or {last}",
+            rest.join(", ")
+        )
+    })
 }
 
 /// Serves a CI build-step log feed over SSE, WebSocket and HTTP polling on one port.
@@ -99,13 +104,13 @@ pub struct Args {
     #[arg(long, default_value_t = 10_000.0)]
     pub gen_burst_rate: f64,
     /// Organisation of generated topics.
-    #[arg(long, default_value = "acme")]
+    #[arg(long, default_value = generated::ORG)]
     pub gen_org: String,
     /// Repository of generated topics.
-    #[arg(long, default_value = "app")]
+    #[arg(long, default_value = generated::REPO)]
     pub gen_repo: String,
     /// Build of generated topics; steps are numbered 1..=gen-topics.
-    #[arg(long, default_value = "1")]
+    #[arg(long, default_value = generated::BUILD)]
     pub gen_build: String,
     /// Seed of the generated text.
     #[arg(long, default_value_t = 1)]

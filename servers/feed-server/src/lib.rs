@@ -29,6 +29,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use pushbench_feed::{FeedContext, Transport};
+use pushbench_protocol::route::{HEALTHZ, METRICS};
+use pushbench_protocol::Route;
 use tokio::net::TcpListener;
 
 pub use config::ServerConfig;
@@ -36,8 +38,8 @@ pub use config::ServerConfig;
 /// The whole server's routes.
 pub fn app(feed: FeedContext, config: &ServerConfig) -> Result<Router, String> {
     let mut router = Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/metrics", get(metrics))
+        .route(HEALTHZ, get(|| async { "ok\n" }))
+        .route(METRICS, get(metrics))
         .with_state(feed.clone())
         .merge(publish::router(feed.clone(), config.publish.clone()))
         .merge(viewer::router())
@@ -63,11 +65,15 @@ pub fn app(feed: FeedContext, config: &ServerConfig) -> Result<Router, String> {
         }
         router = router.merge(poll);
     }
-    Ok(router.fallback(|| async {
-        pushbench_feed::http::ApiError::new(
-            StatusCode::NOT_FOUND,
-            "no such route; topics live at /{org}/{repo}/builds/{build}/steps/{step}/logs[/events|/ws|/finish]",
-        )
+    let not_found = format!(
+        "no such route; topics live at {}[{}|{}|{}]",
+        Route::Logs.pattern(),
+        Route::Events.suffix(),
+        Route::Ws.suffix(),
+        Route::Finish.suffix()
+    );
+    Ok(router.fallback(move || async move {
+        pushbench_feed::http::ApiError::new(StatusCode::NOT_FOUND, not_found)
     }))
 }
 

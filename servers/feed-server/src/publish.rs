@@ -18,8 +18,9 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use pushbench_feed::backend::NewLine;
 use pushbench_feed::clock::unix_nanos;
-use pushbench_feed::http::{ApiError, TokenAuth, TopicPath, LOGS_ROUTE};
+use pushbench_feed::http::{ApiError, TokenAuth, TopicPath};
 use pushbench_feed::FeedContext;
+use pushbench_protocol::Route;
 
 /// Limits of the publishing routes.
 #[derive(Clone, Debug)]
@@ -48,8 +49,8 @@ struct PublishState {
 pub fn router(feed: FeedContext, config: PublishConfig) -> Router {
     let limit = config.max_body_bytes;
     Router::new()
-        .route(LOGS_ROUTE, post(append))
-        .route(&format!("{LOGS_ROUTE}/finish"), post(finish))
+        .route(&Route::Logs.pattern(), post(append))
+        .route(&Route::Finish.pattern(), post(finish))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(PublishState {
             feed,

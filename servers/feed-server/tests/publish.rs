@@ -41,13 +41,13 @@ async fn publish_oversize_body_is_413_and_appends_nothing() {
     .await;
     server.append("first").await;
     let big = "0123456789\n".repeat(4);
-    let r = server.post_text(LOGS, big).await;
+    let r = server.post_text(&LOGS, big).await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.text());
     let page = server.poll("after=0").await;
     assert_eq!(page["last_seq"], 1, "nothing appended");
     assert_eq!(texts(&page), vec!["first"]);
     // Exactly at the limit is fine.
-    let r = server.post_text(LOGS, "0123456789abcde\n").await;
+    let r = server.post_text(&LOGS, "0123456789abcde\n").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
 }
 
@@ -56,7 +56,7 @@ async fn publish_non_utf8_body_is_400_and_appends_nothing() {
     let server = TestServer::default().await;
     server.append("first").await;
     let r = server
-        .post_text(LOGS, &b"valid line\nbad \xff\xfe byte\n"[..])
+        .post_text(&LOGS, &b"valid line\nbad \xff\xfe byte\n"[..])
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.error().contains("UTF-8"), "{}", r.error());
@@ -76,7 +76,7 @@ async fn publish_wrong_content_type_is_415() {
             headers.push(("content-type", ct));
         }
         let r = server
-            .send(Method::POST, LOGS, &headers, "a line")
+            .send(Method::POST, &LOGS, &headers, "a line")
             .await
             .into_full()
             .await;
@@ -90,7 +90,7 @@ async fn publish_wrong_content_type_is_415() {
     let r = server
         .send(
             Method::POST,
-            LOGS,
+            &LOGS,
             &[("content-type", "Text/Plain; charset=utf-8")],
             "ok",
         )
@@ -103,7 +103,7 @@ async fn publish_wrong_content_type_is_415() {
 #[tokio::test]
 async fn publish_empty_body_is_400() {
     let server = TestServer::default().await;
-    let r = server.post_text(LOGS, "").await;
+    let r = server.post_text(&LOGS, "").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.error().contains("empty"), "{}", r.error());
 }
@@ -113,7 +113,7 @@ async fn publish_append_after_finish_is_409() {
     let server = TestServer::default().await;
     server.append("a").await;
     server.finish().await;
-    let r = server.post_text(LOGS, "late").await;
+    let r = server.post_text(&LOGS, "late").await;
     assert_eq!(r.status, StatusCode::CONFLICT);
     assert!(r.error().contains("finished"), "{}", r.error());
     let page = server.poll("after=0").await;
@@ -128,7 +128,7 @@ async fn finish_answers_the_last_seq_and_unknown_topic_is_404() {
     let server = TestServer::default().await;
     server.append("a\nb").await;
     let r = server
-        .send(Method::POST, FINISH, &[], "")
+        .send(Method::POST, &FINISH, &[], "")
         .await
         .into_full()
         .await;
@@ -187,7 +187,7 @@ async fn metrics_open_sse_connections_follow_an_open_stream() {
             .unwrap_or_else(|_| panic!("bad sample {line:?}"));
     }
 
-    let mut s = server.send(Method::GET, EVENTS, &[], "").await;
+    let mut s = server.send(Method::GET, &EVENTS, &[], "").await;
     assert_eq!(s.status, StatusCode::OK);
     s.read_until("line 1", |t| t.contains("id: 1\n")).await;
     wait_for_metric(&server, "pushbench_open_connections{transport=\"sse\"}", 1).await;

@@ -213,7 +213,7 @@ async fn sse_reconnect_at_the_last_seq_of_a_finished_step_gets_204() {
     let server = TestServer::default().await;
     server.append("a\nb\nc").await;
     server.finish().await;
-    let r = server.get(EVENTS, &[("last-event-id", "3")]).await;
+    let r = server.get(&EVENTS, &[("last-event-id", "3")]).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert!(r.body.is_empty());
     let r = server.get(&format!("{EVENTS}?lastEventId=3"), &[]).await;
@@ -254,7 +254,7 @@ async fn sse_malformed_last_event_id_is_400_with_json_error() {
     let server = TestServer::default().await;
     server.append("a").await;
     for bad in ["abc", "-1", "1.5"] {
-        let r = server.get(EVENTS, &[("last-event-id", bad)]).await;
+        let r = server.get(&EVENTS, &[("last-event-id", bad)]).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "Last-Event-ID {bad:?}");
         assert!(r.error().contains("Last-Event-ID"), "{}", r.error());
     }
@@ -267,7 +267,7 @@ async fn sse_malformed_last_event_id_is_400_with_json_error() {
 async fn sse_last_event_id_beyond_the_head_is_400() {
     let server = TestServer::default().await;
     server.append("a\nb").await;
-    let r = server.get(EVENTS, &[("last-event-id", "3")]).await;
+    let r = server.get(&EVENTS, &[("last-event-id", "3")]).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.error().contains("beyond"), "{}", r.error());
 }
@@ -294,13 +294,13 @@ async fn sse_token_auth_accepts_bearer_or_query_token() {
     }))
     .await;
     server.append("a").await;
-    let r = server.get(EVENTS, &[]).await;
+    let r = server.get(&EVENTS, &[]).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert!(r.error().contains("token"), "{}", r.error());
     let r = server.get(&format!("{EVENTS}?token=wrong"), &[]).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let r = server
-        .get(EVENTS, &[("authorization", "Bearer wrong")])
+        .get(&EVENTS, &[("authorization", "Bearer wrong")])
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 
@@ -336,7 +336,7 @@ async fn sse_cors_echoes_an_allowed_origin_with_credentials_and_ignores_others()
     let r = server
         .send(
             Method::OPTIONS,
-            EVENTS,
+            &EVENTS,
             &[
                 ("origin", "http://ok.example"),
                 ("access-control-request-method", "GET"),
@@ -369,7 +369,7 @@ async fn sse_connection_limit_answers_503_with_retry_after() {
     server.append("a").await;
     let mut first = open(&server, "", &[]).await;
     read_through(&mut first, 1).await;
-    let r = server.get(EVENTS, &[]).await;
+    let r = server.get(&EVENTS, &[]).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(r.header("retry-after"), Some("1"));
     assert!(r.error().contains("too many"), "{}", r.error());
@@ -415,7 +415,7 @@ async fn sse_resume_older_than_history_is_410() {
     let mut s = open(&server, "", &[("last-event-id", "4")]).await;
     read_through(&mut s, 8).await;
     assert_eq!(seqs_of(&s.text()), vec![5, 6, 7, 8]);
-    let r = server.get(EVENTS, &[("last-event-id", "3")]).await;
+    let r = server.get(&EVENTS, &[("last-event-id", "3")]).await;
     assert_eq!(r.status, StatusCode::GONE);
     assert!(r.error().contains("gone"), "{}", r.error());
 }
@@ -458,6 +458,6 @@ async fn sse_subscriber_behind_history_gets_lagged_event_and_stream_closes() {
     assert_eq!(seqs_of(&s.text()), vec![1], "no line after the gap");
     assert_eq!(server.feed.metrics.lag_drops(Transport::Sse), 1);
     // The reconnect is refused as gone.
-    let r = server.get(EVENTS, &[("last-event-id", "1")]).await;
+    let r = server.get(&EVENTS, &[("last-event-id", "1")]).await;
     assert_eq!(r.status, StatusCode::GONE);
 }

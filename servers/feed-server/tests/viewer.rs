@@ -87,7 +87,7 @@ async fn topics_lists_steps_with_last_seq_and_finished() {
         r,
         serde_json::json!({
             "topics": [
-                {"topic": "acme/app/builds/1/steps/test", "logs": LOGS, "last_seq": 2, "finished": true},
+                {"topic": "acme/app/builds/1/steps/test", "logs": &*LOGS, "last_seq": 2, "finished": true},
                 {"topic": "acme/app/builds/1/steps/zz", "logs": "/acme/app/builds/1/steps/zz/logs", "last_seq": 1, "finished": false},
             ],
             "total": 2,
@@ -205,7 +205,7 @@ fn an_empty_admin_token_is_refused() {
 async fn admin_drop_ends_an_event_stream_without_end_and_last_event_id_resumes() {
     let server = TestServer::start(with_admin()).await;
     server.append("one").await;
-    let mut s = server.send(Method::GET, EVENTS, &[], "").await;
+    let mut s = server.send(Method::GET, &EVENTS, &[], "").await;
     s.read_until("line 1", |t| t.contains("id: 1\n")).await;
     let r = drop_connections(&server, Some(ADMIN)).await;
     assert_eq!(r.json()["dropped"], 1);
@@ -217,7 +217,7 @@ async fn admin_drop_ends_an_event_stream_without_end_and_last_event_id_resumes()
     );
     server.append("two").await;
     let mut resumed = server
-        .send(Method::GET, EVENTS, &[("last-event-id", "1")], "")
+        .send(Method::GET, &EVENTS, &[("last-event-id", "1")], "")
         .await;
     resumed
         .read_until("line 2", |t| t.contains("id: 2\n"))

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use pushbench_protocol::generated;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::runtime::Handle;
@@ -90,9 +91,9 @@ pub struct GeneratorConfig {
 impl Default for GeneratorConfig {
     fn default() -> Self {
         GeneratorConfig {
-            org: "acme".into(),
-            repo: "app".into(),
-            build: "1".into(),
+            org: generated::ORG.into(),
+            repo: generated::REPO.into(),
+            build: generated::BUILD.into(),
             topics: 10,
             lines_per_sec: 10.0,
             line_bytes: LineBytes { min: 40, max: 120 },
@@ -103,11 +104,9 @@ impl Default for GeneratorConfig {
 }
 
 impl GeneratorConfig {
-    /// The topics this generator writes to.
+    /// The topics this generator writes to, named as [`generated::topics`] names them.
     pub fn topic_ids(&self) -> Result<Vec<TopicId>, TopicError> {
-        (1..=self.topics)
-            .map(|i| TopicId::new(&self.org, &self.repo, &self.build, i.to_string()))
-            .collect()
+        generated::topics(&self.org, &self.repo, &self.build, self.topics)
     }
 }
 

@@ -76,7 +76,8 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The topic named by a `/{org}/{repo}/builds/{build}/steps/{step}/...` route, validated.
+/// The topic named by a `/{org}/{repo}/builds/{build}/steps/{step}/...` route, validated. Route
+/// patterns come from the protocol crate ([`pushbench_protocol::Route::pattern`]).
 pub struct TopicPath(pub TopicId);
 
 impl<S: Send + Sync> FromRequestParts<S> for TopicPath {
@@ -92,9 +93,6 @@ impl<S: Send + Sync> FromRequestParts<S> for TopicPath {
             .map_err(|e| ApiError::bad_request(format!("bad topic path: {e}")))
     }
 }
-
-/// The route pattern of a topic's log resource, for `Router::route`.
-pub const LOGS_ROUTE: &str = "/{org}/{repo}/builds/{build}/steps/{step}/logs";
 
 /// Parses a sequence number given by a client (`after`, `Last-Event-ID`).
 pub fn parse_seq(what: &str, value: &str) -> Result<u64, ApiError> {

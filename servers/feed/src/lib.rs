@@ -6,7 +6,9 @@
 //! A transport crate only turns a [`Subscription`] into bytes on its socket.
 //!
 //! # Layout
-//! - [`topic`]: [`TopicId`], the CI build-step a log belongs to, and its validation.
+//! - [`topic`]: [`TopicId`], the CI build-step a log belongs to, and its validation
+//!   (re-exported from `pushbench_protocol`, the wire contract servers and clients share:
+//!   topic ids, the payload, routes, transports, close codes, event names).
 //! - [`line`]: [`Line`], one log line with its `seq`, scheduled `ts` and pre-encoded JSON.
 //! - [`backend`]: the [`Backend`] trait (append, finish, read, subscribe, disconnect) and the
 //!   [`Subscription`] stream with its [`Delivery`] items. In-memory today; a Redis Streams

@@ -1,11 +1,12 @@
 //! One log line, as every transport sends it.
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+pub use pushbench_protocol::payload::LinePayload;
 
 /// A log line with its position and scheduled publish time.
 ///
-/// The JSON payload `{"seq":N,"ts":UNIX_NANOS,"line":"..."}` is encoded once, when the line is
+/// The JSON payload `{"seq":N,"ts":UNIX_NANOS,"line":"..."}` ([`LinePayload`], defined by the
+/// protocol crate) is encoded once, when the line is
 /// appended, and shared by every subscriber and transport: fan-out to ten thousand clients must
 /// not serialise ten thousand times.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,29 +19,14 @@ pub struct Line {
     pub json: Bytes,
 }
 
-/// The payload's shape, for encoding here and decoding in clients and tests.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LinePayload {
-    pub seq: u64,
-    pub ts: u64,
-    pub line: String,
-}
-
 impl Line {
     /// Encodes a line. `text` may hold anything UTF-8, including CR and NUL: JSON escapes them,
     /// so no transport can be broken by a log line.
     pub fn new(seq: u64, ts: u64, text: &str) -> Line {
-        let payload = LinePayload {
-            seq,
-            ts,
-            line: text.to_string(),
-        };
-        // Serialising a struct of integers and a string cannot fail.
-        let json = serde_json::to_vec(&payload).expect("line payload serialises");
         Line {
             seq,
             ts,
-            json: Bytes::from(json),
+            json: Bytes::from(pushbench_protocol::encode_line(seq, ts, text)),
         }
     }
 

@@ -7,28 +7,12 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-/// The transports a server offers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Transport {
-    Sse,
-    Ws,
-    Poll,
-}
+/// The transports a server offers (their names are the metrics' `transport` label).
+pub use pushbench_protocol::Transport;
 
-impl Transport {
-    pub const ALL: [Transport; 3] = [Transport::Sse, Transport::Ws, Transport::Poll];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Sse => "sse",
-            Transport::Ws => "ws",
-            Transport::Poll => "poll",
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
+/// A transport's slot in the per-transport counters.
+fn index(t: Transport) -> usize {
+    t as usize
 }
 
 #[derive(Default)]
@@ -52,7 +36,7 @@ type Family = (
 /// Counters of one server process.
 pub struct Metrics {
     max_connections: u64,
-    per_transport: [TransportCounters; 3],
+    per_transport: [TransportCounters; Transport::ALL.len()],
     open_total: AtomicU64,
     lines_appended: AtomicU64,
     polls_not_modified: AtomicU64,
@@ -71,7 +55,7 @@ impl Metrics {
     }
 
     fn of(&self, t: Transport) -> &TransportCounters {
-        &self.per_transport[t.index()]
+        &self.per_transport[index(t)]
     }
 
     /// Counts a connection as open, or refuses it when the limit is reached (the caller answers

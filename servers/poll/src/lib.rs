@@ -27,12 +27,14 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use bytes::{BufMut, BytesMut};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use pushbench_feed::http::{
-    parse_seq, parse_wait, reject_unknown_params, ApiError, TokenAuth, TopicPath, LOGS_ROUTE,
+    parse_seq, parse_wait, reject_unknown_params, ApiError, TokenAuth, TopicPath,
 };
 use pushbench_feed::{Delivery, FeedContext, Line, TopicStatus, Transport};
+use pushbench_protocol::query::{AFTER, LIMIT, TOKEN, WAIT};
+use pushbench_protocol::{poll::encode_answer, Route};
 
 /// How the polling router behaves.
 #[derive(Clone, Debug)]
@@ -64,10 +66,10 @@ struct PollState {
     config: Arc<PollConfig>,
 }
 
-/// The route `GET {LOGS_ROUTE}`.
+/// The route `GET …/logs` ([`Route::Logs`]).
 pub fn router(feed: FeedContext, config: PollConfig) -> Router {
     Router::new()
-        .route(LOGS_ROUTE, get(poll))
+        .route(&Route::Logs.pattern(), get(poll))
         .with_state(PollState {
             feed,
             config: Arc::new(config),
@@ -83,12 +85,12 @@ struct PollRequest {
 }
 
 fn parse_request(q: &HashMap<String, String>, c: &PollConfig) -> Result<PollRequest, ApiError> {
-    reject_unknown_params(q, &["after", "limit", "wait", "token"])?;
-    let after = q.get("after").map(|v| parse_seq("after", v)).transpose()?;
-    let limit = match q.get("limit") {
+    reject_unknown_params(q, &[AFTER, LIMIT, WAIT, TOKEN])?;
+    let after = q.get(AFTER).map(|v| parse_seq(AFTER, v)).transpose()?;
+    let limit = match q.get(LIMIT) {
         None => c.default_limit,
         Some(v) => {
-            let n = parse_seq("limit", v)? as usize;
+            let n = parse_seq(LIMIT, v)? as usize;
             if n > c.max_limit {
                 return Err(ApiError::bad_request(format!(
                     "limit {n} is above the maximum {}",
@@ -98,9 +100,9 @@ fn parse_request(q: &HashMap<String, String>, c: &PollConfig) -> Result<PollRequ
             n
         }
     };
-    let wait = match q.get("wait") {
+    let wait = match q.get(WAIT) {
         None => Duration::ZERO,
-        Some(v) => parse_wait("wait", v, c.max_wait)?,
+        Some(v) => parse_wait(WAIT, v, c.max_wait)?,
     };
     Ok(PollRequest { after, limit, wait })
 }
@@ -178,20 +180,13 @@ fn answer(
             .into_response();
     }
     let size: usize = lines.iter().map(|l| l.json.len() + 1).sum::<usize>() + 96;
-    let mut body = BytesMut::with_capacity(size);
-    body.put_slice(b"{\"lines\":[");
-    for (i, l) in lines.iter().enumerate() {
-        if i > 0 {
-            body.put_u8(b',');
-        }
-        body.put_slice(&l.json);
-    }
-    body.put_slice(
-        format!(
-            "],\"next\":{next},\"last_seq\":{},\"finished\":{}}}",
-            status.last_seq, status.finished
-        )
-        .as_bytes(),
+    let mut body = Vec::with_capacity(size);
+    encode_answer(
+        &mut body,
+        lines.iter().map(|l| &l.json[..]),
+        next,
+        status.last_seq,
+        status.finished,
     );
     s.feed
         .metrics
@@ -205,7 +200,7 @@ fn answer(
             (header::ETAG, etag_value),
             (header::CACHE_CONTROL, cache),
         ],
-        body.freeze(),
+        Bytes::from(body),
     )
         .into_response()
 }

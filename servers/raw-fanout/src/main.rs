@@ -21,7 +21,9 @@ use clap::Parser;
 use feed_server::config::Args;
 use feed_server::listener;
 use futures_util::StreamExt;
-use pushbench_feed::{Delivery, MemoryBackend, Metrics, SharedBackend, Shutdown, TopicId};
+use pushbench_feed::{Delivery, MemoryBackend, Metrics, SharedBackend, Shutdown};
+use pushbench_protocol::route::HEALTHZ;
+use pushbench_protocol::{sse, Route};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -113,15 +115,11 @@ async fn serve_connection(stream: TcpStream, backend: SharedBackend, shutdown: S
         let mut parts = request_line.split_whitespace();
         let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
         let path = path.split('?').next().unwrap_or("");
-        let topic = |suffix: &str| {
-            path.strip_suffix(suffix)
-                .and_then(|p| TopicId::parse(p).ok())
-        };
         let answer = match (method, path) {
-            ("GET", "/healthz") => simple(200, "ok\n"),
-            ("POST", _) if topic("/logs/finish").is_some() => {
+            ("GET", HEALTHZ) => simple(200, "ok\n"),
+            ("POST", _) if Route::Finish.topic_of(path).is_some() => {
                 match backend
-                    .finish(&topic("/logs/finish").expect("checked"))
+                    .finish(&Route::Finish.topic_of(path).expect("checked"))
                     .await
                 {
                     Ok(st) => simple(
@@ -131,8 +129,8 @@ async fn serve_connection(stream: TcpStream, backend: SharedBackend, shutdown: S
                     Err(e) => simple(404, &format!("{{\"error\":\"{e}\"}}")),
                 }
             }
-            ("GET", _) if topic("/logs/events").is_some() => {
-                let t = topic("/logs/events").expect("checked");
+            ("GET", _) if Route::Events.topic_of(path).is_some() => {
+                let t = Route::Events.topic_of(path).expect("checked");
                 let sub = match backend.subscribe(&t, last_event_id, 256).await {
                     Ok(sub) => sub,
                     Err(e) => {
@@ -167,13 +165,11 @@ async fn stream_events(
     mut sub: pushbench_feed::Subscription,
     shutdown: Shutdown,
 ) {
-    if write
-        .write_all(
-            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n",
-        )
-        .await
-        .is_err()
-    {
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nConnection: close\r\n\r\n",
+        sse::CONTENT_TYPE
+    );
+    if write.write_all(head.as_bytes()).await.is_err() {
         return;
     }
     let stop = shutdown.wait();

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use pushbench_feed::Line;
+use pushbench_protocol::sse::{EVENT_END, EVENT_LAGGED};
 
 /// A keep-alive: a comment line and the blank line that ends it. Ignored by every client.
 pub const KEEP_ALIVE: &[u8] = b":\n\n";
@@ -30,14 +31,14 @@ pub fn encode_lines(lines: &[Arc<Line>]) -> Bytes {
 /// reconnects anyway is answered 204 and stops.
 pub fn encode_end(last_seq: u64) -> Bytes {
     Bytes::from(format!(
-        "event: end\nid: {last_seq}\ndata: {{\"last_seq\":{last_seq}}}\n\n"
+        "event: {EVENT_END}\nid: {last_seq}\ndata: {{\"last_seq\":{last_seq}}}\n\n"
     ))
 }
 
 /// Sent before closing a subscriber that fell behind the server's history.
 pub fn encode_lagged(missing_from: u64, oldest_seq: u64) -> Bytes {
     Bytes::from(format!(
-        "event: lagged\ndata: {{\"missing_from\":{missing_from},\"oldest_seq\":{oldest_seq}}}\n\n"
+        "event: {EVENT_LAGGED}\ndata: {{\"missing_from\":{missing_from},\"oldest_seq\":{oldest_seq}}}\n\n"
     ))
 }
 

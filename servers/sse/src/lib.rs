@@ -66,9 +66,10 @@ use axum::routing::get;
 use axum::Router;
 use bytes::Bytes;
 use futures_util::{stream, StreamExt};
-use pushbench_feed::http::{parse_seq, ApiError, CorsConfig, TokenAuth, TopicPath, LOGS_ROUTE};
+use pushbench_feed::http::{parse_seq, ApiError, CorsConfig, TokenAuth, TopicPath};
 use pushbench_feed::shutdown::ShutdownWait;
 use pushbench_feed::{ConnectionGuard, Delivery, FeedContext, Subscription, Transport};
+use pushbench_protocol::{query, sse, Route};
 use tokio::time::{sleep_until, Instant, Sleep};
 
 pub use framing::{encode_end, encode_lagged, encode_lines, encode_retry, KEEP_ALIVE};
@@ -104,7 +105,7 @@ struct SseState {
     config: Arc<SseConfig>,
 }
 
-/// The route `GET {LOGS_ROUTE}/events`. Fails only on an invalid CORS configuration.
+/// The route `GET …/logs/events` ([`Route::Events`]). Fails only on an invalid CORS configuration.
 pub fn router(feed: FeedContext, config: SseConfig) -> Result<Router, String> {
     if config.keep_alive.is_zero() {
         return Err("SSE keep-alive interval must be greater than zero".into());
@@ -115,7 +116,7 @@ pub fn router(feed: FeedContext, config: SseConfig) -> Result<Router, String> {
         config: Arc::new(config),
     };
     let router = Router::new()
-        .route(&format!("{LOGS_ROUTE}/events"), get(events))
+        .route(&Route::Events.pattern(), get(events))
         .with_state(state);
     Ok(match cors {
         Some(layer) => router.layer(layer),
@@ -152,7 +153,7 @@ async fn events(
         [
             (
                 header::CONTENT_TYPE,
-                HeaderValue::from_static("text/event-stream"),
+                HeaderValue::from_static(sse::CONTENT_TYPE),
             ),
             (
                 header::CACHE_CONTROL,
@@ -183,7 +184,7 @@ fn resume_cursor(
             return parse_seq("Last-Event-ID", v).map(Some);
         }
     }
-    for name in ["lastEventId", "after"] {
+    for name in [query::LAST_EVENT_ID, query::AFTER] {
         if let Some(v) = query.get(name) {
             return parse_seq(name, v).map(Some);
         }

@@ -28,16 +28,13 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use futures_util::{SinkExt, StreamExt};
-use pushbench_feed::http::{parse_seq, ApiError, TokenAuth, TopicPath, LOGS_ROUTE};
+use pushbench_feed::http::{parse_seq, ApiError, TokenAuth, TopicPath};
 use pushbench_feed::{ConnectionGuard, Delivery, FeedContext, Subscription, Transport};
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
 
-/// Close code sent when the step finished.
-pub const CLOSE_FINISHED: u16 = 1000;
-/// Close code sent when the server shuts down.
-pub const CLOSE_SHUTDOWN: u16 = 1001;
-/// Close code sent when the client fell behind the history ring.
-pub const CLOSE_LAGGED: u16 = 4008;
+/// The close codes (defined by the protocol crate, which clients share).
+pub use pushbench_protocol::ws::{CLOSE_FINISHED, CLOSE_LAGGED, CLOSE_SHUTDOWN};
+use pushbench_protocol::{query, Route};
 
 /// How the WebSocket router behaves.
 #[derive(Clone, Debug)]
@@ -76,10 +73,10 @@ struct WsState {
     config: Arc<WsConfig>,
 }
 
-/// The route `GET {LOGS_ROUTE}/ws`.
+/// The route `GET …/logs/ws` ([`Route::Ws`]).
 pub fn router(feed: FeedContext, config: WsConfig) -> Router {
     Router::new()
-        .route(&format!("{LOGS_ROUTE}/ws"), get(upgrade))
+        .route(&Route::Ws.pattern(), get(upgrade))
         .with_state(WsState {
             feed,
             config: Arc::new(config),
@@ -96,8 +93,8 @@ async fn upgrade(
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     s.config.auth.check_request(&headers, &query)?;
     let after = query
-        .get("after")
-        .map(|v| parse_seq("after", v))
+        .get(query::AFTER)
+        .map(|v| parse_seq(query::AFTER, v))
         .transpose()?;
     let guard = s
         .feed

@@ -1,8 +1,10 @@
 //! The `[target]` section (external-target mode) and its URL templates.
 
+use pushbench_protocol::Transport as Served;
 use toml::Spanned;
 
 use super::check::Check;
+use crate::endpoint::TOPIC_PLACEHOLDER;
 use crate::scenario::raw::{RawScenario, RawTarget, S};
 use crate::scenario::{PollCursor, ServerSelector, Target, Transport};
 
@@ -99,7 +101,7 @@ pub(super) fn resolve_target(
         .as_ref()
         .map(|b| b.get_ref().trim_end_matches('/').to_string());
     // The paths `feed-server` serves, so that `base_url` is enough for another feed-server.
-    let derive = |suffix: &str, ws: bool| {
+    let derive = |served: Served, ws: bool| {
         base.as_ref().map(|b| {
             let b = if ws {
                 match b.strip_prefix("https://") {
@@ -109,7 +111,7 @@ pub(super) fn resolve_target(
             } else {
                 b.clone()
             };
-            format!("{b}/{{topic}}/logs{suffix}")
+            format!("{b}{}", served.route().path(TOPIC_PLACEHOLDER))
         })
     };
     let poll_cursor = match &t.poll_cursor {
@@ -148,15 +150,21 @@ pub(super) fn resolve_target(
         &t.sse_url,
         "sse_url",
         "http://",
-        derive("/events", false),
+        derive(Served::Sse, false),
         false,
     );
-    let ws_url = url(&t.ws_url, "ws_url", "ws://", derive("/ws", true), false);
+    let ws_url = url(
+        &t.ws_url,
+        "ws_url",
+        "ws://",
+        derive(Served::Ws, true),
+        false,
+    );
     let poll_url = url(
         &t.poll_url,
         "poll_url",
         "http://",
-        derive("", false),
+        derive(Served::Poll, false),
         query_cursor,
     );
     let publish_url = url(&t.publish_url, "publish_url", "http://", None, false);
@@ -212,12 +220,10 @@ pub(super) fn resolve_target(
     };
     if let Some(list) = &raw.transports {
         for entry in list.get_ref() {
-            let (has, key) = match Transport::from_name(entry.get_ref()) {
-                Some(Transport::Sse) => (target.sse_url.is_some(), "sse_url"),
-                Some(Transport::Ws) => (target.ws_url.is_some(), "ws_url"),
-                Some(Transport::Poll | Transport::LongPoll) => {
-                    (target.poll_url.is_some(), "poll_url")
-                }
+            let (has, key) = match Transport::from_name(entry.get_ref()).map(Transport::served_by) {
+                Some(Served::Sse) => (target.sse_url.is_some(), "sse_url"),
+                Some(Served::Ws) => (target.ws_url.is_some(), "ws_url"),
+                Some(Served::Poll) => (target.poll_url.is_some(), "poll_url"),
                 None => continue,
             };
             if !has && transports.iter().any(|tr| tr.as_str() == entry.get_ref()) {

@@ -33,8 +33,8 @@ use webdriver::Browser;
 /// Longest wait for anything the page should do.
 const PAGE_WAIT: Duration = Duration::from_secs(10);
 const ADMIN_TOKEN: &str = "admin-secret";
-/// The topic of [`common::TOPIC`], as the page's `?topic=` takes it.
-const TOPIC_NAME: &str = "acme/app/builds/1/steps/test";
+/// [`common::TOPIC`], as the page's `?topic=` takes it.
+const TOPIC_NAME: &str = common::TOPIC;
 
 /// What the tests show when a wait fails: the page's state, lines trimmed to the last 30.
 const EXPLAIN: &str = "const s = window.viewerState; \

@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,18 +17,50 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use pushbench_feed::memory::MemoryConfig;
 use pushbench_feed::{FeedContext, MemoryBackend, Metrics, Shutdown};
+use pushbench_protocol::Route;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 /// Upper bound of every single wait in these tests.
 pub const T: Duration = Duration::from_secs(5);
 
-/// The topic most tests use, and its routes.
-pub const TOPIC: &str = "/acme/app/builds/1/steps/test";
-pub const LOGS: &str = "/acme/app/builds/1/steps/test/logs";
-pub const EVENTS: &str = "/acme/app/builds/1/steps/test/logs/events";
-pub const FINISH: &str = "/acme/app/builds/1/steps/test/logs/finish";
-pub const WS: &str = "/acme/app/builds/1/steps/test/logs/ws";
+/// The topic most tests use (`org/repo/builds/B/steps/S`, no leading slash).
+pub const TOPIC: &str = "acme/app/builds/1/steps/test";
+/// [`TOPIC`]'s routes, as the protocol crate builds them (its own tests pin the literal paths;
+/// single tests still spell some out, as the README documents them).
+pub static LOGS: RoutePath = RoutePath::new(Route::Logs);
+pub static EVENTS: RoutePath = RoutePath::new(Route::Events);
+pub static FINISH: RoutePath = RoutePath::new(Route::Finish);
+pub static WS: RoutePath = RoutePath::new(Route::Ws);
+
+/// One of [`TOPIC`]'s routes, built on first use: `&LOGS` is a `&str`, `{LOGS}` formats.
+pub struct RoutePath {
+    route: Route,
+    path: OnceLock<String>,
+}
+
+impl RoutePath {
+    const fn new(route: Route) -> Self {
+        RoutePath {
+            route,
+            path: OnceLock::new(),
+        }
+    }
+}
+
+impl std::ops::Deref for RoutePath {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.path.get_or_init(|| self.route.path(TOPIC))
+    }
+}
+
+impl std::fmt::Display for RoutePath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self)
+    }
+}
 
 /// Awaits `fut`, failing the test (with `what`) if it takes longer than [`T`].
 pub async fn within<F: std::future::Future>(what: &str, fut: F) -> F::Output {
@@ -143,7 +175,7 @@ impl TestServer {
 
     /// Appends lines to [`TOPIC`] and checks the answer.
     pub async fn append(&self, body: &str) -> serde_json::Value {
-        let r = self.post_text(LOGS, body.to_string()).await;
+        let r = self.post_text(&LOGS, body.to_string()).await;
         assert_eq!(r.status, StatusCode::OK, "append failed: {}", r.text());
         r.json()
     }
@@ -151,7 +183,7 @@ impl TestServer {
     /// Finishes [`TOPIC`].
     pub async fn finish(&self) {
         let r = self
-            .send(Method::POST, FINISH, &[], Bytes::new())
+            .send(Method::POST, &FINISH, &[], Bytes::new())
             .await
             .into_full()
             .await;
