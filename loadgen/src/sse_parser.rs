@@ -747,7 +747,7 @@ mod tests {
             .unwrap();
         assert_eq!(parser.data.capacity(), 0);
         assert_eq!(parser.event_type.capacity(), 0);
-        assert!(std::mem::size_of::<SseParser>() <= 256);
+        assert!(size_of::<SseParser>() <= 256);
     }
 
     #[test]

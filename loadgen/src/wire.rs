@@ -141,7 +141,7 @@ const TCP_CLOSING: u8 = 11;
 pub fn tcp_info_bytes(socket: &impl AsRawFd) -> io::Result<TcpInfoBytes> {
     // Large enough for any kernel's tcp_info; u64 elements keep it 8-byte aligned.
     let mut buf = [0u64; 64];
-    let mut len = std::mem::size_of_val(&buf) as libc::socklen_t;
+    let mut len = size_of_val(&buf) as libc::socklen_t;
     // SAFETY: `buf` is a valid, writable buffer of `len` bytes that outlives the call; the
     // kernel writes at most `len` bytes and stores the written size in `len`.
     let rc = unsafe {

@@ -93,7 +93,7 @@ pub struct ReportFiles {
 /// `report.md` and `report.html` into `run_dir`.
 pub fn write_report(run_dir: &Path) -> Result<ReportFiles, ReportError> {
     let summary = data::load_summary(run_dir)?;
-    let verdict = verdict::verdict(&summary);
+    let verdict = verdict(&summary);
     let charts_dir = run_dir.join(CHARTS_DIR);
     std::fs::create_dir_all(&charts_dir).map_err(|e| ReportError::io(&charts_dir, e))?;
     let charts = charts::render_run_charts(&summary, run_dir, &charts_dir)?;
