@@ -3,8 +3,10 @@
 //! The client feeds raw (already de-chunked) body bytes as they arrive from the socket; reads
 //! split events, lines, CRLF pairs, the BOM and multi-byte UTF-8 characters at arbitrary points,
 //! so every rule here holds at any split point. One parser lives per connection and thousands run
-//! at once, so it keeps no buffers while idle except the last event id, copies a line only when
-//! it spans two reads, and allocates once per dispatched event (its data) plus its type and id.
+//! at once, so while idle it keeps no buffers but the last event id (twice: as parsed and as
+//! acknowledged) and, once a line has spanned two reads, that line's buffer for reuse; it copies
+//! a line only when it spans two reads, and allocates once per dispatched event (its data) plus
+//! its type and id.
 //!
 //! Rules follow the HTML standard's "event stream interpretation":
 //! - the stream is UTF-8; a leading BOM is dropped. Unlike a browser, which substitutes U+FFFD,

@@ -3,12 +3,13 @@
 //! Every client's socket is wrapped in [`Counted`], below any HTTP or WebSocket code, so the
 //! totals include request and response headers, chunked framing, SSE field names, WebSocket
 //! frame headers and masks: everything the transport costs, not just payload. The kernel's
-//! TCP_INFO counters (`tcpi_bytes_received`, `tcpi_bytes_acked`) are read before each socket
-//! closes, as an independent check of those totals.
+//! TCP_INFO counters are read before each socket closes, as an independent check of those
+//! totals: bytes down are `tcpi_bytes_received`; bytes up are `tcpi_bytes_sent` less
+//! `tcpi_bytes_retrans` (Linux 4.19+), or `tcpi_bytes_acked` on older kernels.
 //!
-//! Reading TCP_INFO needs one `getsockopt` call, which no well-kept crate wraps with the two
-//! 64-bit counters we need (libc's `tcp_info` stops before them), so it is done here, in the
-//! crate's only `unsafe` block.
+//! Reading TCP_INFO needs one `getsockopt` call, which no well-kept crate wraps (neither nix nor
+//! socket2 has it), so it is done here, in the crate's only `unsafe` block, into a plain buffer
+//! read at the counters' fixed offsets (older libc releases' `tcp_info` stopped before them).
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -122,8 +123,9 @@ impl TcpInfoBytes {
     }
 }
 
-/// Offsets of the two counters in Linux's `struct tcp_info` (stable ABI since Linux 4.1/4.2:
-/// fields are only ever appended).
+/// Offsets of the byte counters in Linux's `struct tcp_info` (`tcpi_bytes_acked` and
+/// `tcpi_bytes_received` since Linux 4.1, `tcpi_bytes_sent` and `tcpi_bytes_retrans` since 4.19;
+/// a stable ABI: fields are only ever appended).
 const TCPI_BYTES_ACKED_OFFSET: usize = 120;
 const TCPI_BYTES_RECEIVED_OFFSET: usize = 128;
 const TCPI_BYTES_SENT_OFFSET: usize = 200;
