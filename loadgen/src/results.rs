@@ -38,7 +38,7 @@ use serde::{Deserialize, Serialize};
 pub const SCHEMA_VERSION: u32 = 2;
 
 /// The oldest `summary.json` version this build still reads.
-pub const OLDEST_READABLE_SCHEMA_VERSION: u32 = 1;
+const OLDEST_READABLE_SCHEMA_VERSION: u32 = 1;
 
 /// Why a `summary.json` cannot be read by this build.
 #[derive(Debug, thiserror::Error)]
@@ -546,7 +546,7 @@ pub fn run_id_now() -> String {
 
 /// RFC 3339 UTC time of Unix seconds (or the compact run-id form), e.g.
 /// `2026-11-29T03:15:00Z` (or `20261129T031500Z`), by humantime (years up to 9999).
-pub fn format_utc(secs: u64, compact: bool) -> String {
+fn format_utc(secs: u64, compact: bool) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
     let rfc3339 = humantime::format_rfc3339_seconds(t).to_string();
     if compact {

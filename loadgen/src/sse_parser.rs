@@ -110,7 +110,7 @@ impl SseParser {
 
     /// A parser for a new stream that fails with [`SseError::TooLarge`] once one line or one
     /// event's data exceeds `max_event_bytes`.
-    pub fn with_max_event_bytes(max_event_bytes: usize) -> Self {
+    fn with_max_event_bytes(max_event_bytes: usize) -> Self {
         Self {
             partial_line: Vec::new(),
             partial_line_offset: 0,
@@ -161,11 +161,6 @@ impl SseParser {
     /// How many comment lines (keep-alives) were seen, across reconnects.
     pub fn comments_seen(&self) -> u64 {
         self.comments_seen
-    }
-
-    /// Bytes fed since the start of the current stream (including a BOM).
-    pub fn stream_offset_bytes(&self) -> u64 {
-        self.offset
     }
 
     /// Whether bytes of an unfinished line or event are buffered. If the stream ends now, they

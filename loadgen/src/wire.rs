@@ -42,14 +42,6 @@ impl<S> Counted<S> {
     pub fn get_ref(&self) -> &S {
         &self.inner
     }
-
-    /// Takes the counts so far, leaving zero (for periodic reporting).
-    pub fn take_counts(&mut self) -> (u64, u64) {
-        let c = (self.bytes_down, self.bytes_up);
-        self.bytes_down = 0;
-        self.bytes_up = 0;
-        c
-    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
@@ -193,7 +185,7 @@ pub struct SourceAddrs {
 }
 
 /// Connections per source address before the next one is used.
-pub const CONNECTIONS_PER_SOURCE: u32 = 25_000;
+const CONNECTIONS_PER_SOURCE: u32 = 25_000;
 
 impl SourceAddrs {
     /// Enough source addresses for `clients` connections to a loopback server; a single default

@@ -45,7 +45,7 @@ pub use verdict::{
 use crate::results::Summary;
 
 /// Folder, inside a run (or compare) folder, that holds the charts.
-pub const CHARTS_DIR: &str = "charts";
+const CHARTS_DIR: &str = "charts";
 
 /// What went wrong while reporting. Messages name the file or chart involved.
 #[derive(Debug, thiserror::Error)]
