@@ -12,6 +12,22 @@ cd "$(dirname "$0")/.."
 scripts/ensure-debian-packages.sh pkg-config libfontconfig1-dev libfreetype-dev fonts-dejavu-core \
   chromium chromium-driver nginx libnginx-mod-nchan curl
 
+# cargo-machete finds dependencies that no code uses: a pinned version from crates.io, built
+# with its own locked dependencies, installed once (when missing or another version).
+MACHETE_VERSION=0.9.2
+if [[ "$(cargo machete --version 2>/dev/null)" != "$MACHETE_VERSION" ]]; then
+  echo "installing: cargo-machete $MACHETE_VERSION"
+  cargo install cargo-machete --locked --version "$MACHETE_VERSION"
+fi
+
+echo "== unused dependencies (cargo machete)"
+if ! cargo machete; then
+  echo "error: unused dependencies (listed above): remove them from Cargo.toml, or, for a false" \
+    "positive (a crate used only through a macro or a feature), list it in that crate's" \
+    "[package.metadata.cargo-machete] ignored = [...] with a comment saying why" >&2
+  exit 1
+fi
+
 echo "== cargo fmt"
 cargo fmt --all -- --check
 echo "== cargo clippy"

@@ -258,7 +258,7 @@ impl BodyDecoder {
         }
     }
 
-    pub fn is_done(&self) -> bool {
+    fn is_done(&self) -> bool {
         self.done
     }
 

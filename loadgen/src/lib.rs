@@ -32,8 +32,8 @@
 //! - [`report`]: charts (PNG, SVG), the verdict table, `report.md` and `report.html`.
 //!   [`report::charts`] is a folder: chart descriptions, drawing, one module per chart family.
 //!
-//! The crate denies `unsafe` except in one place: reading TCP_INFO in [`wire`].
-#![deny(unsafe_code)]
+//! The crate denies `unsafe` (a workspace lint, see the root Cargo.toml) except in one place:
+//! reading TCP_INFO in [`wire`].
 
 pub mod clients;
 pub mod control;

@@ -38,7 +38,7 @@ use serde::{Deserialize, Serialize};
 pub const SCHEMA_VERSION: u32 = 2;
 
 /// The oldest `summary.json` version this build still reads.
-pub const OLDEST_READABLE_SCHEMA_VERSION: u32 = 1;
+const OLDEST_READABLE_SCHEMA_VERSION: u32 = 1;
 
 /// Why a `summary.json` cannot be read by this build.
 #[derive(Debug, thiserror::Error)]
@@ -565,42 +565,32 @@ pub fn write_json_atomic(path: &Path, value: &impl Serialize) -> std::io::Result
 
 /// A run id that sorts by time: `20261129T031500Z`.
 pub fn run_id_now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    format_utc(secs, true)
+    format_utc(unix_now_secs(), true)
 }
 
-/// RFC 3339 UTC time of Unix seconds (or the compact run-id form).
-pub fn format_utc(secs: u64, compact: bool) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(mo <= 2);
+/// RFC 3339 UTC time of Unix seconds (or the compact run-id form), e.g.
+/// `2026-11-29T03:15:00Z` (or `20261129T031500Z`), by humantime (years up to 9999).
+fn format_utc(secs: u64, compact: bool) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+    let rfc3339 = humantime::format_rfc3339_seconds(t).to_string();
     if compact {
-        format!("{y:04}{mo:02}{d:02}T{h:02}{m:02}{s:02}Z")
+        rfc3339.replace(['-', ':'], "")
     } else {
-        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}Z")
+        rfc3339
     }
 }
 
 /// Now, RFC 3339 UTC.
 pub fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
+    format_utc(unix_now_secs(), false)
+}
+
+/// Whole seconds since the Unix epoch (0 if the clock is before it).
+fn unix_now_secs() -> u64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
-        .unwrap_or(0);
-    format_utc(secs, false)
+        .unwrap_or(0)
 }
 
 /// Facts about this machine and build.

@@ -3,8 +3,10 @@
 //! The client feeds raw (already de-chunked) body bytes as they arrive from the socket; reads
 //! split events, lines, CRLF pairs, the BOM and multi-byte UTF-8 characters at arbitrary points,
 //! so every rule here holds at any split point. One parser lives per connection and thousands run
-//! at once, so it keeps no buffers while idle except the last event id, copies a line only when
-//! it spans two reads, and allocates once per dispatched event (its data) plus its type and id.
+//! at once, so while idle it keeps no buffers but the last event id (twice: as parsed and as
+//! acknowledged) and, once a line has spanned two reads, that line's buffer for reuse; it copies
+//! a line only when it spans two reads, and allocates once per dispatched event (its data) plus
+//! its type and id.
 //!
 //! Rules follow the HTML standard's "event stream interpretation":
 //! - the stream is UTF-8; a leading BOM is dropped. Unlike a browser, which substitutes U+FFFD,
@@ -108,7 +110,7 @@ impl SseParser {
 
     /// A parser for a new stream that fails with [`SseError::TooLarge`] once one line or one
     /// event's data exceeds `max_event_bytes`.
-    pub fn with_max_event_bytes(max_event_bytes: usize) -> Self {
+    fn with_max_event_bytes(max_event_bytes: usize) -> Self {
         Self {
             partial_line: Vec::new(),
             partial_line_offset: 0,
@@ -159,11 +161,6 @@ impl SseParser {
     /// How many comment lines (keep-alives) were seen, across reconnects.
     pub fn comments_seen(&self) -> u64 {
         self.comments_seen
-    }
-
-    /// Bytes fed since the start of the current stream (including a BOM).
-    pub fn stream_offset_bytes(&self) -> u64 {
-        self.offset
     }
 
     /// Whether bytes of an unfinished line or event are buffered. If the stream ends now, they
@@ -747,7 +744,7 @@ mod tests {
             .unwrap();
         assert_eq!(parser.data.capacity(), 0);
         assert_eq!(parser.event_type.capacity(), 0);
-        assert!(std::mem::size_of::<SseParser>() <= 256);
+        assert!(size_of::<SseParser>() <= 256);
     }
 
     #[test]

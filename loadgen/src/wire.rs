@@ -3,12 +3,13 @@
 //! Every client's socket is wrapped in [`Counted`], below any HTTP or WebSocket code, so the
 //! totals include request and response headers, chunked framing, SSE field names, WebSocket
 //! frame headers and masks: everything the transport costs, not just payload. The kernel's
-//! TCP_INFO counters (`tcpi_bytes_received`, `tcpi_bytes_acked`) are read before each socket
-//! closes, as an independent check of those totals.
+//! TCP_INFO counters are read before each socket closes, as an independent check of those
+//! totals: bytes down are `tcpi_bytes_received`; bytes up are `tcpi_bytes_sent` less
+//! `tcpi_bytes_retrans` (Linux 4.19+), or `tcpi_bytes_acked` on older kernels.
 //!
-//! Reading TCP_INFO needs one `getsockopt` call, which no well-kept crate wraps with the two
-//! 64-bit counters we need (libc's `tcp_info` stops before them), so it is done here, in the
-//! crate's only `unsafe` block.
+//! Reading TCP_INFO needs one `getsockopt` call, which no well-kept crate wraps (neither nix nor
+//! socket2 has it), so it is done here, in the crate's only `unsafe` block, into a plain buffer
+//! read at the counters' fixed offsets (older libc releases' `tcp_info` stopped before them).
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -40,14 +41,6 @@ impl<S> Counted<S> {
 
     pub fn get_ref(&self) -> &S {
         &self.inner
-    }
-
-    /// Takes the counts so far, leaving zero (for periodic reporting).
-    pub fn take_counts(&mut self) -> (u64, u64) {
-        let c = (self.bytes_down, self.bytes_up);
-        self.bytes_down = 0;
-        self.bytes_up = 0;
-        c
     }
 }
 
@@ -122,8 +115,9 @@ impl TcpInfoBytes {
     }
 }
 
-/// Offsets of the two counters in Linux's `struct tcp_info` (stable ABI since Linux 4.1/4.2:
-/// fields are only ever appended).
+/// Offsets of the byte counters in Linux's `struct tcp_info` (`tcpi_bytes_acked` and
+/// `tcpi_bytes_received` since Linux 4.1, `tcpi_bytes_sent` and `tcpi_bytes_retrans` since 4.19;
+/// a stable ABI: fields are only ever appended).
 const TCPI_BYTES_ACKED_OFFSET: usize = 120;
 const TCPI_BYTES_RECEIVED_OFFSET: usize = 128;
 const TCPI_BYTES_SENT_OFFSET: usize = 200;
@@ -141,7 +135,7 @@ const TCP_CLOSING: u8 = 11;
 pub fn tcp_info_bytes(socket: &impl AsRawFd) -> io::Result<TcpInfoBytes> {
     // Large enough for any kernel's tcp_info; u64 elements keep it 8-byte aligned.
     let mut buf = [0u64; 64];
-    let mut len = std::mem::size_of_val(&buf) as libc::socklen_t;
+    let mut len = size_of_val(&buf) as libc::socklen_t;
     // SAFETY: `buf` is a valid, writable buffer of `len` bytes that outlives the call; the
     // kernel writes at most `len` bytes and stores the written size in `len`.
     let rc = unsafe {
@@ -191,7 +185,7 @@ pub struct SourceAddrs {
 }
 
 /// Connections per source address before the next one is used.
-pub const CONNECTIONS_PER_SOURCE: u32 = 25_000;
+const CONNECTIONS_PER_SOURCE: u32 = 25_000;
 
 impl SourceAddrs {
     /// Enough source addresses for `clients` connections to a loopback server; a single default

@@ -136,7 +136,7 @@ async fn poll_loop(
                 let malformed = SessionError::MalformedPoll;
                 // Only the stamps are decoded; with markers (external targets) the text too.
                 let answer = if spec.marker_stamps {
-                    let a: PollAnswer<LineText> =
+                    let a: PollAnswer<LineText<'_>> =
                         serde_json::from_slice(&body).map_err(malformed)?;
                     for line in &a.lines {
                         state.on_payload(spec, stats, control, line.line.as_bytes(), now)?;

@@ -40,19 +40,6 @@ impl IntervalSnapshot {
         }
     }
 
-    /// Merges the workers' snapshots of one interval into one (empty if there are none).
-    pub fn merge_all(snapshots: impl IntoIterator<Item = IntervalSnapshot>) -> Self {
-        let mut snapshots = snapshots.into_iter();
-        // The first snapshot's histogram is reused as the sum, so merging allocates nothing.
-        let Some(mut total) = snapshots.next() else {
-            return Self::new();
-        };
-        for snapshot in snapshots {
-            total.merge(&snapshot);
-        }
-        total
-    }
-
     /// Adds `other` to this snapshot.
     pub fn merge(&mut self, other: &IntervalSnapshot) {
         let clamped = merge_histogram(&mut self.latency_us, &other.latency_us);
@@ -64,7 +51,7 @@ impl IntervalSnapshot {
     }
 
     /// Empties the snapshot, keeping its histogram's allocation.
-    pub fn reset(&mut self) {
+    fn reset(&mut self) {
         self.latency_us.reset();
         self.deliveries = 0;
         self.clamped_samples = 0;
@@ -104,13 +91,6 @@ impl IntervalRecorder {
         self.current.reset();
         snapshot
     }
-
-    /// Like [`Self::take`] but swaps into `into` (whose old contents are discarded), so a
-    /// collector that reuses its snapshots allocates nothing per interval.
-    pub fn take_into(&mut self, into: &mut IntervalSnapshot) {
-        std::mem::swap(&mut self.current, into);
-        self.current.reset();
-    }
 }
 
 #[cfg(test)]
@@ -133,18 +113,17 @@ mod tests {
         assert_eq!(empty.latency_us.max(), 0, "max reset too");
 
         ir.record_latency_us(5);
-        let mut reused = snap.clone();
-        ir.take_into(&mut reused);
-        assert_eq!((reused.deliveries, reused.latency_us.len()), (1, 1));
+        let later = ir.take();
+        assert_eq!((later.deliveries, later.latency_us.len()), (1, 1));
         assert_eq!(ir.take().deliveries, 0);
 
-        // Merging the workers' snapshots of one interval.
-        let total = IntervalSnapshot::merge_all(vec![snap, empty, reused]);
+        // Merging the workers' snapshots of one interval, as the collector does.
+        let mut total = IntervalSnapshot::new();
+        for snapshot in [&snap, &empty, &later] {
+            total.merge(snapshot);
+        }
         assert_eq!(total.deliveries, 4);
         assert_eq!(total.latency_us.len(), 3);
         assert_eq!(total.latency_us.max(), 200);
-        assert!(IntervalSnapshot::merge_all(Vec::new())
-            .latency_us
-            .is_empty());
     }
 }

@@ -193,7 +193,7 @@ mod tests {
         }
         assert_eq!(t.last_seq(), 100);
         assert_eq!((t.missing(), t.expected(), t.delivered()), (0, 100, 100));
-        assert!(std::mem::size_of::<ClientSeqTracker>() <= 48);
+        assert!(size_of::<ClientSeqTracker>() <= 48);
         assert_eq!(t.gaps.capacity(), 0);
     }
 

@@ -8,7 +8,7 @@ use hdrhistogram::Histogram;
 use super::ReportError;
 use crate::results::{decode_histogram, read_summary, Summary, TransportResult};
 
-pub const SUMMARY_FILE: &str = "summary.json";
+const SUMMARY_FILE: &str = "summary.json";
 
 /// Reads and checks `run_dir/summary.json`.
 pub fn load_summary(run_dir: &Path) -> Result<Summary, ReportError> {
@@ -83,7 +83,7 @@ pub struct SweepPoint {
 }
 
 /// Parses `clients.count=1000` or `feed.interval=250ms`.
-pub fn parse_sweep(label: &str) -> SweepPoint {
+fn parse_sweep(label: &str) -> SweepPoint {
     let (key, raw) = label.split_once('=').unwrap_or(("sweep", label));
     let (value, is_duration) = match parse_value(raw) {
         Some((v, d)) => (Some(v), d),
@@ -99,7 +99,7 @@ pub fn parse_sweep(label: &str) -> SweepPoint {
 
 /// A plain number (`1000`, `1_000`, `0.5`) or a duration (`250ms`, `1.5s`, `2m`) in
 /// seconds; the flag says which.
-pub fn parse_value(raw: &str) -> Option<(f64, bool)> {
+fn parse_value(raw: &str) -> Option<(f64, bool)> {
     let s: String = raw.trim().chars().filter(|c| *c != '_').collect();
     if let Ok(v) = s.parse::<f64>() {
         return v.is_finite().then_some((v, false));

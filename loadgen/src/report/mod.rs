@@ -45,7 +45,7 @@ pub use verdict::{
 use crate::results::Summary;
 
 /// Folder, inside a run (or compare) folder, that holds the charts.
-pub const CHARTS_DIR: &str = "charts";
+const CHARTS_DIR: &str = "charts";
 
 /// What went wrong while reporting. Messages name the file or chart involved.
 #[derive(Debug, thiserror::Error)]
@@ -96,7 +96,7 @@ pub struct ReportFiles {
 /// `report.md` and `report.html` into `run_dir`.
 pub fn write_report(run_dir: &Path) -> Result<ReportFiles, ReportError> {
     let summary = data::load_summary(run_dir)?;
-    let verdict = verdict::verdict(&summary);
+    let verdict = verdict(&summary);
     let charts_dir = run_dir.join(CHARTS_DIR);
     std::fs::create_dir_all(&charts_dir).map_err(|e| ReportError::io(&charts_dir, e))?;
     let charts = charts::render_run_charts(&summary, run_dir, &charts_dir)?;

@@ -742,9 +742,9 @@ impl Comparison {
 }
 
 /// What a table shows for a figure that was not measured (the warnings say why).
-pub const NOT_MEASURED: &str = "— (not measured)";
+const NOT_MEASURED: &str = "— (not measured)";
 
 /// A figure, or [`NOT_MEASURED`].
-pub fn fmt_missing(v: Option<f64>, fmt: impl Fn(f64) -> String) -> String {
+fn fmt_missing(v: Option<f64>, fmt: impl Fn(f64) -> String) -> String {
     v.map(fmt).unwrap_or_else(|| NOT_MEASURED.to_string())
 }

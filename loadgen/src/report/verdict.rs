@@ -40,10 +40,10 @@ pub const CLAIM: &str = "SSE > WebSocket > polling";
 pub const TIE_TOLERANCE: f64 = 0.05;
 
 /// Fewer latency samples than this make tail percentiles meaningless.
-pub const MIN_LATENCY_SAMPLES: u64 = 1_000;
+const MIN_LATENCY_SAMPLES: u64 = 1_000;
 
 /// Counted and kernel bytes differing by more than this (percent) are suspicious.
-pub const MAX_KERNEL_DIFF_PCT: f64 = 2.0;
+const MAX_KERNEL_DIFF_PCT: f64 = 2.0;
 
 /// A compared figure; lower is better for all of them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -102,7 +102,7 @@ impl Metric {
     }
 
     /// Why [`Metric::value`] has no figure for a run.
-    pub fn missing_reason(self, r: &TransportResult) -> &'static str {
+    fn missing_reason(self, r: &TransportResult) -> &'static str {
         match self {
             Metric::LatencyP50 | Metric::LatencyP99 | Metric::LatencyP999 => {
                 "no latency sample in the measured phase"
@@ -390,7 +390,7 @@ impl Verdict {
 }
 
 /// Ranks values, lower is better, with the tie rule of the module doc. `None` stays unranked.
-pub fn rank_values(values: &[Option<f64>], rel_tol: f64, abs_tol: f64) -> Vec<Option<usize>> {
+fn rank_values(values: &[Option<f64>], rel_tol: f64, abs_tol: f64) -> Vec<Option<usize>> {
     let mut order: Vec<(usize, f64)> = values
         .iter()
         .enumerate()

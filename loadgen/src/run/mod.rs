@@ -628,8 +628,3 @@ fn sanitize(s: &str) -> String {
         })
         .collect()
 }
-
-/// Where a results folder keeps the scenario exactly as run.
-pub fn scenario_copy_path(dir: &Path) -> PathBuf {
-    dir.join("scenario.toml")
-}

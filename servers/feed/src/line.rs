@@ -49,7 +49,7 @@ mod tests {
             r#"{"seq":7,"ts":1700000000000000000,"line":"50%\r100%\n\u0000 \"q\""}"#
         );
         assert!(!line.json.contains(&b'\r') && !line.json.contains(&b'\n'));
-        let back: LinePayload = serde_json::from_slice(&line.json).unwrap();
+        let back: LinePayload<'_> = serde_json::from_slice(&line.json).unwrap();
         assert_eq!(back.line, "50%\r100%\n\0 \"q\"");
     }
 }

@@ -61,7 +61,7 @@ mod tests {
             r#"{"seq":7,"ts":1700000000000000000,"line":"50%\r100%\n\u0000 \"q\""}"#
         );
         assert!(!json.contains(&b'\r') && !json.contains(&b'\n'));
-        let back: LinePayload = serde_json::from_slice(&json).unwrap();
+        let back: LinePayload<'_> = serde_json::from_slice(&json).unwrap();
         assert_eq!(back.line, "50%\r100%\n\0 \"q\"");
         let stamp: LineStamp = serde_json::from_slice(&json).unwrap();
         assert_eq!(
@@ -76,9 +76,9 @@ mod tests {
     #[test]
     fn decoding_borrows_plain_text() {
         let json = encode_line(1, 2, "plain text");
-        let p: LinePayload = serde_json::from_slice(&json).unwrap();
+        let p: LinePayload<'_> = serde_json::from_slice(&json).unwrap();
         assert!(matches!(p.line, Cow::Borrowed("plain text")));
-        let t: LineText = serde_json::from_slice(&json).unwrap();
+        let t: LineText<'_> = serde_json::from_slice(&json).unwrap();
         assert!(matches!(t.line, Cow::Borrowed("plain text")));
     }
 }

@@ -65,7 +65,7 @@ mod tests {
             std::str::from_utf8(&out).unwrap(),
             r#"{"lines":[{"seq":4,"ts":10,"line":"a\rb"},{"seq":5,"ts":11,"line":"c"}],"next":5,"last_seq":9,"finished":false}"#
         );
-        let typed: PollAnswer<LinePayload> = serde_json::from_slice(&out).unwrap();
+        let typed: PollAnswer<LinePayload<'_>> = serde_json::from_slice(&out).unwrap();
         assert_eq!(serde_json::to_vec(&typed).unwrap(), out);
         let stamps: PollAnswer<LineStamp> = serde_json::from_slice(&out).unwrap();
         assert_eq!(stamps.lines[1], LineStamp { seq: 5, ts: 11 });

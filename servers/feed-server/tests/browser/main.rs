@@ -34,7 +34,7 @@ use webdriver::Browser;
 const PAGE_WAIT: Duration = Duration::from_secs(10);
 const ADMIN_TOKEN: &str = "admin-secret";
 /// [`common::TOPIC`], as the page's `?topic=` takes it.
-const TOPIC_NAME: &str = common::TOPIC;
+const TOPIC_NAME: &str = TOPIC;
 
 /// What the tests show when a wait fails: the page's state, lines trimmed to the last 30.
 const EXPLAIN: &str = "const s = window.viewerState; \
