@@ -31,7 +31,6 @@ use pushbench_feed::clock::unix_nanos;
 use pushbench_protocol::TopicId;
 use tokio::sync::mpsc;
 
-use crate::clients::ClientSpec;
 use crate::control::RunControl;
 use crate::controlplane::{self, finish_topics, ControlError};
 use crate::monitor::{sample, ProcSample};
@@ -42,7 +41,6 @@ use crate::record::{write_hgrm, Recorder};
 use crate::results::{encode_histogram, Problem, ProblemKind, TransportResult};
 use crate::scenario::{Scenario, Transport};
 use crate::tls::{TlsError, TlsTarget};
-use crate::wire::SourceAddrs;
 use crate::worker::{self, WorkerMsg};
 
 use collector::{sample_server, Collector, CollectorError};
@@ -151,7 +149,9 @@ async fn run_in(
     Ok(())
 }
 
-/// Steps 2–5 of a run: clients, publisher, collector, phases; what was measured.
+/// Steps 2–5 of a run: clients, publisher, collector, phases; what was measured. Longer
+/// than a screen because it is the run's sequence of steps, each a few lines, in the order
+/// they happen; the work of each lives in its own function or type.
 async fn measure(
     sc: &Scenario,
     transport: Transport,
@@ -209,34 +209,8 @@ async fn measure(
         true => Some(TlsTarget::new(&endpoint.server_name, insecure)?),
         false => None,
     };
-    let assignment = assign_topics(&sc.clients.topics, clients, sc.feed.topics, 7);
-    let sources = SourceAddrs::for_clients(clients, &endpoint.addr);
-    let specs: Vec<ClientSpec> = (0..clients)
-        .map(|i| {
-            let topic = &topics[assignment[i as usize] as usize];
-            ClientSpec {
-                id: i,
-                transport,
-                server: endpoint.addr,
-                host: endpoint.host.clone(),
-                tls: tls.clone(),
-                path: endpoint.path(topic),
-                source: sources.for_client(i),
-                topic: topic.clone(),
-                start_at: planned + timeline.client_start(i, clients),
-                churn: sc.churn.as_ref().map(|c| (c.session, c.pause)),
-                marker_stamps: publish_url.is_some(),
-                poll_cursor: sc
-                    .target
-                    .as_ref()
-                    .map(|t| t.poll_cursor)
-                    .unwrap_or_default(),
-                poll_interval: sc.poll.interval,
-                long_poll_wait: sc.poll.wait,
-                poll_limit: sc.poll.limit,
-            }
-        })
-        .collect();
+    let start_of = |i| planned + timeline.client_start(i, clients);
+    let specs = plan::client_specs(sc, transport, &endpoint, &topics, tls, start_of);
 
     // An unbounded sender needs no runtime: worker threads send straight into this one.
     let (tx, rx) = mpsc::unbounded_channel::<WorkerMsg>();
@@ -248,19 +222,14 @@ async fn measure(
     })?;
     let control_client = controlplane::client(insecure, topics.len())?;
     let publisher = match &publish_url {
-        Some(url) => Some(Publisher::start(
-            PublishPlan {
-                targets: topics
-                    .iter()
-                    .map(|t| (t.clone(), url.replace("{topic}", &t.to_string())))
-                    .collect(),
-                lines_per_sec: sc.feed.lines_per_sec,
-                line_bytes: sc.feed.line_bytes.max as usize,
-                start: (planned + timeline.publish_from).into_std(),
-                start_unix_ns: at_unix(timeline.publish_from),
-                until: timeline.publish_for(),
-            },
-            control_client.clone(),
+        Some(url) => Some(start_publisher(
+            sc,
+            &topics,
+            url,
+            &timeline,
+            planned,
+            planned_unix,
+            &control_client,
         )?),
         None => None,
     };
@@ -301,70 +270,35 @@ async fn measure(
     for h in handles {
         let _ = h.join();
     }
-    // The loop can end before the measured phase did (the server died): stop the publisher.
-    if let Some(p) = conductor.publisher.take() {
-        p.stop();
-        conductor.publish_report = tokio::task::spawn_blocking(move || p.finish()).await.ok();
-    }
-    // Every client has stopped: no answer is read after this.
-    let clients_ended_ns = unix_nanos();
-    let (last_server, last_self) = conductor.collector.last_samples();
-    let (start_server, start_self) = conductor.at_measure_start.unwrap_or((baseline, self_start));
-    let (end_server, end_self) = conductor.at_measure_end.unwrap_or((last_server, last_self));
-    let rss_end = sample_server(watch.as_ref())
-        .map(|s| s.rss_bytes)
-        .unwrap_or(0);
-    let mut died = conductor.server_died.take();
-    let exit = match process {
-        Some(mut server) => {
-            if died.is_none() && !server.is_running() {
-                died = Some("the server exited before the run ended".into());
-            }
-            server.stop().await
-        }
-        None => "external target (not stopped by pushbench)".into(),
-    };
+    conductor
+        .finish(transport, process, baseline, self_start)
+        .await
+}
 
-    let mut merged = MergedWorkers::default();
-    for worker in conductor.collector.finish() {
-        merged.add(&worker);
-    }
-    Ok(Measurements {
-        transport,
-        clients,
-        workers: merged,
-        server: ServerFacts {
-            measured: watch.is_some(),
-            pid: watch.as_ref().map_or(0, |w| w.main_pid()),
-            pids: watch
-                .as_ref()
-                .and_then(|w| w.pids().ok())
-                .unwrap_or_default(),
-            args: match sc.target {
-                None => server_args(sc, transport),
-                Some(_) => Vec::new(),
-            },
-            rss_end_bytes: rss_end,
-            exit,
-            died,
+/// The load generator's own open-loop publisher, on `timeline`'s schedule.
+fn start_publisher(
+    sc: &Scenario,
+    topics: &[TopicId],
+    url: &str,
+    timeline: &Timeline,
+    planned: tokio::time::Instant,
+    planned_unix: u64,
+    client: &reqwest::Client,
+) -> Result<Publisher, PublishError> {
+    Publisher::start(
+        PublishPlan {
+            targets: topics
+                .iter()
+                .map(|t| (t.clone(), url.replace("{topic}", &t.to_string())))
+                .collect(),
+            lines_per_sec: sc.feed.lines_per_sec,
+            line_bytes: sc.feed.line_bytes.max as usize,
+            start: (planned + timeline.publish_from).into_std(),
+            start_unix_ns: planned_unix + timeline.publish_from.as_nanos() as u64,
+            until: timeline.publish_for(),
         },
-        server_samples: ProcWindow {
-            baseline,
-            start: start_server,
-            end: end_server,
-        },
-        loadgen_samples: ProcWindow {
-            baseline: self_start,
-            start: start_self,
-            end: end_self,
-        },
-        loadgen_cores: loadgen_cores(opts),
-        measure_window_ns: control.measure_window_ns(),
-        clients_ended_ns,
-        publisher: conductor.publish_report,
-        problems: conductor.problems,
-        warnings: conductor.warnings,
-    })
+        client.clone(),
+    )
 }
 
 /// Cores the load generator may use: its pinned set, or the machine's.
@@ -495,6 +429,82 @@ impl Conductor<'_> {
             self.control.stop();
         }
         Ok(())
+    }
+
+    /// After the last worker ended: stops the publisher and the server, merges the workers'
+    /// records and gathers the samples at the measured phase's edges.
+    async fn finish(
+        mut self,
+        transport: Transport,
+        process: Option<crate::orchestrate::ServerProcess>,
+        baseline: ProcSample,
+        self_start: ProcSample,
+    ) -> Result<Measurements, RunError> {
+        // The loop can end before the measured phase did (the server died): stop the publisher.
+        if let Some(p) = self.publisher.take() {
+            p.stop();
+            self.publish_report = tokio::task::spawn_blocking(move || p.finish()).await.ok();
+        }
+        // Every client has stopped: no answer is read after this.
+        let clients_ended_ns = unix_nanos();
+        let (last_server, last_self) = self.collector.last_samples();
+        let (start_server, start_self) = self.at_measure_start.unwrap_or((baseline, self_start));
+        let (end_server, end_self) = self.at_measure_end.unwrap_or((last_server, last_self));
+        let rss_end = sample_server(self.watch.as_ref())
+            .map(|s| s.rss_bytes)
+            .unwrap_or(0);
+        let mut died = self.server_died.take();
+        let exit = match process {
+            Some(mut server) => {
+                if died.is_none() && !server.is_running() {
+                    died = Some("the server exited before the run ended".into());
+                }
+                server.stop().await
+            }
+            None => "external target (not stopped by pushbench)".into(),
+        };
+
+        let mut merged = MergedWorkers::default();
+        for worker in self.collector.finish() {
+            merged.add(&worker);
+        }
+        Ok(Measurements {
+            transport,
+            clients: self.clients,
+            workers: merged,
+            server: ServerFacts {
+                measured: self.watch.is_some(),
+                pid: self.watch.as_ref().map_or(0, |w| w.main_pid()),
+                pids: self
+                    .watch
+                    .as_ref()
+                    .and_then(|w| w.pids().ok())
+                    .unwrap_or_default(),
+                args: match self.sc.target {
+                    None => server_args(self.sc, transport),
+                    Some(_) => Vec::new(),
+                },
+                rss_end_bytes: rss_end,
+                exit,
+                died,
+            },
+            server_samples: ProcWindow {
+                baseline,
+                start: start_server,
+                end: end_server,
+            },
+            loadgen_samples: ProcWindow {
+                baseline: self_start,
+                start: start_self,
+                end: end_self,
+            },
+            loadgen_cores: loadgen_cores(self.opts),
+            measure_window_ns: self.control.measure_window_ns(),
+            clients_ended_ns,
+            publisher: self.publish_report,
+            problems: self.problems,
+            warnings: self.warnings,
+        })
     }
 
     /// Tells the clients each step's final seq: what the publisher scheduled (less what it

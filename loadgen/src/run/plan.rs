@@ -7,7 +7,11 @@ use pushbench_protocol::{generated, TopicId};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+use crate::clients::ClientSpec;
+use crate::endpoint::Endpoint;
 use crate::scenario::{Scenario, TopicChoice, Transport};
+use crate::tls::TlsTarget;
+use crate::wire::SourceAddrs;
 
 /// The gap between the ramp-up and the load generator's publisher: after the last client's
 /// start (time for it to connect), or, with `publish_first`, before the first client's (time
@@ -83,6 +87,45 @@ pub fn assign_topics(choice: &TopicChoice, clients: u32, topics: u32, seed: u64)
                 .collect()
         }
     }
+}
+
+/// Every client of a run: which topic it reads (seeded, so runs are repeatable), where it
+/// connects, from which source address, and when it starts (`start_of(i)`).
+pub fn client_specs(
+    sc: &Scenario,
+    transport: Transport,
+    endpoint: &Endpoint,
+    topics: &[TopicId],
+    tls: Option<TlsTarget>,
+    start_of: impl Fn(u32) -> tokio::time::Instant,
+) -> Vec<ClientSpec> {
+    let clients = sc.clients.count;
+    let assignment = assign_topics(&sc.clients.topics, clients, sc.feed.topics, 7);
+    let sources = SourceAddrs::for_clients(clients, &endpoint.addr);
+    let target = sc.target.as_ref();
+    (0..clients)
+        .map(|i| {
+            let topic = &topics[assignment[i as usize] as usize];
+            ClientSpec {
+                id: i,
+                transport,
+                server: endpoint.addr,
+                host: endpoint.host.clone(),
+                tls: tls.clone(),
+                path: endpoint.path(topic),
+                source: sources.for_client(i),
+                topic: topic.clone(),
+                start_at: start_of(i),
+                churn: sc.churn.as_ref().map(|c| (c.session, c.pause)),
+                // The load generator's publisher stamps each line with a pb:SEQ:TS marker.
+                marker_stamps: target.is_some_and(|t| t.publish_url.is_some()),
+                poll_cursor: target.map(|t| t.poll_cursor).unwrap_or_default(),
+                poll_interval: sc.poll.interval,
+                long_poll_wait: sc.poll.wait,
+                poll_limit: sc.poll.limit,
+            }
+        })
+        .collect()
 }
 
 /// When each phase of a run begins, as offsets from the moment the run was planned.
