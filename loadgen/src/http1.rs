@@ -2,7 +2,7 @@
 //!
 //! The load generator must (a) count every byte at the socket, including headers and chunk
 //! framing, (b) keep thousands of idle streams at a few kilobytes each, and (c) see each
-//! body chunk the moment it is read, to timestamp it. A small client over [`Counted`] with one
+//! body chunk the moment it is read, to timestamp it. A small client over `MeasuredSocket` (the counted socket) with one
 //! read buffer per connection does all three; header parsing itself is `httparse`'s.
 
 use bytes::{Buf, BytesMut};

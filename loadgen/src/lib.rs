@@ -9,9 +9,13 @@
 //! - [`scenario`]: the scenario file schema, its validation and sweeps; a folder of limits,
 //!   errors, loading, raw types, resolution (one module per section) and sweeps.
 //! - [`orchestrate`]: starting, pinning and stopping the server under test.
-//! - [`run`]: one transport's run, from server start to merged figures.
+//! - [`run`]: one transport's run, from server start to merged figures. A folder: `plan`
+//!   (server arguments, topics, client specs, [`run::Timeline`]), `target` (the server under
+//!   test), `collector` (worker messages → time series), and [`run::summarize`], the pure
+//!   function from [`run::Measurements`] to a run's figures, problems and warnings.
 //! - [`worker`]: worker threads, each a single-threaded runtime owning its clients' [`stats`].
 //! - [`clients`]: the SSE, WebSocket and polling clients; they turn bytes into `{seq, ts}`.
+//!   [`clients::failure`] names every way a session fails and the kind it is counted as.
 //!   [`clients::socket`] is the counted (plain or TLS) socket under all of them, whose bytes
 //!   are settled into the stats however a session ends.
 //! - [`endpoint`]: where clients connect (feed-server routes or external URL templates).

@@ -7,7 +7,7 @@
 //! # Layout
 //! - [`data`]: reading a run back — `summary.json`, time series, sweep labels, and grouping
 //!   the runs of a sweep by swept value.
-//! - [`verdict`]: the verdict on "SSE > WebSocket > polling", a pure function of a
+//! - [`verdict`](mod@verdict): the verdict on "SSE > WebSocket > polling", a pure function of a
 //!   [`Summary`]; its module doc states the ranking and tie rules.
 //! - [`charts`]: the charts, described as data (panels of lines or bars) and drawn by one
 //!   generic function, once per backend (PNG and SVG), so both files always agree.

@@ -3,11 +3,11 @@
 //!
 //! One transport's run, in order ([`run_transport`]):
 //! 1. start `feed-server` (pinned) or check the external target is there, and sample its
-//!    baseline memory ([`target`]);
-//! 2. plan the topics, the clients and the phases ([`plan`]), start the publisher (external
+//!    baseline memory (`target`);
+//! 2. plan the topics, the clients and the phases (`plan`), start the publisher (external
 //!    targets) and the worker threads; clients connect over the ramp-up;
 //! 3. warm-up (recorded for loss, not for latency), then the measured phase: the
-//!    [`collector`] writes one row per second while [`Conductor`] samples the server and the
+//!    `collector` writes one row per second while `Conductor` samples the server and the
 //!    load generator at the phase's edges;
 //! 4. finish every step (through the server's API, or by the publisher's last seq): each
 //!    client must then receive everything up to the step's final seq, within the drain time;
