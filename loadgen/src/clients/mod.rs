@@ -62,6 +62,29 @@ pub struct ClientSpec {
 }
 
 impl ClientSpec {
+    /// A client of `path` on 127.0.0.1:8080, for unit tests: no TLS, no churn, feed-server's
+    /// poll API polled back to back.
+    #[cfg(test)]
+    pub(crate) fn for_test(transport: Transport, path: &str, topic: &TopicId) -> Self {
+        ClientSpec {
+            id: 0,
+            transport,
+            server: "127.0.0.1:8080".parse().unwrap(),
+            host: "127.0.0.1:8080".into(),
+            tls: None,
+            path: path.into(),
+            source: None,
+            topic: topic.clone(),
+            start_at: Instant::now(),
+            churn: None,
+            marker_stamps: false,
+            poll_cursor: crate::scenario::PollCursor::FeedServer,
+            poll_interval: Duration::ZERO,
+            long_poll_wait: Duration::from_secs(30),
+            poll_limit: 1000,
+        }
+    }
+
     /// `path` with one more query parameter.
     pub fn path_with(&self, param: &str) -> String {
         let sep = if self.path.contains('?') { '&' } else { '?' };
@@ -306,32 +329,12 @@ pub fn now_ns() -> u64 {
 mod tests {
     use super::*;
 
-    fn spec(topic: &TopicId) -> ClientSpec {
-        ClientSpec {
-            id: 0,
-            transport: Transport::Sse,
-            server: "127.0.0.1:1".parse().unwrap(),
-            host: "127.0.0.1:1".into(),
-            tls: None,
-            path: "/".into(),
-            source: None,
-            topic: topic.clone(),
-            start_at: Instant::now(),
-            churn: None,
-            marker_stamps: false,
-            poll_cursor: Default::default(),
-            poll_interval: Duration::from_secs(1),
-            long_poll_wait: Duration::from_secs(30),
-            poll_limit: 100,
-        }
-    }
-
     #[test]
     fn a_client_learns_its_final_seq_when_the_finals_move() {
         let mine = TopicId::new("a", "b", "1", "1").unwrap();
         let other = TopicId::new("a", "b", "1", "2").unwrap();
         let control = RunControl::new(0, u64::MAX);
-        let spec = spec(&mine);
+        let spec = ClientSpec::for_test(Transport::Sse, "/", &mine);
         let mut state = ClientState::new();
         for seq in 1..=3 {
             state.tracker.observe(seq);

@@ -419,29 +419,12 @@ fn write_request(
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
     use crate::http1::get_request;
 
     fn spec(path: &str) -> ClientSpec {
-        ClientSpec {
-            id: 0,
-            transport: Transport::Poll,
-            server: "127.0.0.1:8080".parse().unwrap(),
-            host: "127.0.0.1:8080".into(),
-            tls: None,
-            path: path.into(),
-            source: None,
-            topic: pushbench_protocol::TopicId::parse("acme/app/builds/1/steps/1").unwrap(),
-            start_at: Instant::now(),
-            churn: None,
-            marker_stamps: false,
-            poll_cursor: PollCursor::FeedServer,
-            poll_interval: Duration::ZERO,
-            long_poll_wait: Duration::from_secs(30),
-            poll_limit: 1000,
-        }
+        let topic = pushbench_protocol::TopicId::parse("acme/app/builds/1/steps/1").unwrap();
+        ClientSpec::for_test(Transport::Poll, path, &topic)
     }
 
     #[test]
