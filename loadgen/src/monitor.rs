@@ -23,6 +23,42 @@ pub struct ProcSample {
     pub threads: u64,
 }
 
+/// The whole machine's CPU time from the first line of `/proc/stat`, microseconds: what
+/// every process used, and what the hypervisor took (steal).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MachineSample {
+    /// user + nice + system + irq + softirq (not idle, iowait or steal).
+    pub busy_us: u64,
+    /// Time a virtual machine's CPUs were ready but the hypervisor ran something else.
+    pub steal_us: u64,
+}
+
+/// Reads `/proc/stat`.
+pub fn sample_machine() -> io::Result<MachineSample> {
+    parse_proc_stat(&std::fs::read_to_string("/proc/stat")?, ticks_per_sec())
+}
+
+/// The `cpu` line of a `/proc/stat` text, in ticks of `1 / hz` s (proc(5): user nice system
+/// idle iowait irq softirq steal …; guest time is already counted in user).
+fn parse_proc_stat(text: &str, hz: u64) -> io::Result<MachineSample> {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("cpu "))
+        .ok_or_else(|| io::Error::other("/proc/stat has no cpu line"))?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse())
+        .collect::<Result<_, _>>()
+        .map_err(|_| io::Error::other("malformed /proc/stat cpu line"))?;
+    let field = |i: usize| ticks.get(i).copied().unwrap_or(0);
+    let us = |t: u64| t * 1_000_000 / hz.max(1);
+    Ok(MachineSample {
+        busy_us: us(field(0) + field(1) + field(2) + field(5) + field(6)),
+        steal_us: us(field(7)),
+    })
+}
+
 /// Clock ticks per second of /proc's CPU times (USER_HZ).
 fn ticks_per_sec() -> u64 {
     match nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK) {
@@ -227,6 +263,18 @@ fn parse_stat_entry(stat: &str) -> Option<ProcEntry> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn machine_cpu_is_busy_time_and_steal_in_microseconds() {
+        let text = "cpu  100 5 40 9000 7 3 2 11 0 0\ncpu0 50 2 20 4500 3 1 1 5 0 0\nintr 1\n";
+        let m = parse_proc_stat(text, 100).unwrap();
+        // (100 + 5 + 40 + 3 + 2) ticks of 10 ms; idle and iowait are not busy.
+        assert_eq!(m.busy_us, 1_500_000);
+        assert_eq!(m.steal_us, 110_000);
+        assert!(parse_proc_stat("intr 1\n", 100).is_err());
+        assert!(parse_proc_stat("cpu  1 x 3\n", 100).is_err());
+        assert!(sample_machine().is_ok(), "this machine has a /proc/stat");
+    }
 
     #[test]
     fn stat_entries_with_awkward_names() {

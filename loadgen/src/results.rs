@@ -404,6 +404,18 @@ pub enum ThreadScheduling {
     Realtime,
 }
 
+/// What else the machine did during the measured phase (from /proc/stat).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MachineLoad {
+    /// Whether /proc/stat was read at both edges of the measured phase.
+    pub measured: bool,
+    /// CPU of processes that are neither the server nor pushbench, in cores.
+    pub other_cpu_cores: f64,
+    /// CPU time the hypervisor took from this VM, in cores.
+    pub steal_cores: f64,
+}
+
 /// One transport's run.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -425,6 +437,8 @@ pub struct TransportResult {
     pub server: ServerCost,
     pub poll: Option<PollStats>,
     pub loadgen: LoadgenHealth,
+    /// What else the machine did meanwhile.
+    pub machine: MachineLoad,
     pub connections: Connections,
     /// Present when the load generator published the feed itself.
     pub publisher: Option<PublisherStats>,

@@ -482,6 +482,11 @@ fn details(doc: &mut Doc, s: &Summary) {
     }
 
     doc.heading(3, "Load generator");
+    doc.para(
+        "Others' CPU: what processes other than the server and pushbench used during the \
+         measured phase, and steal: what the hypervisor took (both from /proc/stat). Either \
+         above a small fraction of a core makes the figures noisier than a quiet machine's.",
+    );
     doc.table(
         h(&[
             "run",
@@ -492,11 +497,18 @@ fn details(doc: &mut Doc, s: &Summary) {
             "timer lag p99",
             "timer lag max",
             "saturated",
+            "others' CPU",
+            "steal",
             "notes",
         ]),
         runs.iter()
             .map(|r| {
                 let l = &r.loadgen;
+                let m = &r.machine;
+                let cores = |c: f64| match m.measured {
+                    true => format!("{c:.2} cores"),
+                    false => NOT_MEASURED.to_string(),
+                };
                 vec![
                     run_label(r),
                     format!("{:.0}%", l.cpu_share * 100.0),
@@ -510,6 +522,8 @@ fn details(doc: &mut Doc, s: &Summary) {
                     } else {
                         "no".into()
                     },
+                    cores(m.other_cpu_cores),
+                    cores(m.steal_cores),
                     if l.notes.is_empty() {
                         "—".into()
                     } else {

@@ -33,7 +33,7 @@ use tokio::sync::mpsc;
 
 use crate::control::RunControl;
 use crate::controlplane::{self, finish_topics, ControlError};
-use crate::monitor::{sample, ProcSample};
+use crate::monitor::{sample, sample_machine, MachineSample, ProcSample};
 use crate::orchestrate::Pinning;
 use crate::progress::Progress;
 use crate::publisher::{PublishError, PublishPlan, PublishReport, Publisher};
@@ -333,8 +333,8 @@ struct Conductor<'a> {
     publisher: Option<Publisher>,
     collector: Collector,
     /// (server, load generator) samples at the measured phase's edges.
-    at_measure_start: Option<(ProcSample, ProcSample)>,
-    at_measure_end: Option<(ProcSample, ProcSample)>,
+    at_measure_start: Option<(ProcSample, ProcSample, Option<MachineSample>)>,
+    at_measure_end: Option<(ProcSample, ProcSample, Option<MachineSample>)>,
     finished_topics: bool,
     drain_deadline: Option<Instant>,
     server_died: Option<String>,
@@ -392,7 +392,7 @@ impl Conductor<'_> {
             }
         };
         let now_self = sample(0).unwrap_or(last_self);
-        let now = (now_server, now_self);
+        let now = (now_server, now_self, sample_machine().ok());
         if self.at_measure_start.is_none() && elapsed >= self.timeline.measure_start {
             self.at_measure_start = Some(now);
         }
@@ -448,8 +448,12 @@ impl Conductor<'_> {
         // Every client has stopped: no answer is read after this.
         let clients_ended_ns = unix_nanos();
         let (last_server, last_self) = self.collector.last_samples();
-        let (start_server, start_self) = self.at_measure_start.unwrap_or((baseline, self_start));
-        let (end_server, end_self) = self.at_measure_end.unwrap_or((last_server, last_self));
+        let (start_server, start_self, machine_start) = self
+            .at_measure_start
+            .unwrap_or((baseline, self_start, None));
+        let (end_server, end_self, machine_end) =
+            self.at_measure_end
+                .unwrap_or((last_server, last_self, None));
         let rss_end = sample_server(self.watch.as_ref())
             .map(|s| s.rss_bytes)
             .unwrap_or(0);
@@ -499,6 +503,7 @@ impl Conductor<'_> {
                 end: end_self,
             },
             loadgen_cores: loadgen_cores(self.opts),
+            machine: machine_start.zip(machine_end),
             measure_window_ns: self.control.measure_window_ns(),
             clients_ended_ns,
             publisher: self.publish_report,

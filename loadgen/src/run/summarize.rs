@@ -10,12 +10,12 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 
 use crate::clients::failure::FailureReason;
-use crate::monitor::ProcSample;
+use crate::monitor::{MachineSample, ProcSample};
 use crate::publisher::{top_reasons, PublishReport};
 use crate::record::{Counters, Recorder};
 use crate::results::{
-    encode_histogram, Connections, EventCounts, LoadgenHealth, Percentiles, PollStats, Problem,
-    ProblemKind, ServerCost, ThreadScheduling, TransportResult, WireBytes,
+    encode_histogram, Connections, EventCounts, LoadgenHealth, MachineLoad, Percentiles, PollStats,
+    Problem, ProblemKind, ServerCost, ThreadScheduling, TransportResult, WireBytes,
 };
 use crate::scenario::Transport;
 use crate::worker::WorkerResult;
@@ -27,6 +27,11 @@ const PUBLISHER_LAG_WARN_P99_US: u64 = 500;
 const SATURATED_LAG_P99_US: u64 = 10_000;
 /// Load generator CPU share above which it counts as saturated.
 const SATURATED_CPU_SHARE: f64 = 0.9;
+/// CPU of other processes (cores, averaged over the measured phase) above which the run
+/// warns that the machine was not quiet.
+const OTHER_CPU_WARN_CORES: f64 = 0.2;
+/// Hypervisor steal (cores) above which the run warns likewise.
+const STEAL_WARN_CORES: f64 = 0.05;
 /// Fewer latency samples than this make tail percentiles meaningless.
 const FEW_SAMPLES: u64 = 1000;
 /// Counted bytes may differ from the kernel's TCP_INFO by this much (%) before a warning.
@@ -123,6 +128,8 @@ pub struct Measurements {
     pub loadgen_samples: ProcWindow,
     /// Cores the load generator may run on.
     pub loadgen_cores: usize,
+    /// The whole machine's CPU at the measured phase's edges (from /proc/stat), when read.
+    pub machine: Option<(MachineSample, MachineSample)>,
     /// The measured phase (Unix ns) and when the last client stopped: for poll rates.
     pub measure_window_ns: (u64, u64),
     pub clients_ended_ns: u64,
@@ -188,6 +195,7 @@ pub fn summarize(m: &Measurements) -> TransportResult {
         result.poll = Some(poll_stats(&c, m.measure_window_ns, m.clients_ended_ns));
     }
     result.loadgen = loadgen_health(m, measured, events_in_window);
+    result.machine = machine_load(m, measured);
     result.connections = Connections {
         clients: m.clients,
         connects_ok: c.connects_ok,
@@ -273,6 +281,21 @@ fn loadgen_health(m: &Measurements, measured: f64, events_in_window: f64) -> Loa
         saturated: !notes.is_empty(),
         sched_lag_us: lag,
         notes,
+    }
+}
+
+/// What else the machine was doing during the measured phase: CPU of processes that are
+/// neither the server nor pushbench, and time the hypervisor took (steal).
+fn machine_load(m: &Measurements, measured: f64) -> MachineLoad {
+    let Some((start, end)) = m.machine else {
+        return MachineLoad::default();
+    };
+    let busy = end.busy_us.saturating_sub(start.busy_us);
+    let ours = m.server_samples.cpu_us() + m.loadgen_samples.cpu_us();
+    MachineLoad {
+        measured: true,
+        other_cpu_cores: busy.saturating_sub(ours) as f64 / 1e6 / measured,
+        steal_cores: end.steal_us.saturating_sub(start.steal_us) as f64 / 1e6 / measured,
     }
 }
 
@@ -366,6 +389,13 @@ fn add_problems(result: &mut TransportResult, m: &Measurements, c: &Counters) {
 
 /// Caveats a reader must see beside the figures.
 fn add_warnings(result: &mut TransportResult, c: &Counters, latency_samples: u64) {
+    let machine = &result.machine;
+    if machine.other_cpu_cores > OTHER_CPU_WARN_CORES || machine.steal_cores > STEAL_WARN_CORES {
+        result.warnings.push(format!(
+            "NOISY: other processes used {:.2} cores and the hypervisor took {:.2} during the measured phase: figures may differ from a quiet machine's",
+            machine.other_cpu_cores, machine.steal_cores
+        ));
+    }
     let saturated: Vec<String> = result
         .loadgen
         .notes
@@ -501,6 +531,14 @@ mod tests {
                 end: proc(t + Duration::from_secs(10), 1_500_000, 6_000_000),
             },
             loadgen_cores: 1,
+            // 3.2 s busy in 10 s: server 2 s + pushbench 1 s + 0.2 s of others.
+            machine: Some((
+                MachineSample::default(),
+                MachineSample {
+                    busy_us: 3_200_000,
+                    steal_us: 100_000,
+                },
+            )),
             measure_window_ns: (1_000_000_000, 11_000_000_000),
             clients_ended_ns: 14_000_000_000,
             publisher: None,
@@ -549,6 +587,30 @@ mod tests {
         assert!(!r.loadgen.saturated);
         assert!(r.poll.is_none(), "SSE has no poll figures");
         assert!(r.publisher.is_none());
+        assert!(r.machine.measured);
+        assert!((r.machine.other_cpu_cores - 0.02).abs() < 1e-9);
+        assert!((r.machine.steal_cores - 0.01).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_busy_machine_is_warned() {
+        let mut m = clean();
+        m.machine = Some((
+            MachineSample::default(),
+            MachineSample {
+                busy_us: 8_000_000,
+                steal_us: 0,
+            },
+        ));
+        let r = summarize(&m);
+        assert!((r.machine.other_cpu_cores - 0.5).abs() < 1e-9);
+        assert!(has_warning(&r, "NOISY: other processes used 0.50 cores"));
+        m.machine = None;
+        let r = summarize(&m);
+        assert!(
+            !r.machine.measured,
+            "no /proc/stat: not measured, not zero load"
+        );
     }
 
     #[test]
