@@ -29,31 +29,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a scenario file against every transport it lists.
-    Run {
-        /// The scenario, e.g. scenarios/smoke.toml. Without one, the embedded reference
-        /// scenario runs (scenarios/reference.toml): a real comparison with no setup.
-        scenario: Option<PathBuf>,
-        /// Where results go: OUT/NAME/RUN_ID/.
-        #[arg(long, default_value = "results")]
-        out: PathBuf,
-        /// No progress output.
-        #[arg(long)]
-        quiet: bool,
-        /// Load generator worker threads (default: one per load generator core).
-        #[arg(long)]
-        workers: Option<usize>,
-        /// Do not pin the server and the load generator to separate cores.
-        #[arg(long)]
-        no_pin: bool,
-        /// The feed-server binary (default: the one next to pushbench).
-        #[arg(long)]
-        server_binary: Option<PathBuf>,
-        /// A shell command run before each transport's run (PUSHBENCH_TRANSPORT names it),
-        /// e.g. to restart an external target so every transport meets a fresh server. It
-        /// must exit 0 within 60 s; its output goes to TRANSPORT/before-each.log.
-        #[arg(long, value_name = "COMMAND")]
-        before_each: Option<String>,
-    },
+    Run(RunArgs),
     /// Check a scenario file without running it.
     Validate { scenario: PathBuf },
     /// Redraw a run's charts and report (report.md, report.html) from its saved data.
@@ -71,6 +47,37 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The scenario, e.g. scenarios/smoke.toml. Without one, the embedded reference
+    /// scenario runs (scenarios/reference.toml): a real comparison with no setup.
+    scenario: Option<PathBuf>,
+    /// Where results go: OUT/NAME/RUN_ID/.
+    #[arg(long, default_value = "results")]
+    out: PathBuf,
+    /// No progress output.
+    #[arg(long)]
+    quiet: bool,
+    /// Load generator worker threads (default: one per load generator core).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Do not pin the server and the load generator to separate cores.
+    #[arg(long)]
+    no_pin: bool,
+    /// The feed-server binary (default: the one next to pushbench).
+    #[arg(long)]
+    server_binary: Option<PathBuf>,
+    /// A shell command run before each transport's run (PUSHBENCH_TRANSPORT names it),
+    /// e.g. to restart an external target so every transport meets a fresh server. It
+    /// must exit 0 within 60 s; its output goes to TRANSPORT/before-each.log.
+    #[arg(long, value_name = "COMMAND")]
+    before_each: Option<String>,
+    /// Run each transport N times, interleaved, each on a fresh server (overrides the
+    /// scenario's `repeat`).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=pushbench::scenario::MAX_REPEAT as i64))]
+    repeat: Option<u32>,
 }
 
 /// Errors are printed as one readable chain (`error: what: why`), never with a stack trace,
@@ -119,23 +126,7 @@ fn run_main() -> Result<()> {
             println!("comparison: {}", out.join("compare.md").display());
             Ok(())
         }
-        Command::Run {
-            scenario,
-            out,
-            quiet,
-            workers,
-            no_pin,
-            server_binary,
-            before_each,
-        } => run(
-            scenario,
-            out,
-            quiet,
-            workers,
-            no_pin,
-            server_binary,
-            before_each,
-        ),
+        Command::Run(args) => run(args),
     }
 }
 
@@ -172,20 +163,25 @@ fn problem_list(r: &pushbench::results::TransportResult) -> String {
 /// The scenario `pushbench run` runs when given none.
 const EMBEDDED_SCENARIO: &str = include_str!("../../scenarios/reference.toml");
 
-fn run(
-    path: Option<PathBuf>,
-    out: PathBuf,
-    quiet: bool,
-    workers: Option<usize>,
-    no_pin: bool,
-    server_binary: Option<PathBuf>,
-    before_each: Option<String>,
-) -> Result<()> {
+fn run(args: RunArgs) -> Result<()> {
+    let RunArgs {
+        scenario: path,
+        out,
+        quiet,
+        workers,
+        no_pin,
+        server_binary,
+        before_each,
+        repeat,
+    } = args;
     // A run never starts on a half-valid scenario.
-    let sc = match &path {
+    let mut sc = match &path {
         Some(path) => scenario::load(path),
         None => scenario::parse(EMBEDDED_SCENARIO, "embedded scenarios/reference.toml"),
     }?;
+    if let Some(n) = repeat {
+        sc.repeat = n;
+    }
     // Read before pinning: afterwards this process sees only its own cores.
     let env_before_pinning = environment();
     let cpus = std::thread::available_parallelism()
@@ -252,6 +248,8 @@ fn run(
         finished_at: None,
         interrupted: false,
         environment: env,
+        repeat: sc.repeat,
+        order: Vec::new(),
         runs: Vec::new(),
     };
     let summary_path = dir.join("summary.json");
@@ -270,25 +268,34 @@ fn run(
             }
         });
         for (sweep, concrete) in sc.expand_sweep() {
-            for &transport in &concrete.transports {
-                if interrupted.load(Ordering::Relaxed) {
-                    break;
+            // Interleaved (sse, ws, …, sse, ws, …), so a noisy minute spreads over every
+            // transport instead of deciding one transport's figures.
+            for repetition in 1..=concrete.repeat {
+                for &transport in &concrete.transports {
+                    if interrupted.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let rep = (concrete.repeat > 1).then_some(repetition);
+                    progress.println(&format!(
+                        "running {} over {}{}{}",
+                        concrete.name,
+                        transport.as_str(),
+                        rep.map(|r| format!(", repetition {r} of {}", concrete.repeat))
+                            .unwrap_or_default(),
+                        sweep
+                            .as_deref()
+                            .map(|s| format!(" ({s})"))
+                            .unwrap_or_default()
+                    ));
+                    let mut result =
+                        run_transport(&concrete, transport, sweep.as_deref(), rep, &dir, &opts)
+                            .await;
+                    warn_if_server_reused(&summary, &mut result);
+                    summary.order.push(result.label());
+                    summary.runs.push(result);
+                    summary.interrupted = interrupted.load(Ordering::Relaxed);
+                    write_json_atomic(&summary_path, &summary)?;
                 }
-                progress.println(&format!(
-                    "running {} over {}{}",
-                    concrete.name,
-                    transport.as_str(),
-                    sweep
-                        .as_deref()
-                        .map(|s| format!(" ({s})"))
-                        .unwrap_or_default()
-                ));
-                let mut result =
-                    run_transport(&concrete, transport, sweep.as_deref(), &dir, &opts).await;
-                warn_if_server_reused(&summary, &mut result);
-                summary.runs.push(result);
-                summary.interrupted = interrupted.load(Ordering::Relaxed);
-                write_json_atomic(&summary_path, &summary)?;
             }
         }
         Ok::<_, anyhow::Error>(())

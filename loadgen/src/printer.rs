@@ -34,10 +34,7 @@ pub fn table(s: &Summary) -> String {
         "srv µs/ev"
     );
     for r in &s.runs {
-        let name = match &r.sweep {
-            Some(sw) => format!("{} {sw}", r.transport),
-            None => r.transport.clone(),
-        };
+        let name = r.label();
         if !r.status.is_measured() {
             let _ = writeln!(out, "{name:<22} {}", r.status);
             continue;

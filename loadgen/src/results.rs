@@ -74,6 +74,13 @@ pub struct Summary {
     /// The run was stopped early (Ctrl-C); figures cover what was measured.
     pub interrupted: bool,
     pub environment: Environment,
+    /// Repetitions of each transport (1: a single run each; 0 in summaries from before
+    /// repetitions, which were single runs).
+    #[serde(default)]
+    pub repeat: u32,
+    /// The runs' folder labels in the order they ran (interleaved: sse-r1, ws-r1, …, sse-r2).
+    #[serde(default)]
+    pub order: Vec<String>,
     pub runs: Vec<TransportResult>,
 }
 
@@ -423,6 +430,9 @@ pub struct TransportResult {
     pub transport: String,
     /// For sweeps: `field=value`.
     pub sweep: Option<String>,
+    /// Which repetition of its transport this run is, from 1; 0 when the scenario ran each
+    /// transport once.
+    pub repetition: u32,
     pub status: RunStatus,
     /// Why the status is not ok, most serious first.
     pub problems: Vec<Problem>,
@@ -452,6 +462,18 @@ pub struct TransportResult {
 
 impl TransportResult {
     /// Records a problem; the status becomes the worst any problem implies.
+    /// How a person names this run: "sse", "sse r2", "sse @ clients.count=100".
+    pub fn label(&self) -> String {
+        let mut label = self.transport.clone();
+        if self.repetition > 0 {
+            label.push_str(&format!(" r{}", self.repetition));
+        }
+        if let Some(s) = &self.sweep {
+            label.push_str(&format!(" @ {s}"));
+        }
+        label
+    }
+
     pub fn add_problem(&mut self, kind: ProblemKind, message: impl Into<String>) {
         let status = kind.status();
         if status == RunStatus::Failed || self.status == RunStatus::Ok {

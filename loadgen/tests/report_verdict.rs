@@ -47,8 +47,103 @@ fn summary(runs: Vec<TransportResult>) -> Summary {
         finished_at: None,
         interrupted: false,
         environment: Default::default(),
+        repeat: 0,
+        order: Vec::new(),
         runs,
     }
+}
+
+/// Repetitions of one transport whose every metric takes the values given, in order.
+fn reps(transport: &str, values: &[f64]) -> Vec<TransportResult> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| TransportResult {
+            repetition: i as u32 + 1,
+            ..run(transport, v)
+        })
+        .collect()
+}
+
+fn repeated(groups: &[(&str, &[f64])]) -> Summary {
+    let mut s = summary(groups.iter().flat_map(|(t, v)| reps(t, v)).collect());
+    s.repeat = groups[0].1.len() as u32;
+    s
+}
+
+#[test]
+fn separated_intervals_rank_and_overlapping_ones_tie() {
+    let tight_sse: &[f64] = &[100.0, 101.0, 99.0, 100.5, 99.5];
+    let tight_ws: &[f64] = &[200.0, 202.0, 198.0, 201.0, 199.0];
+    let poll: &[f64] = &[400.0, 401.0, 399.0, 400.5, 399.5];
+    let v = verdict(&repeated(&[
+        ("sse", tight_sse),
+        ("ws", tight_ws),
+        ("poll", poll),
+    ]));
+    let row = v.row(Metric::LatencyP50).unwrap();
+    assert_eq!(row.claim, Claim::Held { ties: false }, "{row:?}");
+    let sse = row.figure("sse").unwrap();
+    let spread = sse.spread.expect("a spread");
+    assert_eq!((spread.n, sse.value), (5, Some(100.0)));
+    assert!(
+        v.headline()
+            .contains("Medians of 5 interleaved repetitions"),
+        "{}",
+        v.headline()
+    );
+
+    // 12 % apart by median, beyond the 5 % rule, but one noisy repetition each makes the
+    // intervals overlap: a tie, and the claim holds with it.
+    let noisy_sse: &[f64] = &[100.0, 60.0, 101.0, 160.0, 99.0];
+    let noisy_ws: &[f64] = &[112.0, 70.0, 113.0, 170.0, 111.0];
+    let v = verdict(&repeated(&[
+        ("sse", noisy_sse),
+        ("ws", noisy_ws),
+        ("poll", poll),
+    ]));
+    let row = v.row(Metric::LatencyP50).unwrap();
+    assert_eq!(row.claim, Claim::Held { ties: true }, "{row:?}");
+    let ranks: Vec<_> = row.figures.iter().map(|f| f.rank).collect();
+    assert_eq!(ranks[0], ranks[1], "{row:?}");
+}
+
+#[test]
+fn medians_against_the_claim_with_overlapping_intervals_are_not_decided() {
+    let poll: &[f64] = &[400.0, 401.0, 399.0, 400.5, 399.5];
+    // WebSocket's median is better, but the repetitions overlap SSE's.
+    let sse: &[f64] = &[112.0, 70.0, 113.0, 170.0, 111.0];
+    let ws: &[f64] = &[100.0, 60.0, 101.0, 160.0, 99.0];
+    let v = verdict(&repeated(&[("sse", sse), ("ws", ws), ("poll", poll)]));
+    let row = v.row(Metric::LatencyP50).unwrap();
+    assert!(matches!(row.claim, Claim::Undecided { .. }), "{row:?}");
+    assert!(
+        row.note.contains("medians say ws #1 ahead of sse #2"),
+        "{}",
+        row.note
+    );
+    assert!(
+        v.headline().contains("not decided at 5 repetitions on"),
+        "{}",
+        v.headline()
+    );
+    // Separated, the same order breaks the claim outright.
+    let sse: &[f64] = &[200.0, 201.0, 199.0, 200.5, 199.5];
+    let ws: &[f64] = &[100.0, 101.0, 99.0, 100.5, 99.5];
+    let v = verdict(&repeated(&[("sse", sse), ("ws", ws), ("poll", poll)]));
+    assert_eq!(v.row(Metric::LatencyP50).unwrap().claim, Claim::NotHeld);
+}
+
+#[test]
+fn a_single_run_is_labelled_unsettled() {
+    let v = verdict(&summary(sse_best()));
+    assert!(
+        v.headline().contains("One run per transport: not settled"),
+        "{}",
+        v.headline()
+    );
+    let f = v.row(Metric::LatencyP50).unwrap().figure("sse").unwrap();
+    assert_eq!(f.spread.map(|s| s.n), Some(1));
 }
 
 /// SSE best, then WebSocket, long-poll, poll — on every metric.

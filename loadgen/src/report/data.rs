@@ -6,7 +6,10 @@ use std::path::Path;
 use hdrhistogram::Histogram;
 
 use super::ReportError;
-use crate::results::{decode_histogram, read_summary, Summary, TransportResult};
+use crate::record::{merge_histogram, new_histogram_us};
+use crate::results::{
+    decode_histogram, encode_histogram, read_summary, Percentiles, Summary, TransportResult,
+};
 
 const SUMMARY_FILE: &str = "summary.json";
 
@@ -174,6 +177,92 @@ pub fn groups(summary: &Summary) -> Vec<Group<'_>> {
         g.runs.sort_by_key(|r| transport_order(&r.transport));
     }
     groups
+}
+
+/// One result per transport, its repetitions merged (a single run stays as it is). Counts
+/// and bytes are summed; latency, connect and first-event histograms are merged, so their
+/// percentiles come from every repetition's samples (never averaged); figures that are
+/// already ratios (server memory per connection, CPU per event, the load generator's share)
+/// are the repetitions' medians. For the charts and totals; the verdict ranks repetitions
+/// by their spread instead.
+pub fn merge_repetitions(runs: &[&TransportResult]) -> Vec<TransportResult> {
+    let mut merged: Vec<TransportResult> = Vec::new();
+    let mut reps_of: Vec<Vec<&TransportResult>> = Vec::new();
+    for r in runs {
+        match merged.iter().position(|m| m.transport == r.transport) {
+            Some(i) => reps_of[i].push(r),
+            None => {
+                merged.push((*r).clone());
+                reps_of.push(vec![r]);
+            }
+        }
+    }
+    for (m, reps) in merged.iter_mut().zip(&reps_of) {
+        if reps.len() > 1 {
+            merge_into(m, reps);
+        }
+    }
+    merged
+}
+
+fn merge_into(m: &mut TransportResult, reps: &[&TransportResult]) {
+    m.repetition = 0;
+    let sum = |f: &dyn Fn(&TransportResult) -> u64| reps.iter().map(|r| f(r)).sum::<u64>();
+    let e = &mut m.events;
+    e.expected = sum(&|r| r.events.expected);
+    e.delivered = sum(&|r| r.events.delivered);
+    e.lost = sum(&|r| r.events.lost);
+    e.duplicated = sum(&|r| r.events.duplicated);
+    e.out_of_order = sum(&|r| r.events.out_of_order);
+    e.catch_up = sum(&|r| r.events.catch_up);
+    e.excused = sum(&|r| r.events.excused);
+    m.measured_seconds = reps.iter().map(|r| r.measured_seconds).sum();
+    for (name, field) in [
+        ("latency_us", 0usize),
+        ("connect_us", 1),
+        ("first_event_us", 2),
+    ] {
+        let mut h = new_histogram_us();
+        let mut all = true;
+        for r in reps {
+            match r.histograms.get(name).map(|e| decode_histogram(e)) {
+                Some(Ok(one)) => {
+                    merge_histogram(&mut h, &one);
+                }
+                _ => all = false,
+            }
+        }
+        // Without every repetition's histogram, the first one's percentiles stand.
+        if all {
+            let p = Percentiles::of(&h);
+            match field {
+                0 => m.latency_us = p,
+                1 => m.connect_us = p,
+                _ => m.first_event_us = p,
+            }
+            m.histograms.insert(name.to_string(), encode_histogram(&h));
+        }
+    }
+    m.deliveries_per_sec = m.latency_us.count as f64 / m.measured_seconds.max(1e-3);
+    let w = &mut m.wire;
+    w.bytes_down = sum(&|r| r.wire.bytes_down);
+    w.bytes_up = sum(&|r| r.wire.bytes_up);
+    w.kernel_bytes_down = sum(&|r| r.wire.kernel_bytes_down);
+    w.kernel_bytes_up = sum(&|r| r.wire.kernel_bytes_up);
+    let delivered = m.events.delivered;
+    let per_event =
+        |bytes: u64| (delivered > 0 && w.bytes_down > 0).then(|| bytes as f64 / delivered as f64);
+    w.bytes_down_per_event = per_event(w.bytes_down);
+    w.bytes_up_per_event = per_event(w.bytes_up);
+    let median = |f: &dyn Fn(&TransportResult) -> f64| {
+        let values: Vec<f64> = reps.iter().map(|r| f(r)).collect();
+        super::spread::Spread::of(&values).map_or(0.0, |s| s.median)
+    };
+    m.server.rss_per_connection_bytes = median(&|r| r.server.rss_per_connection_bytes);
+    m.server.cpu_us_per_event = median(&|r| r.server.cpu_us_per_event);
+    m.server.cpu_cores = median(&|r| r.server.cpu_cores);
+    m.loadgen.cpu_share = median(&|r| r.loadgen.cpu_share);
+    m.loadgen.cpu_us_per_event = median(&|r| r.loadgen.cpu_us_per_event);
 }
 
 /// Whether the summary is a sweep (some run has a sweep label).

@@ -33,6 +33,7 @@ pub mod charts;
 pub mod data;
 pub mod doc;
 pub mod render;
+pub mod spread;
 pub mod verdict;
 
 use std::path::{Path, PathBuf};

@@ -6,6 +6,7 @@ use std::path::Path;
 use super::charts::ChartFile;
 use super::data;
 use super::doc::{Doc, Inline};
+use super::spread::Spread;
 use super::verdict::{
     self, fmt_bytes, fmt_sig, fmt_us, Metric, Verdict, VerdictGroup, CLAIM, TIE_TOLERANCE,
 };
@@ -177,6 +178,21 @@ fn scenario_table(doc: &mut Doc, s: &Summary) {
     );
 }
 
+/// The figure whose repetitions strayed furthest, relative to its median.
+fn least_stable(group: &VerdictGroup) -> Option<(Metric, String, Spread)> {
+    group
+        .rows
+        .iter()
+        .flat_map(|row| {
+            row.figures.iter().filter_map(move |f| {
+                f.spread
+                    .filter(|s| s.n > 1)
+                    .map(|s| (row.metric, f.transport.clone(), s))
+            })
+        })
+        .max_by(|a, b| a.2.relative_range().total_cmp(&b.2.relative_range()))
+}
+
 fn verdict_table(doc: &mut Doc, group: &VerdictGroup) {
     let mut header = vec!["metric".to_string()];
     header.extend(group.transports.iter().cloned());
@@ -187,9 +203,17 @@ fn verdict_table(doc: &mut Doc, group: &VerdictGroup) {
         .map(|row| {
             let mut cells = vec![row.metric.label().to_string()];
             for f in &row.figures {
+                let interval = match f.spread {
+                    Some(s) if s.n > 1 => format!(
+                        " [{}–{}]",
+                        row.metric.format(s.low),
+                        row.metric.format(s.high)
+                    ),
+                    _ => String::new(),
+                };
                 cells.push(match (f.value, f.rank) {
                     (Some(v), Some(rank)) => format!(
-                        "{} (×{}, #{rank})",
+                        "{}{interval} (×{}, #{rank})",
                         row.metric.format(v),
                         f.ratio_to_best
                             .map(|r| format!("{r:.2}"))
@@ -204,17 +228,27 @@ fn verdict_table(doc: &mut Doc, group: &VerdictGroup) {
         })
         .collect();
     doc.table(header, rows);
+    if let Some((metric, transport, s)) = least_stable(group) {
+        doc.para(format!(
+            "Run-to-run stability over {} repetitions: the widest spread is {} of {transport}, \
+             {}–{} around a median of {} ({:.0}% of it); [low–high] in the table is the 95% \
+             interval of each median.",
+            s.n,
+            metric.label(),
+            metric.format(s.min),
+            metric.format(s.max),
+            metric.format(s.median),
+            s.relative_range() * 100.0
+        ));
+    }
     if !group.excluded.is_empty() {
         doc.para(format!("Excluded (failed): {}.", group.excluded.join(", ")));
     }
 }
 
-/// "sse" or "sse @ clients.count=100".
+/// "sse", "sse r2" or "sse @ clients.count=100".
 fn run_label(r: &TransportResult) -> String {
-    match &r.sweep {
-        Some(s) => format!("{} @ {s}", r.transport),
-        None => r.transport.clone(),
-    }
+    r.label()
 }
 
 fn ms(us: u64) -> String {

@@ -21,6 +21,14 @@
 //! deterministic, because "within 5% of each other" is not transitive: 100, 104, 108 gives
 //! {100, 104} at rank 1 and {108} at rank 3. The ratio is value / best value.
 //!
+//! # Repetitions
+//! With `repeat = N`, each transport's figure is the median of its N runs, with a 95 %
+//! bootstrap interval ([`super::spread`]). Two transports also tie when their intervals
+//! overlap (the 5 % / resolution rule stays as a floor), so a rank is backed by the spread,
+//! not by one number. Where the medians alone would break the claim but the intervals
+//! overlap, the claim is *not decided* at N repetitions, with an estimate of how many would
+//! decide it. A verdict from single runs (N = 1) says so: it is never settled.
+//!
 //! # The claim per metric
 //! Three classes: `sse`, `ws`, and `polling` = the better (lower-ranked) of `poll` and
 //! `long-poll`, chosen per metric. The project's notes demand a fair polling baseline, so
@@ -32,6 +40,7 @@
 use crate::results::{Summary, TransportResult};
 
 use super::data::{self, transport_order};
+use super::spread::Spread;
 
 /// The claim under test.
 pub const CLAIM: &str = "SSE > WebSocket > polling";
@@ -194,7 +203,10 @@ pub fn fmt_sig(v: f64) -> String {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Figure {
     pub transport: String,
+    /// The figure: the median over the transport's repetitions.
     pub value: Option<f64>,
+    /// How the repetitions spread (a single run: `n` = 1, the interval its value).
+    pub spread: Option<Spread>,
     /// value / best value; `None` without a value, or when the best is 0 and this is not.
     pub ratio_to_best: Option<f64>,
     /// Competition rank, 1 = best; ties share a rank.
@@ -209,6 +221,11 @@ pub enum Claim {
         ties: bool,
     },
     NotHeld,
+    /// The medians break the order, but the intervals overlap: more repetitions would tell
+    /// (`repetitions`: an estimate of how many, when one can be made).
+    Undecided {
+        repetitions: Option<usize>,
+    },
     /// Fewer than two of sse, ws, polling had a figure.
     NotChecked,
 }
@@ -219,6 +236,7 @@ impl Claim {
             Claim::Held { ties: false } => "✔ held",
             Claim::Held { ties: true } => "✔ held, tie",
             Claim::NotHeld => "✘ not held",
+            Claim::Undecided { .. } => "? not decided",
             Claim::NotChecked => "– not checked",
         }
     }
@@ -251,6 +269,8 @@ pub struct VerdictGroup {
     /// Transports left out because their run failed.
     pub excluded: Vec<String>,
     pub rows: Vec<MetricRow>,
+    /// Repetitions per transport (the most any transport had); 1 for single runs.
+    pub repetitions: usize,
 }
 
 impl VerdictGroup {
@@ -349,6 +369,31 @@ impl Verdict {
         out
     }
 
+    /// Where the claim was not decided: "latency p99 (medians say …)".
+    pub fn undecided(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for g in &self.groups {
+            for r in g
+                .rows
+                .iter()
+                .filter(|r| matches!(r.claim, Claim::Undecided { .. }))
+            {
+                let at = g
+                    .sweep
+                    .as_deref()
+                    .map(|s| format!(" at {s}"))
+                    .unwrap_or_default();
+                out.push(format!("{}{at}", r.metric.label()));
+            }
+        }
+        out
+    }
+
+    /// Repetitions per transport (the fewest any group had); 1 for single runs.
+    pub fn repetitions(&self) -> usize {
+        self.groups.iter().map(|g| g.repetitions).min().unwrap_or(0)
+    }
+
     /// One sentence a person can read first.
     pub fn headline(&self) -> String {
         let mut s = if self.checked == 0 {
@@ -371,13 +416,39 @@ impl Verdict {
                     missed.push(format!("{}{at}", r.metric.label()));
                 }
             }
-            format!(
-                "The claim \"{CLAIM}\" held on {} of {} metrics; it did not hold on {}.",
-                self.held,
-                self.checked,
-                missed.join(", ")
-            )
+            let undecided = self.undecided();
+            let mut s = format!(
+                "The claim \"{CLAIM}\" held on {} of {} metrics",
+                self.held, self.checked
+            );
+            if !missed.is_empty() {
+                s.push_str(&format!("; it did not hold on {}", missed.join(", ")));
+            }
+            if !undecided.is_empty() {
+                s.push_str(&format!(
+                    "; not decided at {} repetitions on {}",
+                    self.repetitions(),
+                    undecided.join(", ")
+                ));
+            }
+            s.push('.');
+            s
         };
+        if self.repetitions() == 1 {
+            s.push_str(
+                " One run per transport: not settled (`--repeat N` runs each N times and ranks by their spread).",
+            );
+        } else if self.repetitions() == 2 {
+            s.push_str(
+                " Medians of 2 interleaved repetitions; ranks tie unless their intervals separate \
+                 (with two runs an interval is their range: three or more give a 95% interval).",
+            );
+        } else if self.repetitions() > 2 {
+            s.push_str(&format!(
+                " Medians of {} interleaved repetitions; ranks tie unless their 95% intervals separate.",
+                self.repetitions()
+            ));
+        }
         if !self.caveats.is_empty() {
             let n = self.caveats.len();
             s.push_str(&format!(
@@ -597,36 +668,115 @@ fn group_verdict(
     runs: &[&TransportResult],
     excluded: Vec<String>,
 ) -> VerdictGroup {
-    let mut runs: Vec<&TransportResult> = runs.to_vec();
-    runs.sort_by_key(|r| transport_order(&r.transport));
-    // Two runs of one transport under the same conditions should not happen; keep the last.
-    let mut unique: Vec<&TransportResult> = Vec::new();
+    // Every repetition of a transport, in the canonical transport order.
+    let mut by_transport: Vec<(String, Vec<&TransportResult>)> = Vec::new();
     for r in runs {
-        unique.retain(|u| u.transport != r.transport);
-        unique.push(r);
+        match by_transport.iter_mut().find(|(t, _)| *t == r.transport) {
+            Some((_, reps)) => reps.push(r),
+            None => by_transport.push((r.transport.clone(), vec![r])),
+        }
     }
+    by_transport.sort_by_key(|(t, _)| transport_order(t));
     let rows = Metric::ALL
         .iter()
-        .map(|&m| metric_row(m, &unique))
+        .map(|&m| metric_row(m, &by_transport))
         .collect();
     VerdictGroup {
         sweep,
-        transports: unique.iter().map(|r| r.transport.clone()).collect(),
+        transports: by_transport.iter().map(|(t, _)| t.clone()).collect(),
         excluded,
         rows,
+        repetitions: by_transport
+            .iter()
+            .map(|(_, reps)| reps.len())
+            .max()
+            .unwrap_or(0),
     }
 }
 
-fn metric_row(metric: Metric, runs: &[&TransportResult]) -> MetricRow {
-    let values: Vec<Option<f64>> = runs.iter().map(|r| metric.value(r)).collect();
-    let ranks = rank_values(&values, TIE_TOLERANCE, metric.resolution());
-    let best = values.iter().flatten().copied().min_by(f64::total_cmp);
-    let figures: Vec<Figure> = runs
+/// Ranks spreads by median with the tie rule of the module doc, and in addition ties every
+/// spread whose interval overlaps its group's anchor's.
+fn rank_spreads(spreads: &[Option<Spread>], rel_tol: f64, abs_tol: f64) -> Vec<Option<usize>> {
+    let mut order: Vec<(usize, Spread)> = spreads
         .iter()
-        .zip(values.iter().zip(&ranks))
-        .map(|(r, (v, rank))| Figure {
-            transport: r.transport.clone(),
+        .enumerate()
+        .filter_map(|(i, s)| s.map(|s| (i, s)))
+        .collect();
+    order.sort_by(|a, b| a.1.median.total_cmp(&b.1.median));
+    let mut ranks = vec![None; spreads.len()];
+    let mut anchor: Option<(Spread, usize)> = None;
+    for (position, (i, s)) in order.into_iter().enumerate() {
+        let joins = anchor.is_some_and(|(a, _)| {
+            s.median - a.median <= (rel_tol * a.median.abs()).max(abs_tol) || !s.separated_from(&a)
+        });
+        if !joins {
+            anchor = Some((s, position + 1));
+        }
+        ranks[i] = anchor.map(|(_, rank)| rank);
+    }
+    ranks
+}
+
+/// Each class's best (transport, rank): polling takes the better of its two variants.
+fn class_ranks(figures: &[Figure], ranks: &[Option<usize>]) -> Vec<(&'static str, String, usize)> {
+    let mut classes = Vec::new();
+    for class in ["sse", "ws", "polling"] {
+        let best_of_class = figures
+            .iter()
+            .zip(ranks)
+            .filter(|(f, _)| class_of(&f.transport) == Some(class))
+            .filter_map(|(f, rank)| rank.map(|rank| (f.transport.clone(), rank)))
+            .min_by_key(|(t, rank)| (*rank, transport_order(t)));
+        if let Some((t, rank)) = best_of_class {
+            classes.push((class, t, rank));
+        }
+    }
+    classes
+}
+
+fn class_name((class, t, _): &(&str, String, usize)) -> String {
+    if *class == "polling" {
+        format!("polling ({t})")
+    } else {
+        t.clone()
+    }
+}
+
+/// Where the class order breaks the claim: "ws #1 ahead of sse #2".
+fn broken(classes: &[(&'static str, String, usize)]) -> Vec<String> {
+    classes
+        .windows(2)
+        .filter(|w| w[0].2 > w[1].2)
+        .map(|w| {
+            format!(
+                "{} #{} ahead of {} #{}",
+                class_name(&w[1]),
+                w[1].2,
+                class_name(&w[0]),
+                w[0].2
+            )
+        })
+        .collect()
+}
+
+fn metric_row(metric: Metric, transports: &[(String, Vec<&TransportResult>)]) -> MetricRow {
+    let spreads: Vec<Option<Spread>> = transports
+        .iter()
+        .map(|(_, reps)| {
+            let values: Vec<f64> = reps.iter().filter_map(|r| metric.value(r)).collect();
+            Spread::of(&values)
+        })
+        .collect();
+    let values: Vec<Option<f64>> = spreads.iter().map(|s| s.map(|s| s.median)).collect();
+    let ranks = rank_spreads(&spreads, TIE_TOLERANCE, metric.resolution());
+    let best = values.iter().flatten().copied().min_by(f64::total_cmp);
+    let figures: Vec<Figure> = transports
+        .iter()
+        .zip(values.iter().zip(spreads.iter().zip(&ranks)))
+        .map(|((t, _), (v, (spread, rank)))| Figure {
+            transport: t.clone(),
             value: *v,
+            spread: *spread,
             ratio_to_best: match (v, best) {
                 (Some(v), Some(b)) if b > 0.0 => Some(v / b),
                 (Some(v), Some(b)) if *v == b => Some(1.0),
@@ -636,55 +786,41 @@ fn metric_row(metric: Metric, runs: &[&TransportResult]) -> MetricRow {
         })
         .collect();
 
-    // Each class's best (transport, rank): polling takes the better of its two variants.
-    let mut classes: Vec<(&'static str, String, usize)> = Vec::new();
-    for class in ["sse", "ws", "polling"] {
-        let best_of_class = figures
-            .iter()
-            .filter(|f| class_of(&f.transport) == Some(class))
-            .filter_map(|f| f.rank.map(|rank| (f.transport.clone(), rank)))
-            .min_by_key(|(t, rank)| (*rank, transport_order(t)));
-        if let Some((t, rank)) = best_of_class {
-            classes.push((class, t, rank));
-        }
-    }
+    let classes = class_ranks(&figures, &ranks);
     let (claim, note) = if classes.len() < 2 {
         (
             Claim::NotChecked,
             "needs figures for at least two of sse, ws, polling".to_string(),
         )
     } else {
-        let name = |(class, t, _): &(&str, String, usize)| {
-            if *class == "polling" {
-                format!("polling ({t})")
-            } else {
-                t.clone()
-            }
-        };
-        let broken: Vec<String> = classes
-            .windows(2)
-            .filter(|w| w[0].2 > w[1].2)
-            .map(|w| {
-                format!(
-                    "{} #{} ahead of {} #{}",
-                    name(&w[1]),
-                    w[1].2,
-                    name(&w[0]),
-                    w[0].2
-                )
-            })
-            .collect();
+        let broken_by_spread = broken(&classes);
+        // The medians alone, with only the tolerance floor: what one number would say.
+        let median_ranks = rank_values(&values, TIE_TOLERANCE, metric.resolution());
+        let broken_by_median = broken(&class_ranks(&figures, &median_ranks));
         let tied: Vec<String> = classes
             .windows(2)
             .filter(|w| w[0].2 == w[1].2)
-            .map(|w| format!("{} and {} tie", name(&w[0]), name(&w[1])))
+            .map(|w| format!("{} and {} tie", class_name(&w[0]), class_name(&w[1])))
             .collect();
-        if !broken.is_empty() {
-            (Claim::NotHeld, broken.join(", "))
+        if !broken_by_spread.is_empty() {
+            (Claim::NotHeld, broken_by_spread.join(", "))
+        } else if !broken_by_median.is_empty() {
+            let repetitions = undecided_repetitions(&figures, &classes);
+            let more = match repetitions {
+                Some(n) => format!("; ~{n} repetitions may decide it"),
+                None => String::new(),
+            };
+            (
+                Claim::Undecided { repetitions },
+                format!(
+                    "medians say {}, but the intervals overlap{more}",
+                    broken_by_median.join(", ")
+                ),
+            )
         } else if !tied.is_empty() {
             (Claim::Held { ties: true }, tied.join(", "))
         } else {
-            let order: Vec<String> = classes.iter().map(name).collect();
+            let order: Vec<String> = classes.iter().map(class_name).collect();
             (Claim::Held { ties: false }, order.join(" < "))
         }
     };
@@ -694,6 +830,26 @@ fn metric_row(metric: Metric, runs: &[&TransportResult]) -> MetricRow {
         claim,
         note,
     }
+}
+
+/// The most repetitions any tied pair of adjacent classes would need to separate.
+fn undecided_repetitions(
+    figures: &[Figure],
+    classes: &[(&'static str, String, usize)],
+) -> Option<usize> {
+    let spread = |t: &str| {
+        figures
+            .iter()
+            .find(|f| f.transport == t)
+            .and_then(|f| f.spread)
+    };
+    classes
+        .windows(2)
+        .filter_map(|w| {
+            let (a, b) = (spread(&w[0].1)?, spread(&w[1].1)?);
+            a.repetitions_to_separate(&b)
+        })
+        .max()
 }
 
 #[cfg(test)]

@@ -94,16 +94,21 @@ pub async fn run_transport(
     sc: &Scenario,
     transport: Transport,
     sweep: Option<&str>,
+    repetition: Option<u32>,
     dir: &Path,
     opts: &RunOptions,
 ) -> TransportResult {
-    let label = match sweep {
-        Some(s) => format!("{}-{}", transport.as_str(), sanitize(s)),
-        None => transport.as_str().to_string(),
-    };
+    let mut label = transport.as_str().to_string();
+    if let Some(r) = repetition {
+        label.push_str(&format!("-r{r}"));
+    }
+    if let Some(s) = sweep {
+        label.push_str(&format!("-{}", sanitize(s)));
+    }
     let mut result = TransportResult {
         transport: transport.as_str().to_string(),
         sweep: sweep.map(str::to_string),
+        repetition: repetition.unwrap_or(0),
         ..TransportResult::default()
     };
     if let Err(e) = run_in(sc, transport, dir, &label, opts, &mut result).await {
@@ -143,6 +148,7 @@ async fn run_in(
     let mut summary = summarize(&measurements);
     summary.transport = std::mem::take(&mut result.transport);
     summary.sweep = result.sweep.take();
+    summary.repetition = result.repetition;
     summary.files = std::mem::take(&mut result.files);
     *result = summary;
     write_histograms(&measurements.workers.recorder, &tdir, label, result);

@@ -17,3 +17,6 @@ pub const MAX_LONG_POLL_WAIT: Duration = Duration::from_secs(120);
 pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Most loadgen or server worker threads: far beyond any core count this harness runs on.
 pub const MAX_WORKERS: u32 = 1024;
+/// Most repetitions of each transport: far beyond what a verdict needs, and a bound on how
+/// long a typo can make a run.
+pub const MAX_REPEAT: u32 = 100;

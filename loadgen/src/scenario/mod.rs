@@ -44,8 +44,8 @@ mod test_util;
 
 pub use error::{Diagnostic, ScenarioError};
 pub use limits::{
-    MAX_CLIENTS, MAX_DURATION, MAX_LINE_BYTES, MAX_LONG_POLL_WAIT, MAX_POLL_LIMIT, MAX_TOPICS,
-    MAX_WORKERS,
+    MAX_CLIENTS, MAX_DURATION, MAX_LINE_BYTES, MAX_LONG_POLL_WAIT, MAX_POLL_LIMIT, MAX_REPEAT,
+    MAX_TOPICS, MAX_WORKERS,
 };
 pub use load::{load, parse};
 pub use sweep::SWEEPABLE_FIELDS;
@@ -77,6 +77,9 @@ pub struct Scenario {
     /// After the steps are finished, how long clients get to receive everything and the end.
     #[serde(serialize_with = "ser_duration")]
     pub drain: Duration,
+    /// How many times each transport runs, interleaved (sse, ws, …, sse, ws, …), each time
+    /// on a fresh server: the verdict ranks by the spread of the repetitions.
+    pub repeat: u32,
     pub clients: Clients,
     pub feed: Feed,
     pub poll: Poll,

@@ -18,6 +18,7 @@ pub(super) struct RawScenario {
     pub(super) duration: S<DurationText>,
     pub(super) warmup: S<DurationText>,
     pub(super) drain: S<DurationText>,
+    pub(super) repeat: S<i64>,
     pub(super) clients: S<RawClients>,
     pub(super) feed: S<RawFeed>,
     pub(super) poll: S<RawPoll>,

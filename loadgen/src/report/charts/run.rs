@@ -28,12 +28,15 @@ pub fn render_run_charts(
         point: None,
         runs: Vec::new(),
     });
-    let runs: Vec<&TransportResult> = headline
+    let measured: Vec<&TransportResult> = headline
         .runs
         .iter()
         .copied()
         .filter(|r| r.status.is_measured())
         .collect();
+    // One line or bar per transport: repetitions merged (histograms added, not averaged).
+    let merged = data::merge_repetitions(&measured);
+    let runs: Vec<&TransportResult> = merged.iter().collect();
     let at = headline.suffix();
     let name = &summary.scenario;
 

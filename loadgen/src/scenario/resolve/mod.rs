@@ -10,7 +10,8 @@ use std::time::Duration;
 use super::error::Diag;
 use super::raw::{RawScenario, S};
 use super::{
-    Churn, Poll, Scenario, Server, Sse, Transport, MAX_LONG_POLL_WAIT, MAX_POLL_LIMIT, MAX_WORKERS,
+    Churn, Poll, Scenario, Server, Sse, Transport, MAX_LONG_POLL_WAIT, MAX_POLL_LIMIT, MAX_REPEAT,
+    MAX_WORKERS,
 };
 use check::Least;
 use clients::resolve_clients;
@@ -116,6 +117,7 @@ pub(super) fn resolve(raw: &RawScenario, default_name: &str) -> Result<Scenario,
         Least::Positive,
     );
     let warmup = c.duration(raw.warmup.as_ref(), "warmup", Duration::ZERO, Least::Zero);
+    let repeat = c.integer(raw.repeat.as_ref(), "repeat", 1, 1..=MAX_REPEAT);
     let drain = c.duration(
         raw.drain.as_ref(),
         "drain",
@@ -251,6 +253,7 @@ pub(super) fn resolve(raw: &RawScenario, default_name: &str) -> Result<Scenario,
             duration,
             warmup,
             drain,
+            repeat,
             clients,
             feed,
             poll,
