@@ -586,23 +586,27 @@ fn details(doc: &mut Doc, s: &Summary) {
 // Comparison
 // ---------------------------------------------------------------------------------------
 
-/// One compared figure.
+/// One compared figure: each side's repetitions (a single run: one value).
 struct Delta {
     key: String,
     metric: Metric,
-    a: Option<f64>,
-    b: Option<f64>,
+    a: Option<Spread>,
+    b: Option<Spread>,
 }
 
 impl Delta {
-    /// (B − A) / A in percent, and whether that is better, worse or the same (lower is better;
-    /// changes within the tie tolerance count as the same).
+    /// (B − A) / A in percent between the medians, and whether that is better, worse or the
+    /// same (lower is better; changes within the tie tolerance count as the same). With
+    /// repetitions on both sides a change whose intervals overlap is "not significant".
     fn change(&self) -> (String, &'static str) {
         match (self.a, self.b) {
-            (Some(a), Some(b)) if a != 0.0 => {
+            (Some(sa), Some(sb)) if sa.median != 0.0 => {
+                let (a, b) = (sa.median, sb.median);
                 let pct = (b - a) / a.abs() * 100.0;
                 let word = if pct.abs() <= TIE_TOLERANCE * 100.0 {
                     "same"
+                } else if sa.n > 1 && sb.n > 1 && !sa.separated_from(&sb) {
+                    "not significant"
                 } else if pct < 0.0 {
                     "better"
                 } else {
@@ -610,10 +614,28 @@ impl Delta {
                 };
                 (format!("{pct:+.1}%"), word)
             }
-            (Some(a), Some(b)) if a == b => ("+0.0%".into(), "same"),
+            (Some(a), Some(b)) if a.median == b.median => ("+0.0%".into(), "same"),
             _ => ("n/a".into(), ""),
         }
     }
+}
+
+/// A run's key in a comparison: its transport and sweep value, not its repetition.
+fn compare_key(r: &TransportResult) -> String {
+    match &r.sweep {
+        Some(s) => format!("{} @ {s}", r.transport),
+        None => r.transport.clone(),
+    }
+}
+
+/// One metric over every repetition of `key` in `runs`.
+fn spread_of(runs: &[&TransportResult], key: &str, m: Metric) -> Option<Spread> {
+    let values: Vec<f64> = runs
+        .iter()
+        .filter(|r| compare_key(r) == key)
+        .filter_map(|r| m.value(r))
+        .collect();
+    Spread::of(&values)
 }
 
 /// Two runs side by side.
@@ -629,33 +651,42 @@ pub struct Comparison {
 
 impl Comparison {
     pub fn new(a: &Summary, dir_a: &Path, b: &Summary, dir_b: &Path) -> Self {
-        let key = |r: &TransportResult| run_label(r);
+        let key = compare_key;
         let ok_a: Vec<&TransportResult> = super::ok_runs(a).collect();
         let ok_b: Vec<&TransportResult> = super::ok_runs(b).collect();
         let mut deltas = Vec::new();
-        let mut only_a = Vec::new();
-        // A's runs in sweep order (numeric, not alphabetical), each paired with B's twin.
+        let mut only_a: Vec<String> = Vec::new();
+        let mut seen: Vec<String> = Vec::new();
+        // A's runs in sweep order (numeric, not alphabetical), each paired with B's twin;
+        // repetitions of one transport are compared as a whole.
         for group in data::groups(a) {
             for ra in group.runs.iter().filter(|r| r.status.is_measured()) {
-                let Some(rb) = ok_b.iter().find(|rb| key(rb) == key(ra)) else {
-                    only_a.push(key(ra));
+                let k = key(ra);
+                if seen.contains(&k) {
                     continue;
-                };
+                }
+                seen.push(k.clone());
+                if !ok_b.iter().any(|rb| key(rb) == k) {
+                    only_a.push(k);
+                    continue;
+                }
                 for m in Metric::ALL {
                     deltas.push(Delta {
-                        key: key(ra),
+                        key: k.clone(),
                         metric: m,
-                        a: m.value(ra),
-                        b: m.value(rb),
+                        a: spread_of(&ok_a, &k, m),
+                        b: spread_of(&ok_b, &k, m),
                     });
                 }
             }
         }
-        let only_b = ok_b
-            .iter()
-            .filter(|rb| !ok_a.iter().any(|ra| key(ra) == key(rb)))
-            .map(|r| key(r))
-            .collect();
+        let mut only_b: Vec<String> = Vec::new();
+        for rb in &ok_b {
+            let k = key(rb);
+            if !ok_a.iter().any(|ra| key(ra) == k) && !only_b.contains(&k) {
+                only_b.push(k);
+            }
+        }
         let title = |s: &Summary, d: &Path| {
             format!(
                 "{}/{} ({}, started {})",
@@ -686,7 +717,16 @@ impl Comparison {
     }
 
     fn rows(&self) -> Vec<Vec<String>> {
-        let fmt = |m: Metric, v: Option<f64>| v.map(|v| m.format(v)).unwrap_or_else(|| "—".into());
+        let fmt = |m: Metric, v: Option<Spread>| match v {
+            Some(s) if s.n > 1 => format!(
+                "{} [{}–{}]",
+                m.format(s.median),
+                m.format(s.low),
+                m.format(s.high)
+            ),
+            Some(s) => m.format(s.median),
+            None => "—".into(),
+        };
         self.deltas
             .iter()
             .map(|d| {
@@ -740,7 +780,7 @@ impl Comparison {
             out.push_str(&format!("only in B: {}\n", self.only_b.join(", ")));
         }
         out.push_str(&format!(
-            "\nA: {}\nB: {}\n(lower is better; changes within {:.0}% count as the same)\n",
+            "\nA: {}\nB: {}\n(lower is better; changes within {:.0}% count as the same; with repetitions on both sides, figures are medians [95% interval] and a change whose intervals overlap is not significant)\n",
             Self::verdict_line(&self.verdict_a),
             Self::verdict_line(&self.verdict_b),
             TIE_TOLERANCE * 100.0
@@ -762,7 +802,7 @@ impl Comparison {
         ]);
         doc.heading(2, "Differences");
         doc.para(format!(
-            "Lower is better for every metric; \"B vs A\" is (B − A) / A; changes within {:.0}% count as the same.",
+            "Lower is better for every metric; \"B vs A\" is (B − A) / A; changes within {:.0}% count as the same. With repetitions on both sides, figures are medians with their 95% interval and a change whose intervals overlap is not significant.",
             TIE_TOLERANCE * 100.0
         ));
         doc.table(Self::HEADER.map(String::from).to_vec(), self.rows());
@@ -795,4 +835,34 @@ const NOT_MEASURED: &str = "— (not measured)";
 /// A figure, or [`NOT_MEASURED`].
 fn fmt_missing(v: Option<f64>, fmt: impl Fn(f64) -> String) -> String {
     v.map(fmt).unwrap_or_else(|| NOT_MEASURED.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delta(a: &[f64], b: &[f64]) -> (String, &'static str) {
+        Delta {
+            key: "sse".into(),
+            metric: Metric::LatencyP50,
+            a: Spread::of(a),
+            b: Spread::of(b),
+        }
+        .change()
+    }
+
+    #[test]
+    fn a_change_is_significant_only_when_the_intervals_separate() {
+        // Single runs: the change is reported as it is (nothing to test it against).
+        assert_eq!(delta(&[100.0], &[120.0]), ("+20.0%".into(), "worse"));
+        assert_eq!(delta(&[100.0], &[103.0]).1, "same");
+        // Repetitions that separate: a real change.
+        let a = [100.0, 101.0, 99.0, 100.5, 99.5];
+        let b = [80.0, 81.0, 79.0, 80.5, 79.5];
+        assert_eq!(delta(&a, &b), ("-20.0%".into(), "better"));
+        // 20 % apart by median, but the repetitions overlap.
+        let noisy = [80.0, 130.0, 79.0, 60.0, 81.0];
+        assert_eq!(delta(&a, &noisy).1, "not significant");
+        assert_eq!(delta(&a, &[]), ("n/a".into(), ""));
+    }
 }
