@@ -251,6 +251,7 @@ fn run(args: RunArgs) -> Result<()> {
         repeat: sc.repeat,
         order: Vec::new(),
         runs: Vec::new(),
+        aggregates: Vec::new(),
     };
     let summary_path = dir.join("summary.json");
     write_json_atomic(&summary_path, &summary)?;
@@ -303,6 +304,7 @@ fn run(args: RunArgs) -> Result<()> {
     progress.finish();
     summary.finished_at = Some(now_rfc3339());
     summary.interrupted = interrupted.load(Ordering::Relaxed);
+    summary.aggregates = report::aggregates(&report::verdict(&summary));
     write_json_atomic(&summary_path, &summary)?;
     if !quiet {
         print!("{}", printer::table(&summary));

@@ -4,6 +4,56 @@ use std::fmt::Write as _;
 
 use crate::results::Summary;
 
+/// The verdict's figures as medians over the repetitions, with their 95% intervals.
+fn spread_table(out: &mut String, s: &Summary) {
+    use crate::report::{verdict, Metric};
+    let v = verdict(s);
+    let shown = [
+        Metric::LatencyP50,
+        Metric::LatencyP99,
+        Metric::BytesDownPerEvent,
+        Metric::RssPerConnection,
+        Metric::CpuPerEvent,
+    ];
+    for g in &v.groups {
+        let at = g
+            .sweep
+            .as_deref()
+            .map(|s| format!(" @ {s}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "\nmedians of {} repetitions [95% interval]{at}",
+            g.repetitions
+        );
+        let _ = write!(out, "{:<10}", "transport");
+        for m in shown {
+            let _ = write!(out, " {:>30}", m.label());
+        }
+        let _ = writeln!(out);
+        for t in &g.transports {
+            let _ = write!(out, "{t:<10}");
+            for m in shown {
+                let cell = g
+                    .row(m)
+                    .and_then(|row| row.figure(t))
+                    .and_then(|f| f.spread)
+                    .map(|s| {
+                        format!(
+                            "{} [{}–{}]",
+                            m.format(s.median),
+                            m.format(s.low),
+                            m.format(s.high)
+                        )
+                    })
+                    .unwrap_or_else(|| "-".into());
+                let _ = write!(out, " {cell:>30}");
+            }
+            let _ = writeln!(out);
+        }
+    }
+}
+
 /// A plain-text table of a summary, with its warnings under it.
 pub fn table(s: &Summary) -> String {
     let mut out = String::new();
@@ -60,6 +110,9 @@ pub fn table(s: &Summary) -> String {
             server(r.server.rss_per_connection_bytes, 0),
             server(r.server.cpu_us_per_event, 2),
         );
+    }
+    if s.repeat > 1 {
+        spread_table(&mut out, s);
     }
     for r in &s.runs {
         if r.status != crate::results::RunStatus::Ok {

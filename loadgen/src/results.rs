@@ -82,6 +82,36 @@ pub struct Summary {
     #[serde(default)]
     pub order: Vec<String>,
     pub runs: Vec<TransportResult>,
+    /// Each transport's verdict figures over its repetitions: median, range and the 95%
+    /// interval of the median (one entry per transport and sweep value).
+    #[serde(default)]
+    pub aggregates: Vec<Aggregate>,
+}
+
+/// One transport's figures over its repetitions (written by the run; redrawn reports
+/// recompute them from `runs`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Aggregate {
+    pub transport: String,
+    pub sweep: Option<String>,
+    pub repetitions: usize,
+    pub metrics: Vec<MetricSpread>,
+}
+
+/// One verdict metric over repetitions; a metric no repetition measured is absent.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct MetricSpread {
+    /// The verdict's name for it ("latency p99", "server RSS/connection").
+    pub metric: String,
+    pub n: usize,
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    /// The 95% bootstrap interval of the median.
+    pub low: f64,
+    pub high: f64,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

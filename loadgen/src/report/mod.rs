@@ -40,7 +40,8 @@ use std::path::{Path, PathBuf};
 
 pub use charts::{transport_color, ChartFile};
 pub use verdict::{
-    verdict, Caveat, CaveatKind, Claim, Figure, Metric, MetricRow, Verdict, VerdictGroup,
+    aggregates, verdict, Caveat, CaveatKind, Claim, Figure, Metric, MetricRow, Verdict,
+    VerdictGroup,
 };
 
 use crate::results::Summary;

@@ -62,7 +62,11 @@ pub fn run_report(
          within the metric's measurement resolution, share a rank (ranks 1, 1, 3). \"polling\" is the \
          better of poll and long-poll for each metric, so polling loses only if its best variant loses. \
          The claim holds for a metric when rank(sse) ≤ rank(ws) ≤ rank(polling); a tie does not \
-         contradict it. Failed runs are left out.",
+         contradict it. Failed runs are left out. With repetitions, a cell is the median with its \
+         95% interval [low–high], ranks also tie when intervals overlap, and \"not decided\" means \
+         the medians alone would break the claim but the intervals overlap. Long-poll's connect \
+         time is not ranked: its first answer may be held for the whole wait, so its figure is the \
+         TCP connection only.",
         TIE_TOLERANCE * 100.0
     ));
     for group in &verdict.groups {

@@ -4,7 +4,8 @@
 //! Eight figures, all lower-is-better: delivery latency p50, p99 and p99.9; wire bytes per
 //! delivered event down and up; server RSS per connection; server CPU µs per delivered event;
 //! connect (handshake) time p50. A transport without a figure (no samples, no deliveries, no
-//! server process measured) is left out of that metric's ranking only.
+//! server process measured) is left out of that metric's ranking only; long-poll always is
+//! for connect time, whose first answer may be held, so its figure is its TCP connection only.
 //!
 //! # Who takes part
 //! Runs that measured something: status `ok` or `degraded` (a degraded run's problems are
@@ -105,6 +106,9 @@ impl Metric {
             Metric::BytesUpPerEvent => r.wire.bytes_up_per_event.filter(|_| delivered),
             Metric::RssPerConnection => server.then_some(r.server.rss_per_connection_bytes),
             Metric::CpuPerEvent => (server && delivered).then_some(r.server.cpu_us_per_event),
+            // A long-poll's first answer may be held for the whole wait, so its connect time
+            // is its TCP (+TLS) connection only: not the handshake the others' figures are.
+            Metric::ConnectP50 if r.transport == "long-poll" => None,
             Metric::ConnectP50 => (r.connect_us.count > 0).then_some(r.connect_us.p50 as f64),
         };
         v.filter(|v| v.is_finite())
@@ -115,6 +119,9 @@ impl Metric {
         match self {
             Metric::LatencyP50 | Metric::LatencyP99 | Metric::LatencyP999 => {
                 "no latency sample in the measured phase"
+            }
+            Metric::ConnectP50 if r.transport == "long-poll" => {
+                "a long-poll's connect time is its TCP connection only (its first answer may be held), not comparable with the others' handshakes"
             }
             Metric::ConnectP50 => "no connection was established",
             Metric::BytesDownPerEvent | Metric::BytesUpPerEvent if r.events.delivered == 0 => {
@@ -460,6 +467,38 @@ impl Verdict {
     }
 }
 
+/// Each transport's verdict figures over its repetitions, for summary.json.
+pub fn aggregates(v: &Verdict) -> Vec<crate::results::Aggregate> {
+    let mut out = Vec::new();
+    for g in &v.groups {
+        for t in &g.transports {
+            let metrics: Vec<crate::results::MetricSpread> = g
+                .rows
+                .iter()
+                .filter_map(|row| {
+                    let s = row.figure(t)?.spread?;
+                    Some(crate::results::MetricSpread {
+                        metric: row.metric.label().to_string(),
+                        n: s.n,
+                        median: s.median,
+                        min: s.min,
+                        max: s.max,
+                        low: s.low,
+                        high: s.high,
+                    })
+                })
+                .collect();
+            out.push(crate::results::Aggregate {
+                transport: t.clone(),
+                sweep: g.sweep.clone(),
+                repetitions: metrics.iter().map(|m| m.n).max().unwrap_or(0),
+                metrics,
+            });
+        }
+    }
+    out
+}
+
 /// Ranks values, lower is better, with the tie rule of the module doc. `None` stays unranked.
 fn rank_values(values: &[Option<f64>], rel_tol: f64, abs_tol: f64) -> Vec<Option<usize>> {
     let mut order: Vec<(usize, f64)> = values
@@ -586,7 +625,9 @@ fn run_caveats(r: &TransportResult, at: &str, out: &mut Vec<Caveat>) {
         covered.push("saturat");
     }
     for m in Metric::ALL {
-        if m.value(r).is_none() {
+        // Left out by design, said once in the report's explanation of the table.
+        let by_design = m == Metric::ConnectP50 && r.transport == "long-poll";
+        if m.value(r).is_none() && !by_design {
             out.push(caveat(
                 CaveatKind::Missing,
                 r,
