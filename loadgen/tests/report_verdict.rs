@@ -410,3 +410,15 @@ fn sweeps_get_one_group_per_value_in_numeric_order() {
         v.not_held()
     );
 }
+
+#[test]
+fn a_pair_whose_intervals_overlap_never_breaks_the_claim() {
+    // The reference run's connect times: poll's interval overlaps ws's but not sse's, so the
+    // ranks put sse #3 behind ws #1 — yet sse and ws overlap each other.
+    let sse: &[f64] = &[228.0, 227.0, 243.0];
+    let ws: &[f64] = &[221.0, 193.0, 251.0];
+    let poll: &[f64] = &[199.0, 184.0, 214.0];
+    let v = verdict(&repeated(&[("sse", sse), ("ws", ws), ("poll", poll)]));
+    let row = v.row(Metric::LatencyP50).unwrap();
+    assert_ne!(row.claim, Claim::NotHeld, "{row:?}");
+}

@@ -783,11 +783,16 @@ fn class_name((class, t, _): &(&str, String, usize)) -> String {
     }
 }
 
-/// Where the class order breaks the claim: "ws #1 ahead of sse #2".
-fn broken(classes: &[(&'static str, String, usize)]) -> Vec<String> {
+/// Where the class order breaks the claim: "ws #1 ahead of sse #2", for the adjacent pairs
+/// `apart(worse, better)` confirms (a rank apart can come from a third transport's interval:
+/// the pair itself must differ).
+fn broken(
+    classes: &[(&'static str, String, usize)],
+    apart: impl Fn(&str, &str) -> bool,
+) -> Vec<String> {
     classes
         .windows(2)
-        .filter(|w| w[0].2 > w[1].2)
+        .filter(|w| w[0].2 > w[1].2 && apart(&w[0].1, &w[1].1))
         .map(|w| {
             format!(
                 "{} #{} ahead of {} #{}",
@@ -834,13 +839,26 @@ fn metric_row(metric: Metric, transports: &[(String, Vec<&TransportResult>)]) ->
             "needs figures for at least two of sse, ws, polling".to_string(),
         )
     } else {
-        let broken_by_spread = broken(&classes);
+        let spread = |t: &str| {
+            figures
+                .iter()
+                .find(|f| f.transport == t)
+                .and_then(|f| f.spread)
+        };
+        let separated = |a: &str, b: &str| match (spread(a), spread(b)) {
+            (Some(a), Some(b)) => {
+                let floor = (TIE_TOLERANCE * b.median.abs()).max(metric.resolution());
+                a.separated_from(&b) && a.median - b.median > floor
+            }
+            _ => false,
+        };
+        let broken_by_spread = broken(&classes, separated);
         // The medians alone, with only the tolerance floor: what one number would say.
         let median_ranks = rank_values(&values, TIE_TOLERANCE, metric.resolution());
-        let broken_by_median = broken(&class_ranks(&figures, &median_ranks));
+        let broken_by_median = broken(&class_ranks(&figures, &median_ranks), |_, _| true);
         let tied: Vec<String> = classes
             .windows(2)
-            .filter(|w| w[0].2 == w[1].2)
+            .filter(|w| w[0].2 == w[1].2 || (w[0].2 > w[1].2 && !separated(&w[0].1, &w[1].1)))
             .map(|w| format!("{} and {} tie", class_name(&w[0]), class_name(&w[1])))
             .collect();
         if !broken_by_spread.is_empty() {
