@@ -9,6 +9,7 @@
 //!   the runs of a sweep by swept value.
 //! - [`verdict`](mod@verdict): the verdict on "SSE > WebSocket > polling", a pure function of a
 //!   [`Summary`]; its module doc states the ranking and tie rules.
+//! - [`spread`]: a figure over repetitions: median, range and a bootstrap 95% interval.
 //! - [`charts`]: the charts, described as data (panels of lines or bars) and drawn by one
 //!   generic function, once per backend (PNG and SVG), so both files always agree.
 //!   A folder: `spec`, `draw`, `numbers`, one module per chart family, `run`, `compare`.
