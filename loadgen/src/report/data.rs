@@ -217,31 +217,17 @@ fn merge_into(m: &mut TransportResult, reps: &[&TransportResult]) {
     e.catch_up = sum(&|r| r.events.catch_up);
     e.excused = sum(&|r| r.events.excused);
     m.measured_seconds = reps.iter().map(|r| r.measured_seconds).sum();
-    for (name, field) in [
-        ("latency_us", 0usize),
-        ("connect_us", 1),
-        ("first_event_us", 2),
-    ] {
-        let mut h = new_histogram_us();
-        let mut all = true;
-        for r in reps {
-            match r.histograms.get(name).map(|e| decode_histogram(e)) {
-                Some(Ok(one)) => {
-                    merge_histogram(&mut h, &one);
-                }
-                _ => all = false,
-            }
-        }
+    for name in ["latency_us", "connect_us", "first_event_us"] {
         // Without every repetition's histogram, the first one's percentiles stand.
-        if all {
-            let p = Percentiles::of(&h);
-            match field {
-                0 => m.latency_us = p,
-                1 => m.connect_us = p,
-                _ => m.first_event_us = p,
-            }
-            m.histograms.insert(name.to_string(), encode_histogram(&h));
-        }
+        let Some(h) = merged_histogram(reps, name) else {
+            continue;
+        };
+        *match name {
+            "latency_us" => &mut m.latency_us,
+            "connect_us" => &mut m.connect_us,
+            _ => &mut m.first_event_us,
+        } = Percentiles::of(&h);
+        m.histograms.insert(name.to_string(), encode_histogram(&h));
     }
     m.deliveries_per_sec = m.latency_us.count as f64 / m.measured_seconds.max(1e-3);
     let w = &mut m.wire;
@@ -263,6 +249,17 @@ fn merge_into(m: &mut TransportResult, reps: &[&TransportResult]) {
     m.server.cpu_cores = median(&|r| r.server.cpu_cores);
     m.loadgen.cpu_share = median(&|r| r.loadgen.cpu_share);
     m.loadgen.cpu_us_per_event = median(&|r| r.loadgen.cpu_us_per_event);
+}
+
+/// Histogram `name` of every repetition, added together; `None` if one is missing or
+/// unreadable.
+fn merged_histogram(reps: &[&TransportResult], name: &str) -> Option<Histogram<u64>> {
+    let mut h = new_histogram_us();
+    for r in reps {
+        let one = decode_histogram(r.histograms.get(name)?).ok()?;
+        merge_histogram(&mut h, &one);
+    }
+    Some(h)
 }
 
 /// Whether the summary is a sweep (some run has a sweep label).
