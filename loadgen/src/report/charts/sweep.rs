@@ -107,11 +107,15 @@ pub(super) fn sweep_chart(summary: &Summary, groups: &[Group<'_>]) -> ChartSpec 
                         .iter()
                         .zip(&xs)
                         .filter_map(|(g, &x)| {
-                            let r = g
+                            // The median over the value's repetitions (one run: its figure).
+                            let values: Vec<f64> = g
                                 .runs
                                 .iter()
-                                .find(|r| &r.transport == t && r.status.is_measured())?;
-                            metric.value(r).map(|v| (x, chart_unit(metric, v)))
+                                .filter(|r| &r.transport == t && r.status.is_measured())
+                                .filter_map(|r| metric.value(r))
+                                .collect();
+                            let median = crate::report::spread::Spread::of(&values)?.median;
+                            Some((x, chart_unit(metric, median)))
                         })
                         .collect(),
                 })
