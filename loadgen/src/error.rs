@@ -5,16 +5,25 @@
 
 use std::error::Error;
 
-/// `what: why: why…`, the error and its sources on one line.
+/// `what: why: why…`, the error and its sources on one line; a cause that repeats the one
+/// before it word for word (hyper and reqwest do) is printed once.
 pub fn chain(error: &(dyn Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
+    chain_with(error, |text| text)
+}
+
+/// [`chain`] with each part rewritten by `part` first (e.g. to drop what differs between
+/// otherwise equal failures, so they count together).
+pub fn chain_with(error: &(dyn Error + 'static), part: impl Fn(String) -> String) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut current = Some(error);
+    while let Some(e) = current {
+        let text = part(e.to_string());
+        if parts.last() != Some(&text) {
+            parts.push(text);
+        }
+        current = e.source();
     }
-    text
+    parts.join(": ")
 }
 
 #[cfg(test)]
@@ -38,6 +47,24 @@ mod tests {
         assert_eq!(
             format!("{:#}", anyhow::Error::new(e)),
             "creating out/x: denied"
+        );
+    }
+
+    #[test]
+    fn a_cause_repeated_by_the_next_layer_is_printed_once() {
+        let inner = Create {
+            path: "denied".into(),
+            source: std::io::Error::other("x"),
+        };
+        // io::Error::other(inner) displays as inner does: the repeat is dropped.
+        let e = Create {
+            path: "y".into(),
+            source: std::io::Error::other(inner),
+        };
+        assert_eq!(chain(&e), "creating y: creating denied: x");
+        assert_eq!(
+            chain_with(&e, |t| t.replace("denied", "y")),
+            "creating y: x"
         );
     }
 }

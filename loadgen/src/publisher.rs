@@ -500,23 +500,13 @@ async fn post(client: &reqwest::Client, url: &str, text: &str) -> Attempt {
     }
 }
 
-/// An error with its causes, `a: b: c`, without the URL (reasons are counted together).
+/// An HTTP error with its causes, `a: b: c`, without the URL reqwest names (it differs per
+/// topic, and reasons are counted together).
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = Vec::new();
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        let text = err.to_string();
-        // reqwest's top level names the URL, which differs per topic.
-        let text = match text.find(" for url (") {
-            Some(i) => text[..i].to_string(),
-            None => text,
-        };
-        if parts.last() != Some(&text) {
-            parts.push(text);
-        }
-        cur = err.source();
-    }
-    parts.join(": ")
+    crate::error::chain_with(e, |text| match text.find(" for url (") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    })
 }
 
 /// A summary of failures for a problem message: the three most frequent reasons.
