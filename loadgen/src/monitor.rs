@@ -52,7 +52,7 @@ fn parse_proc_stat(text: &str, hz: u64) -> io::Result<MachineSample> {
         .collect::<Result<_, _>>()
         .map_err(|_| io::Error::other("malformed /proc/stat cpu line"))?;
     let field = |i: usize| ticks.get(i).copied().unwrap_or(0);
-    let us = |t: u64| t * 1_000_000 / hz.max(1);
+    let us = |t: u64| ticks_to_us(t, hz);
     Ok(MachineSample {
         busy_us: us(field(0) + field(1) + field(2) + field(5) + field(6)),
         steal_us: us(field(7)),
@@ -60,6 +60,11 @@ fn parse_proc_stat(text: &str, hz: u64) -> io::Result<MachineSample> {
 }
 
 /// Clock ticks per second of /proc's CPU times (USER_HZ).
+/// /proc's CPU ticks (of `1 / hz` s) in microseconds.
+fn ticks_to_us(ticks: u64, hz: u64) -> u64 {
+    ticks * 1_000_000 / hz.max(1)
+}
+
 fn ticks_per_sec() -> u64 {
     match nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK) {
         Ok(Some(n)) if n > 0 => n as u64,
@@ -106,7 +111,7 @@ pub fn sample(pid: u32) -> io::Result<ProcSample> {
     let fds = std::fs::read_dir(format!("{dir}/fd"))?.count() as u64;
     Ok(ProcSample {
         at,
-        cpu_us: ticks * 1_000_000 / ticks_per_sec(),
+        cpu_us: ticks_to_us(ticks, ticks_per_sec()),
         rss_bytes: resident_pages * page_size(),
         fds,
         threads,

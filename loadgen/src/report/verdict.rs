@@ -500,23 +500,14 @@ pub fn aggregates(v: &Verdict) -> Vec<crate::results::Aggregate> {
 }
 
 /// Ranks values, lower is better, with the tie rule of the module doc. `None` stays unranked.
+/// A single value is a spread of one whose interval is the value itself, so only the
+/// tolerance decides: the same anchored rule as [`rank_spreads`].
 fn rank_values(values: &[Option<f64>], rel_tol: f64, abs_tol: f64) -> Vec<Option<usize>> {
-    let mut order: Vec<(usize, f64)> = values
+    let points: Vec<Option<Spread>> = values
         .iter()
-        .enumerate()
-        .filter_map(|(i, v)| v.map(|v| (i, v)))
+        .map(|v| v.and_then(|v| Spread::of(&[v])))
         .collect();
-    order.sort_by(|a, b| a.1.total_cmp(&b.1));
-    let mut ranks = vec![None; values.len()];
-    let mut anchor: Option<(f64, usize)> = None;
-    for (position, (i, v)) in order.into_iter().enumerate() {
-        let joins = anchor.is_some_and(|(a, _)| v - a <= (rel_tol * a.abs()).max(abs_tol));
-        if !joins {
-            anchor = Some((v, position + 1));
-        }
-        ranks[i] = anchor.map(|(_, rank)| rank);
-    }
-    ranks
+    rank_spreads(&points, rel_tol, abs_tol)
 }
 
 /// The verdict of a summary; see the module doc for the rules.
@@ -839,13 +830,7 @@ fn metric_row(metric: Metric, transports: &[(String, Vec<&TransportResult>)]) ->
             "needs figures for at least two of sse, ws, polling".to_string(),
         )
     } else {
-        let spread = |t: &str| {
-            figures
-                .iter()
-                .find(|f| f.transport == t)
-                .and_then(|f| f.spread)
-        };
-        let separated = |a: &str, b: &str| match (spread(a), spread(b)) {
+        let separated = |a: &str, b: &str| match (spread_of(&figures, a), spread_of(&figures, b)) {
             (Some(a), Some(b)) => {
                 let floor = (TIE_TOLERANCE * b.median.abs()).max(metric.resolution());
                 a.separated_from(&b) && a.median - b.median > floor
@@ -891,21 +876,23 @@ fn metric_row(metric: Metric, transports: &[(String, Vec<&TransportResult>)]) ->
     }
 }
 
+/// A transport's spread among a row's figures.
+fn spread_of(figures: &[Figure], transport: &str) -> Option<Spread> {
+    figures
+        .iter()
+        .find(|f| f.transport == transport)
+        .and_then(|f| f.spread)
+}
+
 /// The most repetitions any tied pair of adjacent classes would need to separate.
 fn undecided_repetitions(
     figures: &[Figure],
     classes: &[(&'static str, String, usize)],
 ) -> Option<usize> {
-    let spread = |t: &str| {
-        figures
-            .iter()
-            .find(|f| f.transport == t)
-            .and_then(|f| f.spread)
-    };
     classes
         .windows(2)
         .filter_map(|w| {
-            let (a, b) = (spread(&w[0].1)?, spread(&w[1].1)?);
+            let (a, b) = (spread_of(figures, &w[0].1)?, spread_of(figures, &w[1].1)?);
             a.repetitions_to_separate(&b)
         })
         .max()
