@@ -17,6 +17,7 @@
 //!
 //! # Layout
 //! - this module: the resolved types consumers use ([`Scenario`], [`Transport`], ...).
+//! - `faults`: the `[[faults]]` list ([`Fault`], [`FaultKind`]).
 //! - `limits`: the bounds every value is checked against ([`MAX_CLIENTS`], ...).
 //! - `error`: [`ScenarioError`], [`Diagnostic`], and placing byte spans at lines and columns.
 //! - `load`: [`load`] and [`parse`], the two steps above and the sweep's expansion.
@@ -34,6 +35,7 @@ use serde::ser::SerializeStruct;
 use serde::{Serialize, Serializer};
 
 mod error;
+pub mod faults;
 mod limits;
 mod load;
 mod raw;
@@ -43,6 +45,7 @@ mod sweep;
 mod test_util;
 
 pub use error::{Diagnostic, ScenarioError};
+pub use faults::{Fault, FaultKind, Injector};
 pub use limits::{
     MAX_CLIENTS, MAX_DURATION, MAX_LINE_BYTES, MAX_LONG_POLL_WAIT, MAX_POLL_LIMIT, MAX_REPEAT,
     MAX_TOPICS, MAX_WORKERS,
@@ -88,6 +91,10 @@ pub struct Scenario {
     pub server: Server,
     /// External-target mode: measure this target instead of spawning `feed-server`.
     pub target: Option<Target>,
+    /// What goes wrong during the measured phase, in order (`[[faults]]`); empty on a happy
+    /// path.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<Fault>,
     /// The sweep this file declares. The concrete scenarios of [`Scenario::expand_sweep`] have
     /// none.
     pub sweep: Option<Sweep>,

@@ -27,6 +27,7 @@ pub(super) struct RawScenario {
     pub(super) server: S<RawServer>,
     pub(super) target: S<RawTarget>,
     pub(super) sweep: S<RawSweep>,
+    pub(super) faults: S<Vec<Spanned<RawFault>>>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -100,6 +101,21 @@ pub(super) struct RawTarget {
     pub(super) server_process: S<String>,
     pub(super) insecure: S<bool>,
     pub(super) publish_first: S<bool>,
+}
+
+/// One `[[faults]]` entry; which keys apply depends on `kind` (checked in `resolve`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFault {
+    pub(super) kind: S<String>,
+    pub(super) at: S<DurationText>,
+    pub(super) duration: S<DurationText>,
+    pub(super) fraction: S<f64>,
+    pub(super) after: S<DurationText>,
+    pub(super) delay: S<DurationText>,
+    pub(super) jitter: S<DurationText>,
+    pub(super) bytes_per_sec: S<i64>,
+    pub(super) down: S<DurationText>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -15,6 +15,7 @@ use super::{
 };
 use check::Least;
 use clients::resolve_clients;
+use faults::resolve_faults;
 use feed::resolve_feed;
 use target::resolve_target;
 
@@ -22,6 +23,7 @@ pub(crate) use check::Check;
 
 mod check;
 mod clients;
+mod faults;
 mod feed;
 mod target;
 
@@ -245,6 +247,8 @@ pub(super) fn resolve(raw: &RawScenario, default_name: &str) -> Result<Scenario,
         }
     }
 
+    let faults = resolve_faults(&mut c, &raw.faults, duration, raw.target.is_some());
+
     if c.diags.is_empty() {
         Ok(Scenario {
             name,
@@ -261,6 +265,7 @@ pub(super) fn resolve(raw: &RawScenario, default_name: &str) -> Result<Scenario,
             churn,
             server,
             target,
+            faults,
             sweep: None,
             source: String::new(),
             variants: Vec::new(),
