@@ -1,5 +1,6 @@
 //! What the orchestrating thread tells the workers while a run goes on: the measurement
-//! window, each topic's final seq once its step is finished, and the stop signal.
+//! window, the faults' schedule, each topic's final seq once its step is finished, and the
+//! stop signal.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,6 +27,21 @@ pub struct RunControl {
     /// lock) only when this moved, never per received message.
     finals_generation: AtomicU64,
     stop: watch::Sender<bool>,
+    /// The scenario's faults on the run's clock, in order (empty on a happy path).
+    faults: Vec<FaultWindow>,
+}
+
+/// A scheduled fault as the clients see it, on the Unix clock their receipt times use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FaultWindow {
+    pub start_ns: u64,
+    /// `start_ns` for the one-shot kinds; for a restart, when the server is due back.
+    pub end_ns: u64,
+    /// Happens at once (drop, reset, cut, restart): a client it hit was hit at `start_ns`.
+    /// Otherwise (idle cut, blackhole, ...) a client is hit when its session breaks.
+    pub one_shot: bool,
+    /// The server restarts: lines a client finds gone afterwards are lost by the restart.
+    pub restart: bool,
 }
 
 impl RunControl {
@@ -38,7 +54,31 @@ impl RunControl {
             finals: watch::Sender::new(0),
             finals_generation: AtomicU64::new(0),
             stop: watch::Sender::new(false),
+            faults: Vec::new(),
         }
+    }
+
+    /// The same control with the run's faults scheduled (in order, not overlapping).
+    pub fn with_faults(mut self, faults: Vec<FaultWindow>) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    /// The fault that owns `now_ns`: the last one started at or before it (a fault owns the
+    /// time until the next one starts), with its index. `None` before the first fault.
+    pub fn fault_at(&self, now_ns: u64) -> Option<(usize, FaultWindow)> {
+        let started = self.faults.partition_point(|f| f.start_ns <= now_ns);
+        started.checked_sub(1).map(|i| (i, self.faults[i]))
+    }
+
+    /// Whether the run has faults at all (the hot path skips the fault lookups without).
+    pub fn has_faults(&self) -> bool {
+        !self.faults.is_empty()
+    }
+
+    /// How many faults the run schedules.
+    pub fn fault_count(&self) -> usize {
+        self.faults.len()
     }
 
     pub fn in_measure_window(&self, ts_ns: u64) -> bool {
@@ -122,5 +162,26 @@ impl RunControl {
     /// A receiver that changes when the run stops.
     pub fn stop_signal(&self) -> watch::Receiver<bool> {
         self.stop.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fault_owns_the_time_until_the_next_one() {
+        let w = |start_ns, one_shot| FaultWindow {
+            start_ns,
+            end_ns: start_ns + 5,
+            one_shot,
+            restart: false,
+        };
+        let c = RunControl::new(0, 100).with_faults(vec![w(10, true), w(50, false)]);
+        assert_eq!(c.fault_at(9), None);
+        assert_eq!(c.fault_at(10).map(|f| f.0), Some(0));
+        assert_eq!(c.fault_at(49).map(|f| f.0), Some(0));
+        assert_eq!(c.fault_at(1_000).map(|f| f.0), Some(1));
+        assert!(!RunControl::new(0, 1).has_faults());
     }
 }

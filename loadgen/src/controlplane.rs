@@ -99,6 +99,58 @@ pub async fn finish_topics(
     Ok(out)
 }
 
+#[derive(Deserialize)]
+struct DropAnswer {
+    dropped: u64,
+}
+
+/// feed-server's fault injection: `POST /admin/drop-connections/{topic}?fraction=F` on each
+/// topic (with its admin `token`); returns how many open streams it ended in all.
+pub async fn drop_connections(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    topics: &[TopicId],
+    fraction: f64,
+) -> Result<u64, ControlError> {
+    let mut dropped = 0;
+    for topic in topics {
+        let what = format!("dropping the connections of {topic}");
+        let url = format!(
+            "{base}/admin/drop-connections/{}/{}/builds/{}/steps/{}?fraction={fraction}",
+            topic.org, topic.repo, topic.build, topic.step
+        );
+        let answer = client
+            .post(&url)
+            .bearer_auth(token)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .map_err(|e| ControlError::Request {
+                what: what.clone(),
+                reason: error_chain(&e),
+            })?;
+        let status = answer.status().as_u16();
+        let body = answer.bytes().await.map_err(|e| ControlError::Request {
+            what: what.clone(),
+            reason: error_chain(&e),
+        })?;
+        if status != 200 {
+            return Err(ControlError::Status {
+                what,
+                status,
+                body: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+            });
+        }
+        let a: DropAnswer = serde_json::from_slice(&body).map_err(|e| ControlError::Answer {
+            what,
+            reason: e.to_string(),
+        })?;
+        dropped += a.dropped;
+    }
+    Ok(dropped)
+}
+
 /// `GET url` answered 2xx?
 pub async fn is_healthy(client: &reqwest::Client, url: &str) -> bool {
     match client.get(url).timeout(Duration::from_secs(2)).send().await {

@@ -83,7 +83,14 @@ pub struct ServerProcess {
     pub addr: SocketAddr,
     pub pid: u32,
     pub log: PathBuf,
+    /// When its generator's schedule began (Unix ns), from its `generator origin unix_ns=N`
+    /// line: a restart passes it back (`--gen-origin-unix-ns`) so the feed's numbering goes
+    /// on. `None` when it printed none (no generator, or an older feed-server).
+    pub generator_origin_ns: Option<u64>,
 }
+
+/// The line feed-server prints before `listening on` when its generator runs.
+const GENERATOR_ORIGIN_PREFIX: &str = "generator origin unix_ns=";
 
 impl ServerProcess {
     /// Starts `binary` with `args` (plus `--listen 127.0.0.1:0`), optionally pinned, and waits
@@ -93,6 +100,18 @@ impl ServerProcess {
         args: &[String],
         cpus: Option<&[usize]>,
         log: PathBuf,
+    ) -> Result<Self, OrchestrateError> {
+        let any_port: SocketAddr = ([127, 0, 0, 1], 0).into();
+        Self::start_on(binary, args, cpus, log, any_port).await
+    }
+
+    /// [`Self::start`] listening on `listen` (a restart takes its predecessor's port).
+    pub async fn start_on(
+        binary: &Path,
+        args: &[String],
+        cpus: Option<&[usize]>,
+        log: PathBuf,
+        listen: SocketAddr,
     ) -> Result<Self, OrchestrateError> {
         if !binary.exists() {
             return Err(OrchestrateError::BinaryMissing(binary.to_path_buf()));
@@ -107,7 +126,8 @@ impl ServerProcess {
             None => Command::new(binary),
         };
         cmd.args(args)
-            .args(["--listen", "127.0.0.1:0"])
+            .arg("--listen")
+            .arg(listen.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(std::fs::File::create(&log)?))
@@ -120,9 +140,14 @@ impl ServerProcess {
         let stdout = child.stdout.take().expect("stdout is piped");
         let mut lines = BufReader::new(stdout).lines();
         const READY_WITHIN: Duration = Duration::from_secs(15);
+        let mut generator_origin_ns = None;
         let addr = tokio::time::timeout(READY_WITHIN, async {
             while let Some(line) = lines.next_line().await? {
-                if let Some(rest) = line.trim().strip_prefix("listening on http://") {
+                let line = line.trim();
+                if let Some(ns) = line.strip_prefix(GENERATOR_ORIGIN_PREFIX) {
+                    generator_origin_ns = ns.parse::<u64>().ok();
+                }
+                if let Some(rest) = line.strip_prefix("listening on http://") {
                     return rest
                         .parse::<SocketAddr>()
                         .map_err(|_| OrchestrateError::BadAddress(rest.to_string()));
@@ -142,6 +167,7 @@ impl ServerProcess {
             addr,
             pid,
             log,
+            generator_origin_ns,
         };
         server.wait_healthy(READY_WITHIN).await?;
         Ok(server)
@@ -177,6 +203,17 @@ impl ServerProcess {
                 let _ = self.child.kill().await;
                 "killed after 10 s without exiting on SIGTERM".into()
             }
+        }
+    }
+
+    /// SIGKILL, as a crash or an OOM kill ends a server: no graceful shutdown, no goodbye to
+    /// its clients (the kernel closes their connections). Waits until it is gone.
+    pub async fn kill(mut self) -> String {
+        let _ = self.child.start_kill();
+        match tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await {
+            Ok(Ok(status)) => status.to_string(),
+            Ok(Err(e)) => format!("wait failed: {e}"),
+            Err(_) => "still running 10 s after SIGKILL".into(),
         }
     }
 

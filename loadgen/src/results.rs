@@ -25,6 +25,11 @@
 //! instead of 0: `wire.bytes_down_per_event`, `wire.bytes_up_per_event`. `publisher` (the load
 //! generator's own publisher, external targets) and `server.measured` are new. Readers accept
 //! both versions ([`check_schema`]).
+//!
+//! Within version 2 (compatible additions): `events.lost_by_restart`, `events.lost_to_lag`
+//! and `connections.reconnects`; `faults` (one [`FaultResult`] per scheduled fault: what it
+//! did, time to recover, lines caught up, lost by cause, the reconnect rate over time and the
+//! server's peak CPU after it); `timeseries.jsonl` rows gain `reconnects`.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -148,6 +153,9 @@ pub struct SeriesRow {
     pub server_rss_bytes: u64,
     pub server_cpu_cores: f64,
     pub loadgen_cpu_cores: f64,
+    /// Sessions established again after a break, in this second.
+    #[serde(default)]
+    pub reconnects: u64,
 }
 
 /// Percentiles of a histogram, microseconds.
@@ -200,6 +208,12 @@ pub struct EventCounts {
     /// Lines the load generator's publisher never published and a client did not receive,
     /// summed over clients: left out of `expected` and `lost` (they are not the target's loss).
     pub excused: u64,
+    /// Lines a restarted server no longer had (its in-memory history was gone; it answered
+    /// the resume with the oldest seq it held): in `expected`, not in `lost`.
+    pub lost_by_restart: u64,
+    /// Lines a slow client missed when the server's lag policy dropped it: in `expected`,
+    /// not in `lost`.
+    pub lost_to_lag: u64,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -301,6 +315,8 @@ pub struct Connections {
     /// Clients none of whose sessions connected.
     pub never_connected: u64,
     pub disconnects: u64,
+    /// Sessions established again after a client's earlier session broke.
+    pub reconnects: u64,
     /// Failed connects and sessions, counted by kind.
     pub failure_reasons: BTreeMap<String, u64>,
     /// The first failure of each kind, in full.
@@ -482,12 +498,54 @@ pub struct TransportResult {
     pub connections: Connections,
     /// Present when the load generator published the feed itself.
     pub publisher: Option<PublisherStats>,
+    /// What each scheduled fault did, in the scenario's order (empty on a happy path).
+    pub faults: Vec<FaultResult>,
     /// Things a reader must know before trusting the figures.
     pub warnings: Vec<String>,
     /// Serialised histograms (HdrHistogram V2 + deflate, base64), for merging and redrawing.
     pub histograms: BTreeMap<String, String>,
     /// Files of this run, relative to the run folder.
     pub files: BTreeMap<String, String>,
+}
+
+/// What one scheduled fault did to one transport's clients: everything from its start until
+/// the next fault's start (or the run's end).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FaultResult {
+    /// The kind's name as scenario files write it (`drop`, `idle_cut`, ...).
+    pub kind: String,
+    /// `idle_cut(after 2s) at 3s for 4s, 100%`.
+    pub label: String,
+    /// Start, after the measured phase began, and how long it lasted (0 for one-shot kinds).
+    pub at_s: f64,
+    pub duration_s: f64,
+    pub fraction: f64,
+    /// Who injected it: `server`, `orchestrator`, `proxy` or `clients`.
+    pub injector: String,
+    /// Connections the injector reports it hit (the proxy's count of cut, reset or slowed
+    /// connections; the admin route's count of dropped streams; every client for a restart;
+    /// the slow clients), when it can tell. `None`: not reported.
+    pub connections_hit: Option<u64>,
+    pub sessions_broken: u64,
+    pub connect_errors: u64,
+    pub reconnects: u64,
+    /// Fault (or the break it caused) to the first line received again, per recovered
+    /// session, in µs. Its count is the sessions that recovered.
+    pub recovery_us: Percentiles,
+    pub caught_up: u64,
+    pub duplicated: u64,
+    pub gaps_detected: u64,
+    pub lost_by_restart: u64,
+    pub lost_to_lag: u64,
+    /// Sessions established per second over the fault's time (one value per second from its
+    /// start): the reconnect storm's shape.
+    pub reconnects_per_sec: Vec<u64>,
+    /// The server's highest one-second CPU (cores) from the fault's start to the next fault;
+    /// `None` when the server was not sampled.
+    pub server_peak_cpu_cores: Option<f64>,
+    /// What happened that the figures do not say (the injector's own errors, for instance).
+    pub notes: Vec<String>,
 }
 
 impl TransportResult {

@@ -18,7 +18,7 @@ use tokio::time::{interval, sleep_until, Instant, MissedTickBehavior};
 
 use crate::clients::{run_client, ClientSpec};
 use crate::control::RunControl;
-use crate::record::IntervalSnapshot;
+use crate::record::{IntervalSnapshot, Recorder};
 use crate::stats::Stats;
 
 /// How often a worker checks its own scheduling lag.
@@ -87,7 +87,9 @@ fn run_worker(
         .expect("worker runtime");
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
-        let stats = Rc::new(RefCell::new(Stats::new()));
+        let mut fresh = Stats::new();
+        fresh.recorder = Recorder::new().with_faults(control.fault_count());
+        let stats = Rc::new(RefCell::new(fresh));
         let lag = Rc::new(RefCell::new(crate::record::new_lag_histogram_us()));
         let mut tasks = JoinSet::new();
         for spec in clients {

@@ -100,6 +100,20 @@ fn body_suffix(body: &str) -> String {
     }
 }
 
+/// The oldest seq a `410 Gone` answer says the server still holds (`{"oldest_seq": N}` in
+/// its JSON body, as feed-server answers a resume cursor older than its history). `None` for
+/// any other answer: the client then treats it as any failed connect.
+pub fn history_gone(status: u16, body: &[u8]) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Gone {
+        oldest_seq: u64,
+    }
+    (status == 410)
+        .then(|| serde_json::from_slice::<Gone>(body).ok())
+        .flatten()
+        .map(|g| g.oldest_seq)
+}
+
 /// At most this much of a payload or answer goes into a message.
 const EXCERPT_BYTES: usize = 200;
 
@@ -196,6 +210,14 @@ impl fmt::Display for FailureReason {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_410_names_where_history_starts() {
+        let body = br#"{"error":"history of a/b starts at seq 7","oldest_seq":7}"#;
+        assert_eq!(history_gone(410, body), Some(7));
+        assert_eq!(history_gone(404, body), None);
+        assert_eq!(history_gone(410, b"gone"), None);
+    }
 
     #[test]
     fn failures_count_by_kind_not_by_detail() {

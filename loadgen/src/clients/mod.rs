@@ -3,7 +3,15 @@
 //!
 //! Every client reconnects and resumes from the last seq it received, whether the server
 //! closed the stream, the connection failed or churn made it leave: a fault costs latency,
-//! never lines.
+//! never lines. Only the server can take lines away, and then it says so: a resume cursor
+//! older than its history is answered `410` with the oldest seq it holds (after a restart
+//! without history, or when its lag policy dropped a slow client), and the client counts the
+//! lines before as lost by restart or to lag, never as loss, and resumes there.
+//!
+//! Reconnects back off with jitter, as a browser's would and as a reconnect storm needs:
+//! the delay starts at the SSE server's `retry:` hint (an `EventSource` waits exactly that) or
+//! 100 ms, doubles with each failure in a row up to 16 times the start (at most 5 s, or the
+//! hint if longer), and each wait is drawn uniformly from its upper half.
 
 pub mod failure;
 pub mod poll;
@@ -24,7 +32,7 @@ use tokio::time::{sleep, sleep_until, Instant};
 
 use crate::control::RunControl;
 use crate::publisher::find_marker;
-use crate::record::ClientSeqTracker;
+use crate::record::{ClientSeqTracker, SeqOutcome};
 use crate::scenario::Transport;
 use crate::stats::Stats;
 use crate::wire::connect;
@@ -59,6 +67,8 @@ pub struct ClientSpec {
     pub poll_interval: Duration,
     pub long_poll_wait: Duration,
     pub poll_limit: u32,
+    /// A slow consumer: its socket is read no faster than this while the fault lasts.
+    pub read_limit: Option<socket::ReadLimit>,
 }
 
 impl ClientSpec {
@@ -82,6 +92,7 @@ impl ClientSpec {
             poll_interval: Duration::ZERO,
             long_poll_wait: Duration::from_secs(30),
             poll_limit: 1000,
+            read_limit: None,
         }
     }
 
@@ -106,6 +117,9 @@ pub enum SessionEnd {
     /// The connection could not be made (already counted as a connect error with its
     /// reason); try again.
     ConnectFailed,
+    /// The server no longer has the lines after the client's cursor: its history starts at
+    /// `oldest_seq` (a `410` saying so). The client gives up the lines before and resumes.
+    HistoryGone { oldest_seq: u64 },
 }
 
 /// The JSON fields a client needs from a line (`seq`, `ts`); the text itself is skipped, not
@@ -131,6 +145,13 @@ pub struct ClientState {
     /// last looked up at: the hot path reads an atomic, not the control's lock.
     pub final_seq: Option<u64>,
     pub finals_seen: u64,
+    /// Sessions that got as far as the server's answer: after the first, each is a reconnect.
+    pub sessions_connected: u32,
+    /// The fault that broke this client's session and when it hit (Unix ns), until a line
+    /// arrives again: the time to recover.
+    pub broken: Option<(usize, u64)>,
+    /// The SSE server's `retry:` hint, the start of this client's reconnect delay.
+    pub retry_hint: Option<Duration>,
 }
 
 impl Default for ClientState {
@@ -151,6 +172,9 @@ impl ClientState {
             last_event_id: None,
             final_seq: None,
             finals_seen: 0,
+            sessions_connected: 0,
+            broken: None,
+            retry_hint: None,
         }
     }
 
@@ -163,7 +187,16 @@ impl ClientState {
     /// [`Self::connected`] with the connect time measured by the caller.
     pub fn connected_in(&mut self, stats: &RefCell<Stats>, connect_time: Duration) {
         self.ever_connected = true;
-        stats.borrow_mut().record_connect(connect_time);
+        let mut st = stats.borrow_mut();
+        st.record_connect(connect_time);
+        if self.sessions_connected > 0 {
+            st.recorder.counters_mut().reconnects += 1;
+            st.interval.record_reconnect();
+            if let Some(fault) = self.broken.and_then(|(i, _)| st.recorder.fault_mut(i)) {
+                fault.counts.reconnects += 1;
+            }
+        }
+        self.sessions_connected = self.sessions_connected.saturating_add(1);
     }
 
     /// Records one received line.
@@ -184,6 +217,25 @@ impl ClientState {
         let live = ts >= self.session_start_ns;
         if !live {
             st.count_catch_up();
+        }
+        if control.has_faults() {
+            if let Some((i, from)) = self.broken.take() {
+                if let Some(fault) = st.recorder.fault_mut(i) {
+                    fault.record_recovery_us(now_ns.saturating_sub(from).div_ceil(1000));
+                }
+            }
+            if let Some(fault) = control
+                .fault_at(now_ns)
+                .and_then(|(i, _)| st.recorder.fault_mut(i))
+            {
+                let c = &mut fault.counts;
+                c.caught_up += u64::from(!live);
+                match outcome {
+                    SeqOutcome::Duplicate => c.duplicated += 1,
+                    SeqOutcome::Gap { missing } => c.gaps_detected += missing,
+                    _ => {}
+                }
+            }
         }
         let latency = (live && control.in_measure_window(ts)).then(|| now_ns.saturating_sub(ts));
         st.count_line(outcome, latency);
@@ -265,16 +317,17 @@ pub async fn run_client(spec: ClientSpec, stats: Rc<RefCell<Stats>>, control: Ar
                 let pause = spec.churn.map(|(_, p)| p).unwrap_or_default();
                 sleep(pause).await;
             }
+            SessionEnd::HistoryGone { oldest_seq } => {
+                give_up_gone_lines(&mut state, &stats, &control, oldest_seq);
+                // The server answered clearly: resume at once where its history starts.
+            }
             SessionEnd::Failed(_) | SessionEnd::ConnectFailed => {
                 failures += 1;
+                note_fault_hit(&mut state, &stats, &control, &end);
                 if let SessionEnd::Failed(reason) = &end {
                     stats.borrow_mut().count_disconnect(reason);
                 }
-                // Back off so a restarting server is not hammered: 100 ms after the first
-                // failure, doubling to 1.6 s from the fifth on (`failures` is reset only when a
-                // session ends by churn, so a session that connected and then failed counts too).
-                let backoff = Duration::from_millis(50 * (1 << failures.min(5)));
-                sleep(backoff.min(Duration::from_secs(2))).await;
+                sleep(reconnect_delay(state.retry_hint, failures)).await;
             }
         }
     }
@@ -285,6 +338,75 @@ pub async fn run_client(spec: ClientSpec, stats: Rc<RefCell<Stats>>, control: Ar
     if !state.ever_connected {
         st.recorder.counters_mut().clients_never_connected += 1;
     }
+}
+
+/// Lines below `oldest_seq` the client never got are gone from the server: counted by why
+/// (a restart wiped the history, or the lag policy dropped this client), never as loss.
+fn give_up_gone_lines(
+    state: &mut ClientState,
+    stats: &RefCell<Stats>,
+    control: &RunControl,
+    oldest_seq: u64,
+) {
+    let gone = state.tracker.skip_to(oldest_seq);
+    let mut st = stats.borrow_mut();
+    let fault = control.fault_at(now_ns());
+    let by_restart = fault.is_some_and(|(_, f)| f.restart);
+    let c = st.recorder.counters_mut();
+    match by_restart {
+        true => c.lost_by_restart += gone,
+        false => c.lost_to_lag += gone,
+    }
+    if let Some(record) = fault.and_then(|(i, _)| st.recorder.fault_mut(i)) {
+        match by_restart {
+            true => record.counts.lost_by_restart += gone,
+            false => record.counts.lost_to_lag += gone,
+        }
+    }
+}
+
+/// A session broke (or a reconnect failed) while a fault owned the time: the first break
+/// starts this client's time to recover, from the fault's start for one-shot kinds, from now
+/// for the kinds that last (an idle cut hits each connection when it has been idle long
+/// enough).
+fn note_fault_hit(
+    state: &mut ClientState,
+    stats: &RefCell<Stats>,
+    control: &RunControl,
+    end: &SessionEnd,
+) {
+    let now = now_ns();
+    let Some((i, fault)) = control.fault_at(now) else {
+        return;
+    };
+    let mut st = stats.borrow_mut();
+    let Some(record) = st.recorder.fault_mut(i) else {
+        return;
+    };
+    match end {
+        SessionEnd::Failed(_) => record.counts.sessions_broken += 1,
+        _ => record.counts.connect_errors += 1,
+    }
+    if state.broken.is_none() {
+        let from = match fault.one_shot {
+            true => fault.start_ns.min(now),
+            false => now,
+        };
+        state.broken = Some((i, from));
+    }
+}
+
+/// The wait before reconnect attempt `failures` (1 for the first after a break): see the
+/// module doc.
+pub fn reconnect_delay(retry_hint: Option<Duration>, failures: u32) -> Duration {
+    let start = retry_hint.unwrap_or(Duration::from_millis(100));
+    let cap = start.max(Duration::from_secs(5));
+    let full = start
+        .saturating_mul(1 << failures.saturating_sub(1).min(4))
+        .min(cap);
+    // "Equal jitter": half fixed, half random, so clients spread out but none comes back at
+    // once after a failure.
+    full.mul_f64(rand::rng().random_range(0.5..=1.0))
 }
 
 /// Starts a session: notes when it began, connects and, for `https://`/`wss://` targets,
@@ -298,7 +420,7 @@ pub async fn open_session(
     let started = Instant::now();
     state.session_start_ns = now_ns();
     let socket = match connect(spec.server, spec.source).await {
-        Ok(stream) => MeasuredSocket::new(stream, stats.clone()),
+        Ok(stream) => MeasuredSocket::new(stream, stats.clone()).throttled(spec.read_limit),
         Err(e) => return Err(stats.borrow_mut().connect_failed(SessionError::Connect(e))),
     };
     match ClientStream::open(socket, spec.tls.as_ref()).await {
@@ -328,6 +450,20 @@ pub fn now_ns() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reconnects_back_off_with_jitter_from_the_retry_hint() {
+        for _ in 0..100 {
+            let d = reconnect_delay(None, 1);
+            assert!(d >= Duration::from_millis(50) && d <= Duration::from_millis(100));
+            let d = reconnect_delay(None, 9);
+            assert!(d >= Duration::from_millis(800) && d <= Duration::from_millis(1600));
+            let d = reconnect_delay(Some(Duration::from_secs(2)), 1);
+            assert!(d >= Duration::from_secs(1) && d <= Duration::from_secs(2));
+            let d = reconnect_delay(Some(Duration::from_secs(2)), 6);
+            assert!(d <= Duration::from_secs(5), "capped");
+        }
+    }
 
     #[test]
     fn a_client_learns_its_final_seq_when_the_finals_move() {

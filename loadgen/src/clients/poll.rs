@@ -17,7 +17,7 @@ use pushbench_protocol::query::{AFTER, LIMIT, WAIT};
 use pushbench_protocol::{LineText, PollAnswer};
 use tokio::time::{sleep_until, Instant};
 
-use super::failure::{excerpt, Answer, SessionError, Step};
+use super::failure::{excerpt, history_gone, Answer, SessionError, Step};
 use super::{now_ns, open_session, ClientSpec, ClientState, LineStamp, SessionEnd};
 use crate::control::RunControl;
 use crate::http1::{HttpConn, ResponseHead};
@@ -118,6 +118,9 @@ async fn poll_loop(
             first = false;
             // The first answer tells whether this is a poll resource at all: an error answer
             // is a failed connect, retried.
+            if let Some(oldest_seq) = history_gone(head.status, &body) {
+                return Ok(SessionEnd::HistoryGone { oldest_seq });
+            }
             if head.status >= 400 {
                 return Ok(stats.borrow_mut().connect_failed(SessionError::Status {
                     answer: Answer::Poll,
@@ -164,11 +167,14 @@ async fn poll_loop(
                 }
             }
             status => {
+                if let Some(oldest_seq) = history_gone(status, &body) {
+                    return Ok(SessionEnd::HistoryGone { oldest_seq });
+                }
                 return Err(SessionError::Status {
                     answer: Answer::Poll,
                     status,
                     body: excerpt(&body),
-                })
+                });
             }
         }
         if closed_loop {

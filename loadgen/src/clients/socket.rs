@@ -6,6 +6,11 @@
 //! run stopping (the drain deadline drops every session future where it stands, mid-read or
 //! mid-handshake). Against a server that never sends an end event every client ends that way,
 //! and its bytes used to be lost, so bytes per event read 0.
+//!
+//! A slow consumer (the `slow_consumers` fault) reads through a [`ReadLimit`]: a token bucket
+//! in `poll_read`, so the socket's receive buffer fills and the server meets the same
+//! back-pressure a viewer on a slow link gives it. Below the protocol code, so every
+//! transport is slowed the same way.
 
 use std::cell::RefCell;
 use std::io;
@@ -13,8 +18,12 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
+use std::future::Future;
+use std::time::Duration;
+
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
 
 use crate::stats::Stats;
 use crate::tls::TlsTarget;
@@ -24,6 +33,29 @@ use crate::wire::{tcp_info_bytes, Counted};
 pub struct MeasuredSocket {
     io: Counted<TcpStream>,
     stats: Rc<RefCell<Stats>>,
+    throttle: Option<Box<Throttle>>,
+}
+
+/// A read rate limit over a time window (a slow consumer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadLimit {
+    pub bytes_per_sec: u64,
+    pub from: Instant,
+    pub until: Instant,
+}
+
+/// The token bucket of a [`ReadLimit`]: at most a tenth of a second's bytes at once.
+struct Throttle {
+    limit: ReadLimit,
+    budget: f64,
+    refilled: Instant,
+    sleep: Pin<Box<Sleep>>,
+}
+
+impl Throttle {
+    fn burst(&self) -> f64 {
+        (self.limit.bytes_per_sec as f64 / 10.0).max(1.0)
+    }
 }
 
 impl MeasuredSocket {
@@ -31,7 +63,24 @@ impl MeasuredSocket {
         MeasuredSocket {
             io: Counted::new(stream),
             stats,
+            throttle: None,
         }
+    }
+
+    /// The same socket, read no faster than `limit` while its window lasts.
+    pub fn throttled(mut self, limit: Option<ReadLimit>) -> Self {
+        self.throttle = limit.map(|limit| {
+            let now = Instant::now();
+            let mut t = Throttle {
+                limit,
+                budget: 0.0,
+                refilled: now,
+                sleep: Box::pin(tokio::time::sleep_until(now)),
+            };
+            t.budget = t.burst();
+            Box::new(t)
+        });
+        self
     }
 
     /// Bytes read and written so far.
@@ -57,7 +106,37 @@ impl AsyncRead for MeasuredSocket {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
+        let this = &mut *self;
+        let Some(t) = this.throttle.as_deref_mut() else {
+            return Pin::new(&mut this.io).poll_read(cx, buf);
+        };
+        let now = Instant::now();
+        if now < t.limit.from || now >= t.limit.until {
+            return Pin::new(&mut this.io).poll_read(cx, buf);
+        }
+        let rate = t.limit.bytes_per_sec as f64;
+        t.budget = (t.budget + (now - t.refilled).as_secs_f64() * rate).min(t.burst());
+        t.refilled = now;
+        if t.budget < 1.0 {
+            let wait = Duration::from_secs_f64((1.0 - t.budget) / rate);
+            t.sleep.as_mut().reset((now + wait).min(t.limit.until));
+            if t.sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            // Due already: come back at once and find the budget refilled.
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        let allowed = (t.budget as usize).min(buf.remaining()).max(1);
+        // A smaller buffer over `buf`'s own (initialised) memory: no byte is copied twice.
+        let mut limited = ReadBuf::new(buf.initialize_unfilled_to(allowed));
+        let polled = Pin::new(&mut this.io).poll_read(cx, &mut limited);
+        let n = limited.filled().len();
+        if polled.is_ready() {
+            buf.advance(n);
+            t.budget -= n as f64;
+        }
+        polled
     }
 }
 
@@ -197,7 +276,7 @@ mod tests {
             s.read_exact(&mut req).await.unwrap();
             s.write_all(&[7u8; 3000]).await.unwrap();
             // Never closes: the client is stopped, not finished.
-            tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+            tokio::time::sleep(Duration::from_secs(30)).await;
         });
         let stats = Rc::new(RefCell::new(Stats::new()));
         let session = {
@@ -211,7 +290,7 @@ mod tests {
                 let _ = s.read(&mut got).await;
             }
         };
-        let stopped = tokio::time::timeout(std::time::Duration::from_millis(300), session).await;
+        let stopped = tokio::time::timeout(Duration::from_millis(300), session).await;
         assert!(stopped.is_err(), "the session was meant to be cut off");
         let st = stats.borrow();
         let c = st.recorder.counters();

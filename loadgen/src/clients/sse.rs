@@ -7,12 +7,15 @@ use std::rc::Rc;
 use pushbench_protocol::sse::{CONTENT_TYPE, EVENT_END, EVENT_LAGGED, EVENT_MESSAGE};
 use tokio::time::Instant;
 
-use super::failure::{Answer, SessionError, Step};
+use super::failure::{excerpt, history_gone, Answer, SessionError, Step};
 use super::{leave, now_ns, open_session, ClientSpec, ClientState, SessionEnd};
 use crate::control::RunControl;
 use crate::http1::{get_request, BodyDecoder, HttpConn};
 use crate::sse_parser::SseParser;
 use crate::stats::Stats;
+
+/// The most of an error answer's body that is read.
+const ERROR_BODY_MAX: usize = 4096;
 
 pub async fn session(
     spec: &ClientSpec,
@@ -60,11 +63,20 @@ pub async fn session(
                 return Ok(SessionEnd::Finished);
             }
             status => {
+                // An error answer is small: read it for what it says (a 410 names the oldest
+                // seq the server still has).
+                let body = conn
+                    .read_body(head.framing, ERROR_BODY_MAX)
+                    .await
+                    .unwrap_or_default();
+                if let Some(oldest_seq) = history_gone(status, &body) {
+                    return Ok(SessionEnd::HistoryGone { oldest_seq });
+                }
                 return Ok(stats.borrow_mut().connect_failed(SessionError::Status {
                     answer: Answer::EventStream,
                     status,
-                    body: String::new(),
-                }))
+                    body: excerpt(&body),
+                }));
             }
         }
         match head.header("content-type") {
@@ -131,6 +143,10 @@ async fn stream_events(
         parser
             .feed(&body, &mut events)
             .map_err(SessionError::EventStream)?;
+        // A browser's EventSource waits the server's `retry:` before reconnecting: so do we.
+        if let Some(ms) = parser.retry_ms() {
+            state.retry_hint = Some(std::time::Duration::from_millis(ms));
+        }
         if spec.marker_stamps && state.last_event_id.as_deref() != Some(parser.last_event_id()) {
             state.last_event_id =
                 (!parser.last_event_id().is_empty()).then(|| parser.last_event_id().into());

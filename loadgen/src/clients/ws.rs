@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::failure::SessionError;
+use super::failure::{history_gone, SessionError};
 use super::{leave, now_ns, open_session, ClientSpec, ClientState, SessionEnd};
 use crate::control::RunControl;
 use crate::stats::Stats;
@@ -48,9 +48,16 @@ pub async fn session(
     {
         Ok(pair) => pair,
         Err(e) => {
+            // A refused handshake with a 410 names the oldest seq the server still has.
+            if let tokio_tungstenite::tungstenite::Error::Http(response) = &e {
+                let body = response.body().as_deref().unwrap_or_default();
+                if let Some(oldest_seq) = history_gone(response.status().as_u16(), body) {
+                    return SessionEnd::HistoryGone { oldest_seq };
+                }
+            }
             return stats
                 .borrow_mut()
-                .connect_failed(SessionError::WsHandshake(Box::new(e)))
+                .connect_failed(SessionError::WsHandshake(Box::new(e)));
         }
     };
     state.connected(stats, started);

@@ -13,8 +13,17 @@ pub struct Counters {
     pub expected: u64,
     /// Distinct events received.
     pub delivered: u64,
-    /// Events never received.
+    /// Events never received (not counting those below, which are told apart).
     pub lost: u64,
+    /// Events the server no longer had when the client came back after a restart of a server
+    /// with in-memory history (its `410` named the oldest seq it held): part of `expected`,
+    /// not of `lost`.
+    #[serde(default)]
+    pub lost_by_restart: u64,
+    /// Events a slow client missed because the server's lag policy dropped it and its history
+    /// had moved on: part of `expected`, not of `lost`.
+    #[serde(default)]
+    pub lost_to_lag: u64,
     /// Events received again.
     pub duplicated: u64,
     /// Events received after a later one (late gap fills).
@@ -25,6 +34,9 @@ pub struct Counters {
     pub connect_errors: u64,
     /// Established connections that ended before the client closed them.
     pub disconnects: u64,
+    /// Sessions established again after a client's earlier session broke.
+    #[serde(default)]
+    pub reconnects: u64,
     /// Bytes received from the server.
     pub bytes_down: u64,
     /// Bytes sent to the server.
@@ -55,11 +67,14 @@ impl Counters {
             expected,
             delivered,
             lost,
+            lost_by_restart,
+            lost_to_lag,
             duplicated,
             out_of_order,
             connects_ok,
             connect_errors,
             disconnects,
+            reconnects,
             bytes_down,
             bytes_up,
             polls,
@@ -74,6 +89,9 @@ impl Counters {
         add(&mut self.expected, expected);
         add(&mut self.delivered, delivered);
         add(&mut self.lost, lost);
+        add(&mut self.lost_by_restart, lost_by_restart);
+        add(&mut self.lost_to_lag, lost_to_lag);
+        add(&mut self.reconnects, reconnects);
         add(&mut self.duplicated, duplicated);
         add(&mut self.out_of_order, out_of_order);
         add(&mut self.connects_ok, connects_ok);

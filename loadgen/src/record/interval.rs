@@ -22,6 +22,8 @@ pub struct IntervalSnapshot {
     pub deliveries: u64,
     /// Latency samples clamped into range in the interval.
     pub clamped_samples: u64,
+    /// Sessions established again after a break, in the interval (a reconnect storm's shape).
+    pub reconnects: u64,
 }
 
 impl Default for IntervalSnapshot {
@@ -37,6 +39,7 @@ impl IntervalSnapshot {
             latency_us: new_histogram_us(),
             deliveries: 0,
             clamped_samples: 0,
+            reconnects: 0,
         }
     }
 
@@ -44,6 +47,7 @@ impl IntervalSnapshot {
     pub fn merge(&mut self, other: &IntervalSnapshot) {
         let clamped = merge_histogram(&mut self.latency_us, &other.latency_us);
         self.deliveries = self.deliveries.saturating_add(other.deliveries);
+        self.reconnects = self.reconnects.saturating_add(other.reconnects);
         self.clamped_samples = self
             .clamped_samples
             .saturating_add(other.clamped_samples)
@@ -55,6 +59,7 @@ impl IntervalSnapshot {
         self.latency_us.reset();
         self.deliveries = 0;
         self.clamped_samples = 0;
+        self.reconnects = 0;
     }
 }
 
@@ -70,6 +75,11 @@ impl IntervalRecorder {
         Self {
             current: IntervalSnapshot::new(),
         }
+    }
+
+    /// Counts one reconnect in the current interval.
+    pub fn record_reconnect(&mut self) {
+        self.current.reconnects += 1;
     }
 
     /// Records one delivery and its latency in the current interval.

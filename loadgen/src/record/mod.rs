@@ -18,11 +18,13 @@
 //!   ([`new_histogram_us`], [`new_lag_histogram_us`], [`merge_histogram`]).
 //! - `seq`: per-client sequence tracking ([`ClientSeqTracker`], [`SeqOutcome`]).
 //! - `counters`: event and connection [`Counters`].
+//! - `faults`: what each scheduled fault did ([`FaultRecord`]: counts, time to recover).
 //! - `recorder`: a worker's [`Recorder`] and its merging.
 //! - `interval`: the per-interval time series ([`IntervalRecorder`], [`IntervalSnapshot`]).
 //! - `output`: `.hlog` interval logs ([`IntervalLog`]) and `.hgrm` text ([`write_hgrm`]).
 
 mod counters;
+mod faults;
 mod histogram;
 mod interval;
 mod output;
@@ -30,6 +32,7 @@ mod recorder;
 mod seq;
 
 pub use counters::Counters;
+pub use faults::{FaultCounts, FaultRecord};
 pub use histogram::{
     merge_histogram, new_histogram_us, new_lag_histogram_us, HISTOGRAM_HIGHEST_US,
     HISTOGRAM_LOWEST_US, HISTOGRAM_SIGFIG,

@@ -3,6 +3,7 @@
 use hdrhistogram::Histogram;
 
 use super::counters::Counters;
+use super::faults::FaultRecord;
 use super::histogram::{merge_histogram, new_histogram_us, record_clamped};
 
 /// One worker's recording: histograms in microseconds and counters.
@@ -12,6 +13,8 @@ pub struct Recorder {
     connect_us: Histogram<u64>,
     first_event_us: Histogram<u64>,
     counters: Counters,
+    /// One per scheduled fault, in the scenario's order (empty on a happy path).
+    faults: Vec<FaultRecord>,
 }
 
 impl Default for Recorder {
@@ -28,7 +31,24 @@ impl Recorder {
             connect_us: new_histogram_us(),
             first_event_us: new_histogram_us(),
             counters: Counters::default(),
+            faults: Vec::new(),
         }
+    }
+
+    /// Makes room for `n` faults' records (a recorder of a run with faults).
+    pub fn with_faults(mut self, n: usize) -> Self {
+        self.faults.resize_with(n, FaultRecord::default);
+        self
+    }
+
+    /// The record of fault `i`; `None` beyond the scenario's faults.
+    pub fn fault_mut(&mut self, i: usize) -> Option<&mut FaultRecord> {
+        self.faults.get_mut(i)
+    }
+
+    /// Each fault's record, in the scenario's order.
+    pub fn faults(&self) -> &[FaultRecord] {
+        &self.faults
     }
 
     /// Records one delivery latency: publish time (as stamped in the event) to receipt.
@@ -85,6 +105,13 @@ impl Recorder {
             + merge_histogram(&mut self.connect_us, &other.connect_us)
             + merge_histogram(&mut self.first_event_us, &other.first_event_us);
         self.counters.clamped_samples += clamped;
+        if self.faults.len() < other.faults.len() {
+            self.faults
+                .resize_with(other.faults.len(), FaultRecord::default);
+        }
+        for (mine, theirs) in self.faults.iter_mut().zip(&other.faults) {
+            mine.merge(theirs);
+        }
     }
 }
 

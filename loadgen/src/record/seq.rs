@@ -112,7 +112,41 @@ impl ClientSeqTracker {
         excused
     }
 
-    /// How many distinct numbers were received.
+    /// The server says its history starts at `oldest`: every number below it that has not
+    /// arrived never will. Takes them out of the missing numbers (the tail up to
+    /// `oldest - 1` included, so resuming after [`Self::last_seq`] asks for what is there) and
+    /// returns how many: the caller counts them by cause (restart, lag), never as loss. They
+    /// stay in [`Self::expected`].
+    pub fn skip_to(&mut self, oldest: u64) -> u64 {
+        let below = oldest.saturating_sub(1);
+        if below <= self.after {
+            return 0;
+        }
+        let mut from_gaps = 0;
+        // Missing ranges below `oldest`, whole or in part.
+        let keep_from = self.gaps.partition_point(|r| r.last <= below);
+        for r in self.gaps.drain(..keep_from) {
+            from_gaps += r.last - r.first + 1;
+        }
+        if let Some(first) = self.gaps.first_mut() {
+            if first.first <= below {
+                from_gaps += below - first.first + 1;
+                first.first = below + 1;
+            }
+        }
+        if self.gaps.is_empty() {
+            self.gaps = Vec::new();
+        }
+        self.missing -= from_gaps;
+        // Numbers above everything known, up to `oldest - 1`: never seen, never missing yet.
+        let horizon = self.horizon();
+        let tail = below.saturating_sub(horizon);
+        self.highest = self.highest.max(below);
+        from_gaps + tail
+    }
+
+    /// How many distinct numbers were received (numbers given up by [`Self::skip_to`] count
+    /// here too: subtract what it returned).
     pub fn delivered(&self) -> u64 {
         self.expected() - self.missing
     }
@@ -184,6 +218,28 @@ impl ClientSeqTracker {
 mod tests {
     use super::*;
     use crate::record::Counters;
+
+    #[test]
+    fn skipping_to_the_oldest_held_gives_up_gaps_and_the_tail() {
+        let mut t = ClientSeqTracker::new(0);
+        for seq in [1, 2, 4, 5] {
+            t.observe(seq);
+        }
+        assert_eq!(t.missing(), 1, "3 is missing");
+        // The server restarted: its history starts at 9. 3 and 6..=8 are gone.
+        assert_eq!(t.skip_to(9), 4);
+        assert_eq!((t.missing(), t.last_seq()), (0, 8));
+        assert_eq!(t.observe(9), SeqOutcome::InOrder, "resumes after 8");
+        assert_eq!(t.expected(), 9);
+        // Nothing below what it has: nothing more is gone.
+        assert_eq!(t.skip_to(5), 0);
+        // A gap above the oldest stays missing.
+        t.observe(12);
+        assert_eq!(t.skip_to(11), 1, "10 is gone, 11 still may come");
+        assert_eq!(t.missing(), 1);
+        assert_eq!(t.observe(11), SeqOutcome::FilledGap);
+        assert_eq!(t.missing(), 0);
+    }
 
     #[test]
     fn tracker_in_order() {

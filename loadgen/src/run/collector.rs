@@ -91,6 +91,7 @@ impl SeriesWriter {
                 loadgen_cpu_cores: now_self.cpu_us.saturating_sub(self.prev_self.cpu_us) as f64
                     / 1e6
                     / wall,
+                reconnects: merged.reconnects,
             };
             let _ = serde_json::to_writer(&mut self.series, &row);
             let _ = self.series.write_all(b"\n");
@@ -173,6 +174,13 @@ impl Collector {
     /// Clients that have settled their account (their step ended, or they were stopped).
     pub fn clients_done(&self) -> u32 {
         self.done_by_worker.iter().sum()
+    }
+
+    /// Samples another server process from now on (a restarted one), `first` being its
+    /// first sample: the next row's CPU is measured from it.
+    pub fn replace_server(&mut self, watch: Option<ServerProcesses>, first: ProcSample) {
+        self.series.watch = watch;
+        self.series.prev_server = first;
     }
 
     /// The latest /proc samples the series took (server, load generator).

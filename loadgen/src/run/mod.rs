@@ -15,12 +15,16 @@
 //!    (a pure function), then write the histograms.
 
 mod collector;
+mod faults;
 mod plan;
 mod summarize;
 mod target;
 
+pub use faults::FAULT_ADMIN_TOKEN;
 pub use plan::{assign_topics, generated_topics, server_args, Timeline};
-pub use summarize::{poll_stats, summarize, Measurements, MergedWorkers, ProcWindow, ServerFacts};
+pub use summarize::{
+    poll_stats, summarize, FaultFacts, Measurements, MergedWorkers, ProcWindow, ServerFacts,
+};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,6 +35,7 @@ use pushbench_feed::clock::unix_nanos;
 use pushbench_protocol::TopicId;
 use tokio::sync::mpsc;
 
+use crate::clients::socket::ReadLimit;
 use crate::control::RunControl;
 use crate::controlplane::{self, finish_topics, ControlError};
 use crate::monitor::{sample, sample_machine, MachineSample, ProcSample};
@@ -39,11 +44,12 @@ use crate::progress::Progress;
 use crate::publisher::{PublishError, PublishPlan, PublishReport, Publisher};
 use crate::record::{write_hgrm, Recorder};
 use crate::results::{encode_histogram, Problem, ProblemKind, TransportResult};
-use crate::scenario::{Scenario, Transport};
+use crate::scenario::{FaultKind, Scenario, Transport};
 use crate::tls::{TlsError, TlsTarget};
 use crate::worker::{self, WorkerMsg};
 
 use collector::{sample_server, Collector, CollectorError};
+use faults::FaultSchedule;
 use plan::topics_of_build;
 use target::{ServerUnderTest, TargetError};
 
@@ -206,17 +212,43 @@ async fn measure(
     let planned = tokio::time::Instant::now();
     let planned_unix = unix_nanos();
     let at_unix = |d: Duration| planned_unix + d.as_nanos() as u64;
-    let control = Arc::new(RunControl::new(
-        at_unix(timeline.measure_start),
-        at_unix(timeline.measure_end),
-    ));
+    let control = Arc::new(
+        RunControl::new(
+            at_unix(timeline.measure_start),
+            at_unix(timeline.measure_end),
+        )
+        .with_faults(FaultSchedule::windows(
+            &sc.faults,
+            at_unix(timeline.measure_start),
+        )),
+    );
     let insecure = sc.target.as_ref().is_some_and(|t| t.insecure);
     let tls = match endpoint.tls {
         true => Some(TlsTarget::new(&endpoint.server_name, insecure)?),
         false => None,
     };
     let start_of = |i| planned + timeline.client_start(i, clients);
-    let specs = plan::client_specs(sc, transport, &endpoint, &topics, tls, start_of);
+    let measure_start = planned + timeline.measure_start;
+    // Slow consumers read slowly only while their fault lasts.
+    let read_limit_of = |i| {
+        sc.faults.iter().find_map(|f| match f.kind {
+            FaultKind::SlowConsumers { bytes_per_sec } if f.selects_client(i) => Some(ReadLimit {
+                bytes_per_sec,
+                from: measure_start + f.at,
+                until: measure_start + f.end(),
+            }),
+            _ => None,
+        })
+    };
+    let specs = plan::client_specs(
+        sc,
+        transport,
+        &endpoint,
+        &topics,
+        tls,
+        start_of,
+        read_limit_of,
+    );
 
     // An unbounded sender needs no runtime: worker threads send straight into this one.
     let (tx, rx) = mpsc::unbounded_channel::<WorkerMsg>();
@@ -260,6 +292,20 @@ async fn measure(
         control_client,
         topics,
         feed_server: process.as_ref().map(|p| format!("http://{}", p.addr)),
+        server_args: server_args(sc, transport),
+        server_binary: sc
+            .server
+            .binary
+            .clone()
+            .unwrap_or_else(|| opts.server_binary.clone()),
+        tdir: tdir.to_path_buf(),
+        process,
+        faults: FaultSchedule::new(&sc.faults, measure_start),
+        restarting: false,
+        restart_addr: None,
+        generator_origin_ns: None,
+        server_cpu_carried_us: 0,
+        series: Vec::new(),
         watch: watch.clone(),
         publisher,
         collector,
@@ -276,9 +322,7 @@ async fn measure(
     for h in handles {
         let _ = h.join();
     }
-    conductor
-        .finish(transport, process, baseline, self_start)
-        .await
+    conductor.finish(transport, baseline, self_start).await
 }
 
 /// The load generator's own open-loop publisher, on `timeline`'s schedule.
@@ -335,6 +379,23 @@ struct Conductor<'a> {
     topics: Vec<TopicId>,
     /// The base URL of the feed-server pushbench started (it finishes the steps).
     feed_server: Option<String>,
+    /// How it was started, to start it again after a restart fault.
+    server_args: Vec<String>,
+    server_binary: PathBuf,
+    tdir: PathBuf,
+    /// The feed-server process pushbench started (`None` for external targets, and while a
+    /// restart fault holds it down).
+    process: Option<crate::orchestrate::ServerProcess>,
+    faults: FaultSchedule,
+    /// A restart fault has killed the server and not brought it back yet: its absence is
+    /// planned, not a death.
+    restarting: bool,
+    restart_addr: Option<std::net::SocketAddr>,
+    generator_origin_ns: Option<u64>,
+    /// The CPU of server processes killed by restart faults, inside the measured phase.
+    server_cpu_carried_us: u64,
+    /// Every row of the time series, for the faults' reconnect rates and peak CPU.
+    series: Vec<crate::results::SeriesRow>,
     watch: Option<crate::monitor::ServerProcesses>,
     publisher: Option<Publisher>,
     collector: Collector,
@@ -359,6 +420,7 @@ impl Conductor<'_> {
                 msg = rx.recv() => {
                     let Some(msg) = msg else { break };
                     for row in self.collector.receive(msg) {
+                        self.series.push(row.clone());
                         self.opts.progress.update(
                             self.label,
                             self.started.elapsed(),
@@ -371,6 +433,7 @@ impl Conductor<'_> {
                     }
                 }
                 _ = second.tick() => self.on_second().await?,
+                _ = sleep_until_due(self.faults.next_due()) => self.on_fault_due().await,
             }
         }
         Ok(())
@@ -381,6 +444,10 @@ impl Conductor<'_> {
         let (last_server, last_self) = self.collector.last_samples();
         let now_server = match sample_server(self.watch.as_ref()) {
             Ok(s) => s,
+            // Down on purpose: a restart fault brings it back.
+            Err(_) if self.restarting || self.process.is_none() && self.restart_addr.is_some() => {
+                last_server
+            }
             Err(e) => {
                 // The server is gone: nothing measured from here on is its.
                 if self.server_died.is_none() {
@@ -442,10 +509,14 @@ impl Conductor<'_> {
     async fn finish(
         mut self,
         transport: Transport,
-        process: Option<crate::orchestrate::ServerProcess>,
         baseline: ProcSample,
         self_start: ProcSample,
     ) -> Result<Measurements, RunError> {
+        let process = self.process.take();
+        let proxy_hits = self.stop_proxy();
+        for (i, hit) in proxy_hits {
+            self.faults.facts[i].connections_hit = Some(hit);
+        }
         // The loop can end before the measured phase did (the server died): stop the publisher.
         if let Some(p) = self.publisher.take() {
             p.stop();
@@ -470,6 +541,9 @@ impl Conductor<'_> {
                     died = Some("the server exited before the run ended".into());
                 }
                 server.stop().await
+            }
+            None if self.restart_addr.is_some() => {
+                "killed by a restart fault and not started again before the run ended".into()
             }
             None => "external target (not stopped by pushbench)".into(),
         };
@@ -502,11 +576,13 @@ impl Conductor<'_> {
                 baseline,
                 start: start_server,
                 end: end_server,
+                carried_cpu_us: self.server_cpu_carried_us,
             },
             loadgen_samples: ProcWindow {
                 baseline: self_start,
                 start: start_self,
                 end: end_self,
+                carried_cpu_us: 0,
             },
             loadgen_cores: loadgen_cores(self.opts),
             machine: machine_start.zip(machine_end),
@@ -515,6 +591,8 @@ impl Conductor<'_> {
             publisher: self.publish_report,
             problems: self.problems,
             warnings: self.warnings,
+            faults: self.faults.facts,
+            series: self.series,
         })
     }
 
@@ -549,6 +627,14 @@ impl Conductor<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// Completes at `at`; never without one.
+async fn sleep_until_due(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -7,6 +7,7 @@ use pushbench_protocol::{generated, TopicId};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+use crate::clients::socket::ReadLimit;
 use crate::clients::ClientSpec;
 use crate::endpoint::Endpoint;
 use crate::scenario::{Scenario, TopicChoice, Transport};
@@ -41,6 +42,17 @@ pub fn server_args(sc: &Scenario, transport: Transport) -> Vec<String> {
         "--gen-line-bytes".into(),
         format!("{}..{}", feed.line_bytes.min, feed.line_bytes.max),
     ];
+    // `drop` faults go through the admin routes.
+    if sc
+        .faults
+        .iter()
+        .any(|f| matches!(f.kind, crate::scenario::FaultKind::Drop))
+    {
+        args.extend([
+            "--admin-token".into(),
+            super::faults::FAULT_ADMIN_TOKEN.into(),
+        ]);
+    }
     if let Some(b) = &feed.burst {
         args.extend([
             "--gen-burst-every".into(),
@@ -98,6 +110,7 @@ pub fn client_specs(
     topics: &[TopicId],
     tls: Option<TlsTarget>,
     start_of: impl Fn(u32) -> tokio::time::Instant,
+    read_limit_of: impl Fn(u32) -> Option<ReadLimit>,
 ) -> Vec<ClientSpec> {
     let clients = sc.clients.count;
     let assignment = assign_topics(&sc.clients.topics, clients, sc.feed.topics, 7);
@@ -123,6 +136,7 @@ pub fn client_specs(
                 poll_interval: sc.poll.interval,
                 long_poll_wait: sc.poll.wait,
                 poll_limit: sc.poll.limit,
+                read_limit: read_limit_of(i),
             }
         })
         .collect()

@@ -12,12 +12,13 @@ use hdrhistogram::Histogram;
 use crate::clients::failure::FailureReason;
 use crate::monitor::{MachineSample, ProcSample};
 use crate::publisher::{top_reasons, PublishReport};
-use crate::record::{Counters, Recorder};
+use crate::record::{Counters, FaultRecord, Recorder};
 use crate::results::{
-    encode_histogram, Connections, EventCounts, LoadgenHealth, MachineLoad, Percentiles, PollStats,
-    Problem, ProblemKind, ServerCost, ThreadScheduling, TransportResult, WireBytes,
+    encode_histogram, Connections, EventCounts, FaultResult, LoadgenHealth, MachineLoad,
+    Percentiles, PollStats, Problem, ProblemKind, SeriesRow, ServerCost, ThreadScheduling,
+    TransportResult, WireBytes,
 };
-use crate::scenario::Transport;
+use crate::scenario::{Fault, Injector, Transport};
 use crate::worker::WorkerResult;
 
 /// Publisher lag p99 above which the run warns that latency carries the load generator's own
@@ -94,11 +95,14 @@ pub struct ProcWindow {
     pub baseline: ProcSample,
     pub start: ProcSample,
     pub end: ProcSample,
+    /// CPU of processes that ended inside the window (a server killed by a restart fault):
+    /// `end` and `start` then belong to different processes.
+    pub carried_cpu_us: u64,
 }
 
 impl ProcWindow {
     fn cpu_us(&self) -> u64 {
-        self.end.cpu_us.saturating_sub(self.start.cpu_us)
+        self.end.cpu_us.saturating_sub(self.start.cpu_us) + self.carried_cpu_us
     }
 }
 
@@ -138,6 +142,81 @@ pub struct Measurements {
     /// the order they were found; they come before those `summarize` finds.
     pub problems: Vec<Problem>,
     pub warnings: Vec<String>,
+    /// The scheduled faults and what their injectors reported, in order.
+    pub faults: Vec<FaultFacts>,
+    /// The time series' rows, as the collector wrote them.
+    pub series: Vec<SeriesRow>,
+}
+
+/// A scheduled fault and what its injector reported.
+#[derive(Clone, Debug)]
+pub struct FaultFacts {
+    pub fault: Fault,
+    /// When it was injected, in seconds since the run started (the time series' clock);
+    /// `None` if the run ended before.
+    pub injected_s: Option<f64>,
+    /// Connections the injector says it hit, when it can tell.
+    pub connections_hit: Option<u64>,
+    pub notes: Vec<String>,
+}
+
+/// One [`FaultResult`] per scheduled fault: the clients' records of it, and the time series
+/// from its injection to the next fault's (or the end).
+fn fault_results(m: &Measurements) -> Vec<FaultResult> {
+    let records = m.workers.recorder.faults();
+    m.faults
+        .iter()
+        .enumerate()
+        .map(|(i, facts)| {
+            let f = &facts.fault;
+            let empty = FaultRecord::default();
+            let record = records.get(i).unwrap_or(&empty);
+            let c = &record.counts;
+            let next = m.faults.get(i + 1).and_then(|n| n.injected_s);
+            let rows: Vec<&SeriesRow> = match facts.injected_s {
+                Some(from) => m
+                    .series
+                    .iter()
+                    .filter(|r| r.t_s > from && next.is_none_or(|n| r.t_s <= n + 1.0))
+                    .collect(),
+                None => Vec::new(),
+            };
+            let mut notes = facts.notes.clone();
+            if facts.injected_s.is_none() {
+                notes.push("not injected: the run ended before its time".into());
+            }
+            FaultResult {
+                kind: f.kind.name().to_string(),
+                label: f.label(),
+                at_s: f.at.as_secs_f64(),
+                duration_s: f.duration.as_secs_f64(),
+                fraction: f.fraction,
+                injector: match f.kind.injector() {
+                    Injector::Server => "server",
+                    Injector::Orchestrator => "orchestrator",
+                    Injector::Proxy => "proxy",
+                    Injector::Clients => "clients",
+                }
+                .to_string(),
+                connections_hit: facts.connections_hit,
+                sessions_broken: c.sessions_broken,
+                connect_errors: c.connect_errors,
+                reconnects: c.reconnects,
+                recovery_us: Percentiles::of(record.recovery_us()),
+                caught_up: c.caught_up,
+                duplicated: c.duplicated,
+                gaps_detected: c.gaps_detected,
+                lost_by_restart: c.lost_by_restart,
+                lost_to_lag: c.lost_to_lag,
+                reconnects_per_sec: rows.iter().map(|r| r.reconnects).collect(),
+                server_peak_cpu_cores: m
+                    .server
+                    .measured
+                    .then(|| rows.iter().map(|r| r.server_cpu_cores).fold(0.0, f64::max)),
+                notes,
+            }
+        })
+        .collect()
 }
 
 /// The figures, problems and warnings of one run. Files and the labels of the result
@@ -165,6 +244,8 @@ pub fn summarize(m: &Measurements) -> TransportResult {
         out_of_order: c.out_of_order,
         catch_up: m.workers.catch_up,
         excused: c.excused,
+        lost_by_restart: c.lost_by_restart,
+        lost_to_lag: c.lost_to_lag,
     };
     result.deliveries_per_sec = latency.len() as f64 / measured;
     result.latency_us = Percentiles::of(latency);
@@ -196,7 +277,9 @@ pub fn summarize(m: &Measurements) -> TransportResult {
     }
     result.loadgen = loadgen_health(m, measured, events_in_window);
     result.machine = machine_load(m, measured);
+    result.faults = fault_results(m);
     result.connections = Connections {
+        reconnects: c.reconnects,
         clients: m.clients,
         connects_ok: c.connects_ok,
         connect_errors: c.connect_errors,
@@ -521,11 +604,13 @@ mod tests {
             },
             // 1 MB more with 100 clients; 2 s of CPU over 10 s.
             server_samples: ProcWindow {
+                carried_cpu_us: 0,
                 baseline: proc(t, 0, 8_000_000),
                 start: proc(t, 1_000_000, 9_000_000),
                 end: proc(t + Duration::from_secs(10), 3_000_000, 9_100_000),
             },
             loadgen_samples: ProcWindow {
+                carried_cpu_us: 0,
                 baseline: proc(t, 0, 5_000_000),
                 start: proc(t, 500_000, 6_000_000),
                 end: proc(t + Duration::from_secs(10), 1_500_000, 6_000_000),
@@ -544,6 +629,8 @@ mod tests {
             publisher: None,
             problems: Vec::new(),
             warnings: Vec::new(),
+            faults: Vec::new(),
+            series: Vec::new(),
         }
     }
 
