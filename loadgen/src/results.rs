@@ -29,7 +29,9 @@
 //! Within version 2 (compatible additions): `events.lost_by_restart`, `events.lost_to_lag`
 //! and `connections.reconnects`; `faults` (one [`FaultResult`] per scheduled fault: what it
 //! did, time to recover, lines caught up, lost by cause, the reconnect rate over time and the
-//! server's peak CPU after it); `timeseries.jsonl` rows gain `reconnects`.
+//! server's peak CPU after it, the untouched clients' latency meanwhile) and
+//! `calm_latency_us` (the latency before the first fault); `timeseries.jsonl` rows gain
+//! `reconnects`.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -500,6 +502,9 @@ pub struct TransportResult {
     pub publisher: Option<PublisherStats>,
     /// What each scheduled fault did, in the scenario's order (empty on a happy path).
     pub faults: Vec<FaultResult>,
+    /// With faults: delivery latency in the measured phase before the first fault, the
+    /// baseline of each fault's `bystander_latency_us`. `None` without faults.
+    pub calm_latency_us: Option<Percentiles>,
     /// Things a reader must know before trusting the figures.
     pub warnings: Vec<String>,
     /// Serialised histograms (HdrHistogram V2 + deflate, base64), for merging and redrawing.
@@ -533,6 +538,9 @@ pub struct FaultResult {
     /// Fault (or the break it caused) to the first line received again, per recovered
     /// session, in µs. Its count is the sessions that recovered.
     pub recovery_us: Percentiles,
+    /// Delivery latency of the clients the fault did not touch (not slowed, not broken)
+    /// while it owned the time; compare with `calm_latency_us` (isolation).
+    pub bystander_latency_us: Percentiles,
     pub caught_up: u64,
     pub duplicated: u64,
     pub gaps_detected: u64,

@@ -152,6 +152,8 @@ pub struct ClientState {
     pub broken: Option<(usize, u64)>,
     /// The SSE server's `retry:` hint, the start of this client's reconnect delay.
     pub retry_hint: Option<Duration>,
+    /// A slow consumer (its reads are limited while its fault lasts): never a bystander.
+    pub slow: bool,
 }
 
 impl Default for ClientState {
@@ -175,6 +177,7 @@ impl ClientState {
             sessions_connected: 0,
             broken: None,
             retry_hint: None,
+            slow: false,
         }
     }
 
@@ -238,6 +241,18 @@ impl ClientState {
             }
         }
         let latency = (live && control.in_measure_window(ts)).then(|| now_ns.saturating_sub(ts));
+        if let (true, Some(ns)) = (control.has_faults(), latency) {
+            let us = ns.div_ceil(1000).max(1);
+            match control.fault_at(now_ns) {
+                None => st.recorder.record_calm_latency_us(us),
+                Some((i, _)) if !self.slow && self.broken.is_none() => {
+                    if let Some(fault) = st.recorder.fault_mut(i) {
+                        fault.record_bystander_latency_us(us);
+                    }
+                }
+                Some(_) => {}
+            }
+        }
         st.count_line(outcome, latency);
     }
 
@@ -286,6 +301,7 @@ impl ClientState {
 pub async fn run_client(spec: ClientSpec, stats: Rc<RefCell<Stats>>, control: Arc<RunControl>) {
     sleep_until(spec.start_at).await;
     let mut state = ClientState::new();
+    state.slow = spec.read_limit.is_some();
     let mut failures: u32 = 0;
     let mut stop = control.stop_signal();
     loop {

@@ -71,6 +71,9 @@ impl FaultCounts {
 pub struct FaultRecord {
     pub counts: FaultCounts,
     recovery_us: Histogram<u64>,
+    /// Delivery latency of the clients this fault did not touch (not slowed, session not
+    /// broken) while it owned the time: isolation measured, not assumed.
+    bystander_latency_us: Histogram<u64>,
     /// Recovery samples clamped into range (above one hour).
     pub clamped: u64,
 }
@@ -80,6 +83,7 @@ impl Default for FaultRecord {
         FaultRecord {
             counts: FaultCounts::default(),
             recovery_us: new_histogram_us(),
+            bystander_latency_us: new_histogram_us(),
             clamped: 0,
         }
     }
@@ -94,6 +98,18 @@ impl FaultRecord {
         }
     }
 
+    /// A delivery to a client the fault did not touch.
+    pub fn record_bystander_latency_us(&mut self, us: u64) {
+        if record_clamped(&mut self.bystander_latency_us, us) {
+            self.clamped += 1;
+        }
+    }
+
+    /// Latencies (µs) of the clients the fault did not touch.
+    pub fn bystander_latency_us(&self) -> &Histogram<u64> {
+        &self.bystander_latency_us
+    }
+
     /// Times to recover (µs), one sample per recovered client session.
     pub fn recovery_us(&self) -> &Histogram<u64> {
         &self.recovery_us
@@ -101,7 +117,9 @@ impl FaultRecord {
 
     pub fn merge(&mut self, other: &FaultRecord) {
         self.counts.merge(&other.counts);
-        self.clamped += other.clamped + merge_histogram(&mut self.recovery_us, &other.recovery_us);
+        self.clamped += other.clamped
+            + merge_histogram(&mut self.recovery_us, &other.recovery_us)
+            + merge_histogram(&mut self.bystander_latency_us, &other.bystander_latency_us);
     }
 }
 

@@ -15,6 +15,9 @@ pub struct Recorder {
     counters: Counters,
     /// One per scheduled fault, in the scenario's order (empty on a happy path).
     faults: Vec<FaultRecord>,
+    /// In a run with faults: delivery latency in the measured phase before the first fault,
+    /// the calm the faults' bystander latencies are compared with. Allocated only then.
+    calm_latency_us: Option<Histogram<u64>>,
 }
 
 impl Default for Recorder {
@@ -32,13 +35,31 @@ impl Recorder {
             first_event_us: new_histogram_us(),
             counters: Counters::default(),
             faults: Vec::new(),
+            calm_latency_us: None,
         }
     }
 
     /// Makes room for `n` faults' records (a recorder of a run with faults).
     pub fn with_faults(mut self, n: usize) -> Self {
         self.faults.resize_with(n, FaultRecord::default);
+        if n > 0 {
+            self.calm_latency_us.get_or_insert_with(new_histogram_us);
+        }
         self
+    }
+
+    /// A delivery before the first fault (runs with faults only).
+    pub fn record_calm_latency_us(&mut self, us: u64) {
+        if let Some(h) = &mut self.calm_latency_us {
+            if record_clamped(h, us) {
+                self.counters.clamped_samples += 1;
+            }
+        }
+    }
+
+    /// Latencies before the first fault; `None` in a run without faults.
+    pub fn calm_latency_us(&self) -> Option<&Histogram<u64>> {
+        self.calm_latency_us.as_ref()
     }
 
     /// The record of fault `i`; `None` beyond the scenario's faults.
@@ -111,6 +132,10 @@ impl Recorder {
         }
         for (mine, theirs) in self.faults.iter_mut().zip(&other.faults) {
             mine.merge(theirs);
+        }
+        if let Some(theirs) = &other.calm_latency_us {
+            let mine = self.calm_latency_us.get_or_insert_with(new_histogram_us);
+            self.counters.clamped_samples += merge_histogram(mine, theirs);
         }
     }
 }

@@ -203,6 +203,7 @@ fn fault_results(m: &Measurements) -> Vec<FaultResult> {
                 connect_errors: c.connect_errors,
                 reconnects: c.reconnects,
                 recovery_us: Percentiles::of(record.recovery_us()),
+                bystander_latency_us: Percentiles::of(record.bystander_latency_us()),
                 caught_up: c.caught_up,
                 duplicated: c.duplicated,
                 gaps_detected: c.gaps_detected,
@@ -278,6 +279,7 @@ pub fn summarize(m: &Measurements) -> TransportResult {
     result.loadgen = loadgen_health(m, measured, events_in_window);
     result.machine = machine_load(m, measured);
     result.faults = fault_results(m);
+    result.calm_latency_us = m.workers.recorder.calm_latency_us().map(Percentiles::of);
     result.connections = Connections {
         reconnects: c.reconnects,
         clients: m.clients,
