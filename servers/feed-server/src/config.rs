@@ -115,6 +115,40 @@ pub struct Args {
     /// Seed of the generated text.
     #[arg(long, default_value_t = 1)]
     pub gen_seed: u64,
+    /// Start of the generator's schedule, Unix nanoseconds (default: when it starts). The
+    /// server prints its origin as `generator origin unix_ns=N` before `listening on`; give
+    /// that N to a restarted server and it continues the same schedule: lines due while no
+    /// server ran are skipped, and each step's first line gets its seq in the schedule, so
+    /// numbering goes on instead of restarting at 1.
+    #[arg(long, value_name = "N")]
+    pub gen_origin_unix_ns: Option<u64>,
+}
+
+/// Origins before this (2001-09-09) are a unit mistake: seconds or milliseconds since the epoch
+/// read as nanoseconds would schedule billions of skipped lines per topic.
+const EARLIEST_ORIGIN_UNIX_NS: u64 = 1_000_000_000_000_000_000;
+/// How far ahead of this host's clock an origin may lie. A restarted server's origin is in the
+/// past; a little slack covers a clock stepped back meanwhile, while a typo far in the future
+/// would otherwise leave the generator silently waiting.
+const MAX_ORIGIN_AHEAD: Duration = Duration::from_secs(60);
+
+/// Checks a `--gen-origin-unix-ns` against this host's clock.
+fn check_origin(origin: u64, now_unix_ns: u64) -> Result<u64, String> {
+    if origin < EARLIEST_ORIGIN_UNIX_NS {
+        return Err(format!(
+            "--gen-origin-unix-ns {origin} is before 2001-09-09: give Unix time in \
+             nanoseconds (as printed in `generator origin unix_ns=N`), not seconds or \
+             milliseconds"
+        ));
+    }
+    if origin > now_unix_ns.saturating_add(MAX_ORIGIN_AHEAD.as_nanos() as u64) {
+        return Err(format!(
+            "--gen-origin-unix-ns {origin} is {:.0} s in the future; an origin is the start \
+             of a schedule already running (the `generator origin unix_ns=N` a server printed)",
+            (origin - now_unix_ns) as f64 / 1e9
+        ));
+    }
+    Ok(origin)
 }
 
 /// Everything the server runs with, resolved from [`Args`].
@@ -184,7 +218,18 @@ impl Args {
             line_bytes: self.gen_line_bytes,
             burst,
             seed: self.gen_seed,
+            origin_unix_ns: None,
         });
+        let generator = match (generator, self.gen_origin_unix_ns) {
+            (Some(g), Some(origin)) => Some(GeneratorConfig {
+                origin_unix_ns: Some(check_origin(origin, pushbench_feed::clock::unix_nanos())?),
+                ..g
+            }),
+            (None, Some(_)) => {
+                return Err("--gen-origin-unix-ns needs the generator (--gen-topics > 0)".into())
+            }
+            (g, None) => g,
+        };
         if let Some(g) = &generator {
             g.topic_ids()
                 .map_err(|e| format!("generated topic names: {e}"))?;
@@ -236,5 +281,38 @@ impl Args {
             admin_token: self.admin_token.clone(),
             generator,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(args: &[&str]) -> Result<ServerConfig, String> {
+        let argv = std::iter::once("feed-server").chain(args.iter().copied());
+        Args::try_parse_from(argv)
+            .map_err(|e| e.to_string())?
+            .resolve()
+    }
+
+    #[test]
+    fn the_generator_origin_is_optional_and_checked() {
+        let generator = |args: &[&str]| resolve(args).unwrap().generator.unwrap();
+        assert_eq!(generator(&[]).origin_unix_ns, None);
+        let now = pushbench_feed::clock::unix_nanos();
+        let past = (now - 5_000_000_000).to_string();
+        assert_eq!(
+            generator(&["--gen-origin-unix-ns", &past]).origin_unix_ns,
+            Some(now - 5_000_000_000)
+        );
+        let seconds = (now / 1_000_000_000).to_string();
+        let e = resolve(&["--gen-origin-unix-ns", &seconds]).unwrap_err();
+        assert!(e.contains("nanoseconds"), "{e}");
+        let future = (now + 3_600_000_000_000).to_string();
+        let e = resolve(&["--gen-origin-unix-ns", &future]).unwrap_err();
+        assert!(e.contains("future"), "{e}");
+        let e = resolve(&["--gen-topics", "0", "--gen-origin-unix-ns", &past]).unwrap_err();
+        assert!(e.contains("--gen-topics"), "{e}");
+        assert!(resolve(&["--gen-origin-unix-ns", "soon"]).is_err());
     }
 }

@@ -14,6 +14,16 @@
 //! - [`serve`]: runs the app until a shutdown signal, ending open streams first; the accept
 //!   loop and per-connection HTTP/1 driver live in [`connection`] (not `axum::serve`, whose
 //!   HTTP/2 detection costs 8 KiB per connection).
+//!
+//! # What the binary prints
+//! On stdout, and nothing else there: with the built-in generator (`--gen-topics` > 0) first
+//! `generator origin unix_ns=N`, the Unix time in nanoseconds its schedule counts from, then,
+//! once the port is bound, `listening on http://ADDR`. Logs go to stderr. A server started
+//! again with `--gen-origin-unix-ns N` (say, on the same `--listen` address after its
+//! predecessor was killed) continues that schedule: the lines due in between are gone with the
+//! old process, but every step's seq goes on where the schedule is, so resuming clients get
+//! `410 Gone` with `oldest_seq` instead of a second seq 1 (see the feed's lag policy and
+//! `pushbench_feed::generator`). The load generator's `restart` fault reads the line for this.
 #![forbid(unsafe_code)]
 
 pub mod admin;

@@ -71,6 +71,11 @@ fn run_main() -> Result<()> {
         ),
         None => None,
     };
+    if let Some(g) = &generator {
+        // Before `listening on`, so whoever waits for that line has the origin by then (the
+        // load generator restarts a killed server with it: --gen-origin-unix-ns).
+        println!("generator origin unix_ns={}", g.origin_unix_ns());
+    }
 
     runtime.block_on(async {
         let listener =

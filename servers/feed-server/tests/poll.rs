@@ -209,6 +209,7 @@ async fn poll_after_older_than_history_is_410() {
     let r = server.get(&format!("{LOGS}?after=1"), &[]).await;
     assert_eq!(r.status, StatusCode::GONE);
     assert!(r.error().contains("gone"), "{}", r.error());
+    assert_eq!(r.json()["oldest_seq"], 3, "{}", r.text());
     let r = server.get(&format!("{LOGS}?after=0"), &[]).await;
     assert_eq!(r.status, StatusCode::GONE);
     // Without a cursor a new viewer gets what is held, with the cursor to go on from.

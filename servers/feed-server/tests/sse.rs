@@ -418,6 +418,7 @@ async fn sse_resume_older_than_history_is_410() {
     let r = server.get(&EVENTS, &[("last-event-id", "3")]).await;
     assert_eq!(r.status, StatusCode::GONE);
     assert!(r.error().contains("gone"), "{}", r.error());
+    assert_eq!(r.json()["oldest_seq"], 5, "{}", r.text());
 }
 
 /// A new viewer (no cursor) of a log longer than history sees what is held, not a 410.

@@ -183,12 +183,15 @@ async fn ws_subscriber_behind_history_is_closed_with_4008() {
     match next(&mut ws).await {
         Got::Close(code, reason) => {
             assert_eq!(code, 4008);
-            assert!(reason.contains("seq 2"), "{reason:?}");
+            assert_eq!(reason, "lagged: seq 2 is gone, oldest is 8");
         }
         other => panic!("expected close 4008, got {other:?}"),
     }
-    let (status, _) = refused(&server, &format!("{WS}?after=1")).await;
+    let (status, body) = refused(&server, &format!("{WS}?after=1")).await;
     assert_eq!(status, StatusCode::GONE);
+    let body: serde_json::Value = serde_json::from_str(&body).expect("JSON error body");
+    assert_eq!(body["oldest_seq"], 8, "{body}");
+    assert!(body["error"].is_string(), "{body}");
 }
 
 #[tokio::test]

@@ -122,6 +122,17 @@ pub trait Backend: Send + Sync + 'static {
         lines: Vec<NewLine>,
     ) -> Result<AppendReceipt, FeedError>;
 
+    /// Creates a topic whose first line will get seq `next_seq` (0 is taken as 1): its `last_seq`
+    /// is `next_seq - 1` and its history is empty, so `oldest_seq` is `next_seq`. A cursor
+    /// older than `next_seq - 1` is then [`FeedError::HistoryTruncated`] naming `next_seq`, a
+    /// cursor of `next_seq - 1` waits for the first line, and no cursor starts there too.
+    ///
+    /// This is how a server restarted without its history continues a feed's numbering
+    /// (seq per topic never starts again at 1, which clients would count as duplicates) and
+    /// tells resuming clients where history now starts. On an existing topic it changes
+    /// nothing and returns its status, whatever `next_seq` says.
+    async fn open(&self, topic: &TopicId, next_seq: u64) -> Result<TopicStatus, FeedError>;
+
     /// Ends a step: later appends fail, open subscriptions end after their last line.
     /// Finishing twice is not an error.
     async fn finish(&self, topic: &TopicId) -> Result<TopicStatus, FeedError>;

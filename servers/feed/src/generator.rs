@@ -1,10 +1,29 @@
 //! An open-loop log generator, so `feed-server` produces a realistic CI log feed by itself.
 //!
-//! Open loop: line `k` of a topic is *scheduled* at `start + phase + k / rate`, whatever
+//! Open loop: line `k` of a topic is *scheduled* at `origin + phase + k / rate`, whatever
 //! happened before, and carries that scheduled time as its `ts`. If the generator (or the
 //! server under it) falls behind, the lines go out late but keep their scheduled stamp, so the
 //! delay shows up as delivery latency instead of silently lowering the rate (coordinated
 //! omission, as wrk2 calls it).
+//!
+//! # The origin, and restarts
+//! The origin is the generator's start unless [`GeneratorConfig::origin_unix_ns`] names one
+//! ([`Generator::origin_unix_ns`] tells which it was). A server restarted with the origin of
+//! the process it replaces continues that process's schedule, as if the feed had gone on while
+//! no server ran: every line already due when the generator starts is skipped (those were due
+//! while nothing served them, and went down with the old process), and each topic is opened
+//! ([`crate::Backend::open`]) so that its first line gets the seq it has in the schedule, the
+//! number of lines skipped plus one. Seqs therefore never start again at 1 after a restart
+//! (clients would count duplicates); a client that resumes from before the restart is told
+//! where history now starts (see the lag policy in the crate docs).
+//!
+//! Skipping costs a few binary searches per topic, not a replay of the skipped lines. The text
+//! is the one part that is not replayed: it comes from one random stream shared by all topics,
+//! and reproducing it would mean generating every lost line. A generator that skipped lines
+//! seeds its text from the seed and the number skipped instead, so a restart is deterministic
+//! for a given seed, origin and restart point, and one that skipped nothing (no origin, or an
+//! origin not yet reached) writes exactly the text it always did. The `[elapsed]` stamp in the
+//! text counts from the origin, so it continues across a restart too.
 //!
 //! It runs on a dedicated OS thread rather than a tokio task: tokio's timer wheel has a 1 ms
 //! granularity, which would add up to a millisecond of artificial lateness to every line,
@@ -86,6 +105,9 @@ pub struct GeneratorConfig {
     pub line_bytes: LineBytes,
     pub burst: Option<Burst>,
     pub seed: u64,
+    /// When the schedule starts, in Unix nanoseconds; `None`: when the generator starts. Lines
+    /// already due at the start are skipped (see the module docs on restarts).
+    pub origin_unix_ns: Option<u64>,
 }
 
 impl Default for GeneratorConfig {
@@ -99,6 +121,7 @@ impl Default for GeneratorConfig {
             line_bytes: LineBytes { min: 40, max: 120 },
             burst: None,
             seed: 1,
+            origin_unix_ns: None,
         }
     }
 }
@@ -149,27 +172,58 @@ struct Schedule {
 }
 
 impl Schedule {
+    #[cfg(test)]
     fn new(config: GeneratorConfig) -> Self {
+        Self::after(config, None).0
+    }
+
+    /// The schedule from its first line on (`skip_through: None`), or from the first line of
+    /// each stream scheduled after `skip_through` nanoseconds. Also returns, per topic, how many
+    /// lines were skipped.
+    ///
+    /// A stream goes out in `k` order, one line after the other, so a line is already due if it
+    /// or any line before it in its stream is scheduled no later than `skip_through`: what is
+    /// skipped is the prefix before the first line scheduled later. Every skipped line of a
+    /// topic is scheduled before every kept one of that topic, so the kept lines get the same
+    /// seqs (skipped + 1 on) as in the schedule run from its start.
+    fn after(config: GeneratorConfig, skip_through: Option<u64>) -> (Self, Vec<u64>) {
         let mut heap = BinaryHeap::new();
-        for topic in 0..config.topics as usize {
+        let mut skipped = vec![0; config.topics as usize];
+        for (topic, skipped) in skipped.iter_mut().enumerate() {
             if config.lines_per_sec > 0.0 {
+                let k = skip_through.map_or(0, |now| {
+                    first_later(now, |k| Self::steady_at(&config, topic, k))
+                });
+                *skipped += k;
                 heap.push(Reverse(Due {
-                    at_ns: Self::steady_at(&config, topic, 0),
+                    at_ns: Self::steady_at(&config, topic, k),
                     topic,
-                    k: 0,
+                    k,
                     burst: false,
                 }));
             }
-            if config.burst.is_some() {
+            if let Some(b) = config.burst {
+                let k = skip_through.map_or(0, |now| {
+                    // Bursts may overlap (more lines than fit in `every`), so times are not
+                    // monotonic across bursts; each burst's last line is, and within a burst
+                    // times rise.
+                    let n = u64::from(b.lines.max(1));
+                    let burst = first_later(now, |j| Self::burst_at(&config, topic, last_of(j, n)));
+                    let first = burst.saturating_mul(n);
+                    first_later_in(first, last_of(burst, n), now, |k| {
+                        Self::burst_at(&config, topic, k)
+                    })
+                });
+                *skipped += k;
                 heap.push(Reverse(Due {
-                    at_ns: Self::burst_at(&config, topic, 0),
+                    at_ns: Self::burst_at(&config, topic, k),
                     topic,
-                    k: 0,
+                    k,
                     burst: true,
                 }));
             }
         }
-        Schedule { config, heap }
+        (Schedule { config, heap }, skipped)
     }
 
     /// Topics are spread over one period so they do not all tick at the same instant.
@@ -210,6 +264,40 @@ impl Schedule {
     fn drop_topic(&mut self, topic: usize) {
         self.heap.retain(|r| r.0.topic != topic);
     }
+}
+
+/// Index of the last line of burst `j`, bursts of `n` lines.
+fn last_of(j: u64, n: u64) -> u64 {
+    j.saturating_mul(n).saturating_add(n - 1)
+}
+
+/// The smallest `k` with `at(k) > now`, for `at` non-decreasing (and growing without bound).
+fn first_later(now: u64, at: impl Fn(u64) -> u64) -> u64 {
+    if at(0) > now {
+        return 0;
+    }
+    let mut hi = 1u64;
+    while at(hi) <= now {
+        if hi >= u64::MAX / 2 {
+            return u64::MAX;
+        }
+        hi *= 2;
+    }
+    first_later_in(hi / 2, hi, now, at)
+}
+
+/// The smallest `k` in `lo..=hi` with `at(k) > now`, for `at` non-decreasing on that range
+/// and `at(hi) > now`.
+fn first_later_in(mut lo: u64, mut hi: u64, now: u64, at: impl Fn(u64) -> u64) -> u64 {
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if at(mid) > now {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    hi
 }
 
 /// Makes plausible CI log text of an exact byte length.
@@ -273,6 +361,47 @@ impl TextMaker {
     }
 }
 
+/// A running generator.
+pub struct Generator {
+    origin_unix_ns: u64,
+    thread: JoinHandle<GeneratorReport>,
+}
+
+impl Generator {
+    /// When its schedule starts (Unix nanoseconds): the configured origin, or the generator's
+    /// start. A replacement generator given this origin continues the same schedule.
+    pub fn origin_unix_ns(&self) -> u64 {
+        self.origin_unix_ns
+    }
+
+    /// Waits for the generator to stop (after the shutdown signal) and returns its report.
+    pub fn join(self) -> std::thread::Result<GeneratorReport> {
+        self.thread.join()
+    }
+}
+
+/// Where the generator is in its schedule: nanoseconds since the origin, from a monotonic
+/// clock read against the wall clock once, at the start.
+struct ScheduleClock {
+    origin_unix_ns: u64,
+    start: Instant,
+    /// Nanoseconds from the origin to `start` (negative if the origin is still to come).
+    start_after_origin: i128,
+}
+
+impl ScheduleClock {
+    /// The Unix time of a line scheduled `at_ns` after the origin: its `ts`.
+    fn unix_ns(&self, at_ns: u64) -> u64 {
+        self.origin_unix_ns.saturating_add(at_ns)
+    }
+
+    /// Nanoseconds since the origin, 0 before it.
+    fn now_ns(&self) -> u64 {
+        let ns = self.start.elapsed().as_nanos() as i128 + self.start_after_origin;
+        ns.clamp(0, u64::MAX as i128) as u64
+    }
+}
+
 /// Starts the generator on its own thread. It stops when `shutdown` triggers, and stops
 /// writing to a topic once that topic is finished.
 pub fn spawn(
@@ -281,41 +410,72 @@ pub fn spawn(
     metrics: Arc<Metrics>,
     shutdown: Shutdown,
     runtime: Handle,
-) -> Result<JoinHandle<GeneratorReport>, TopicError> {
+) -> Result<Generator, TopicError> {
     let topics = config.topic_ids()?;
-    let handle = std::thread::Builder::new()
+    let start = Instant::now();
+    let start_unix = unix_nanos();
+    let origin_unix_ns = config.origin_unix_ns.unwrap_or(start_unix);
+    let clock = ScheduleClock {
+        origin_unix_ns,
+        start,
+        start_after_origin: start_unix as i128 - origin_unix_ns as i128,
+    };
+    let thread = std::thread::Builder::new()
         .name("feed-generator".into())
-        .spawn(move || run(config, topics, backend, metrics, shutdown, runtime))
+        .spawn(move || run(config, topics, clock, backend, metrics, shutdown, runtime))
         .expect("spawn generator thread");
-    Ok(handle)
+    Ok(Generator {
+        origin_unix_ns,
+        thread,
+    })
+}
+
+/// The text seed of a generator that skipped `skipped` lines: the configured seed if none
+/// (so a run without a restart writes the text it always did), else one mixed with the
+/// count, so a restart neither repeats the text of the start nor depends on chance.
+fn text_seed(seed: u64, skipped: u64) -> u64 {
+    if skipped == 0 {
+        seed
+    } else {
+        seed ^ skipped.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    }
 }
 
 fn run(
     config: GeneratorConfig,
     topics: Vec<TopicId>,
+    clock: ScheduleClock,
     backend: SharedBackend,
     metrics: Arc<Metrics>,
     shutdown: Shutdown,
     runtime: Handle,
 ) -> GeneratorReport {
     let line_bytes = config.line_bytes;
-    let mut text = TextMaker::new(config.seed);
-    let mut schedule = Schedule::new(config);
+    let seed = config.seed;
+    // Without an origin the schedule starts now: nothing is due yet, nothing to skip.
+    let skip_through = config.origin_unix_ns.map(|_| clock.now_ns());
+    let (mut schedule, skipped) = Schedule::after(config, skip_through);
+    let mut text = TextMaker::new(text_seed(seed, skipped.iter().sum()));
     let mut report = GeneratorReport::default();
-    let start = Instant::now();
-    let start_unix = unix_nanos();
     // Create every step's log up front (empty), as a CI system does when a step starts, so
-    // viewers that connect before its first line find it instead of a 404.
-    for topic in &topics {
-        if let Err(e) = runtime.block_on(backend.append(topic, Vec::new())) {
+    // viewers that connect before its first line find it instead of a 404; numbered so that
+    // its first line gets its seq in the schedule.
+    for (topic, skipped) in topics.iter().zip(&skipped) {
+        if let Err(e) = runtime.block_on(backend.open(topic, skipped + 1)) {
             tracing::warn!(topic = %topic, error = %e, "generator could not create its topic");
         }
+    }
+    if skipped.iter().any(|&n| n > 0) {
+        tracing::info!(
+            lines = skipped.iter().sum::<u64>(),
+            "generator skipped the lines due before it started (its origin is in the past)"
+        );
     }
     let mut pending: Vec<Vec<NewLine>> = vec![Vec::new(); topics.len()];
     // Topics with pending lines, so a wake costs what it publishes, not a scan of every
     // topic (ci-logs: 10,000 wakes/s over 1,000 topics).
     let mut touched: Vec<usize> = Vec::new();
-    let mut produced: Vec<u64> = vec![0; topics.len()];
+    let mut produced: Vec<u64> = skipped;
     // Wake at least this often to notice shutdown.
     const MAX_SLEEP: Duration = Duration::from_millis(20);
 
@@ -324,7 +484,7 @@ fn run(
             std::thread::sleep(MAX_SLEEP);
             continue;
         };
-        let elapsed = start.elapsed().as_nanos() as u64;
+        let elapsed = clock.now_ns();
         if next.at_ns > elapsed {
             std::thread::sleep(Duration::from_nanos(next.at_ns - elapsed).min(MAX_SLEEP));
             continue;
@@ -342,7 +502,7 @@ fn run(
                 touched.push(due.topic);
             }
             pending[due.topic].push(NewLine {
-                ts: start_unix + due.at_ns,
+                ts: clock.unix_ns(due.at_ns),
                 text: text.make(produced[due.topic], due.at_ns, line_bytes),
             });
         }
@@ -366,6 +526,7 @@ fn run(
 mod tests {
     use super::*;
     use crate::memory::MemoryBackend;
+    use std::collections::HashMap;
 
     #[test]
     fn line_bytes_parse() {
@@ -430,6 +591,149 @@ mod tests {
         for (got, want) in burst0.iter().zip(expected) {
             assert!(got.abs_diff(want) <= 1, "{burst0:?} vs {expected:?}");
         }
+    }
+
+    /// Every (topic, stream, k) the full schedule pops, in order, up to `until` ns.
+    fn popped_until(s: &mut Schedule, until: u64) -> Vec<Due> {
+        let mut out = Vec::new();
+        while s.next_due().is_some_and(|d| d.at_ns <= until) {
+            out.push(s.pop().unwrap());
+        }
+        out
+    }
+
+    #[test]
+    fn a_schedule_started_late_skips_exactly_what_was_due_and_goes_on_the_same() {
+        let steady_and_bursts = GeneratorConfig {
+            topics: 5,
+            lines_per_sec: 7.0,
+            burst: Some(Burst {
+                every: Duration::from_millis(700),
+                lines: 20,
+                lines_per_sec: 100.0,
+            }),
+            ..GeneratorConfig::default()
+        };
+        // Bursts longer than their period overlap: a stream's times then fall back at each
+        // burst start, and "already due" must still be a prefix of the stream.
+        let overlapping = GeneratorConfig {
+            lines_per_sec: 0.0,
+            burst: Some(Burst {
+                every: Duration::from_millis(100),
+                lines: 30,
+                lines_per_sec: 100.0,
+            }),
+            ..steady_and_bursts.clone()
+        };
+        for config in [steady_and_bursts, overlapping] {
+            for now in [
+                0,
+                1,
+                99_999_999,
+                1_234_567_890,
+                3_000_000_000,
+                10_000_000_001,
+            ] {
+                let mut full = Schedule::new(config.clone());
+                let (mut late, skipped) = Schedule::after(config.clone(), Some(now));
+                // The full schedule's lines, in stream order: those of a stream up to its
+                // first one scheduled after `now` are the ones the late schedule skips.
+                let horizon = now + 5_000_000_000;
+                let all = popped_until(&mut full, horizon);
+                let mut first_kept: HashMap<(usize, bool), u64> = HashMap::new();
+                for d in &all {
+                    if d.at_ns > now {
+                        first_kept.entry((d.topic, d.burst)).or_insert(d.k);
+                    }
+                }
+                let kept: Vec<&Due> = all
+                    .iter()
+                    .filter(|d| d.k >= first_kept[&(d.topic, d.burst)])
+                    .collect();
+                for (topic, skipped) in skipped.iter().enumerate() {
+                    let want = all.iter().filter(|d| d.topic == topic).count()
+                        - kept.iter().filter(|d| d.topic == topic).count();
+                    assert_eq!(*skipped, want as u64, "topic {topic} at {now}");
+                }
+                // Then the same lines in the same order: the same seqs, no line twice.
+                let late_all = popped_until(&mut late, horizon);
+                assert_eq!(late_all.len(), kept.len(), "at {now}");
+                assert!(late_all.iter().zip(&kept).all(|(a, b)| a == *b), "at {now}");
+                assert!(late_all.iter().all(|d| d.at_ns > now || d.burst));
+            }
+        }
+        // Nothing to skip without an origin.
+        let (_, skipped) = Schedule::after(GeneratorConfig::default(), None);
+        assert!(skipped.iter().all(|&n| n == 0));
+    }
+
+    #[test]
+    fn first_later_finds_the_boundary() {
+        let at = |k: u64| k * 10;
+        assert_eq!(first_later(0, at), 1);
+        assert_eq!(first_later(9, at), 1);
+        assert_eq!(first_later(10, at), 2);
+        assert_eq!(first_later(12_345, at), 1235);
+        assert_eq!(first_later(5, |k| k * 10 + 6), 0);
+        assert_eq!(first_later_in(3, 7, 45, at), 5);
+        assert_eq!(first_later(u64::MAX - 1, |k| k), u64::MAX);
+    }
+
+    /// A server restarted 2.5 s into its predecessor's schedule: topic 1 (phase 0.618 at
+    /// 10 lines/s, lines at 61.8 ms + k × 100 ms) had 25 lines due, so its first line is 26.
+    #[test]
+    fn a_generator_with_a_past_origin_continues_its_schedule() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let backend: SharedBackend = Arc::new(MemoryBackend::default());
+        let shutdown = Shutdown::new();
+        let origin = unix_nanos() - 2_500_000_000;
+        let config = GeneratorConfig {
+            topics: 2,
+            lines_per_sec: 10.0,
+            origin_unix_ns: Some(origin),
+            ..GeneratorConfig::default()
+        };
+        let ids = config.topic_ids().unwrap();
+        let skipped = first_later(2_500_000_000, |k| Schedule::steady_at(&config, 0, k));
+        assert_eq!(skipped, 25);
+        let handle = spawn(
+            config.clone(),
+            backend.clone(),
+            Metrics::new(10),
+            shutdown.clone(),
+            rt.handle().clone(),
+        )
+        .unwrap();
+        assert_eq!(handle.origin_unix_ns(), origin);
+        // The topic is opened before its first line is due, at the seq that line will get.
+        let status = loop {
+            if let Ok(st) = rt.block_on(backend.status(&ids[0])) {
+                break st;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        // The expected count holds if the generator started within 61 ms of the 2.5 s mark
+        // (it skips lines due by then: 24 is at 2,461.8 ms, 25 at 2,561.8 ms).
+        let started_by = unix_nanos() - origin;
+        assert!(started_by < 2_560_000_000, "generator too slow to start");
+        assert_eq!((status.last_seq, status.oldest_seq), (25, 26));
+        std::thread::sleep(Duration::from_millis(350));
+        shutdown.trigger();
+        let report = handle.join().unwrap();
+        let read = rt.block_on(backend.read(&ids[0], None, 100)).unwrap();
+        assert!(read.lines.len() >= 3, "{report:?} {:?}", read.lines);
+        for (i, line) in read.lines.iter().enumerate() {
+            // Contiguous from 26 (no line twice), stamped with its scheduled time.
+            let k = skipped + i as u64;
+            assert_eq!(line.seq, k + 1);
+            assert_eq!(line.ts, origin + Schedule::steady_at(&config, 0, k));
+        }
+        // Appends came at the schedule's pace, not as a catch-up burst of the skipped lines.
+        assert!(report.lines <= 2 * 5, "{report:?}");
+        assert!(
+            report.max_lateness < Duration::from_millis(50),
+            "{report:?}"
+        );
     }
 
     #[test]

@@ -20,6 +20,9 @@ pub struct ApiError {
     pub message: String,
     /// Seconds, for 503 answers.
     pub retry_after: Option<u64>,
+    /// For 410 answers (history gone): the oldest seq still held, rendered as `"oldest_seq": M`
+    /// so a client can resume after `M - 1` and count the lines before as lost.
+    pub oldest_seq: Option<u64>,
 }
 
 impl ApiError {
@@ -28,6 +31,7 @@ impl ApiError {
             status,
             message: message.into(),
             retry_after: None,
+            oldest_seq: None,
         }
     }
 
@@ -41,6 +45,7 @@ impl ApiError {
             status: StatusCode::SERVICE_UNAVAILABLE,
             message: "too many connections; retry later".into(),
             retry_after: Some(1),
+            oldest_seq: None,
         }
     }
 }
@@ -55,13 +60,24 @@ impl From<FeedError> for ApiError {
             FeedError::TooManyTopics(_) => StatusCode::SERVICE_UNAVAILABLE,
             FeedError::Backend(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        ApiError::new(status, e.to_string())
+        let oldest_seq = match &e {
+            FeedError::HistoryTruncated { oldest, .. } => Some(*oldest),
+            _ => None,
+        };
+        ApiError {
+            oldest_seq,
+            ..ApiError::new(status, e.to_string())
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": self.message }).to_string();
+        let mut body = serde_json::json!({ "error": self.message });
+        if let Some(oldest) = self.oldest_seq {
+            body["oldest_seq"] = oldest.into();
+        }
+        let body = body.to_string();
         let mut res = (
             self.status,
             [(header::CONTENT_TYPE, "application/json")],
@@ -264,6 +280,36 @@ mod tests {
         );
         assert!(parse_wait("wait", "2h", max).is_err());
         assert!(parse_wait("wait", "soon", max).is_err());
+    }
+
+    #[tokio::test]
+    async fn history_gone_names_where_history_starts() {
+        let topic = TopicId::new("acme", "app", "1", "test").unwrap();
+        let gone = ApiError::from(FeedError::HistoryTruncated {
+            topic: topic.clone(),
+            after: 3,
+            oldest: 101,
+        });
+        assert_eq!(
+            (gone.status, gone.oldest_seq),
+            (StatusCode::GONE, Some(101))
+        );
+        let body = axum::body::to_bytes(gone.into_response().into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["oldest_seq"], 101);
+        assert!(json["error"]
+            .as_str()
+            .unwrap()
+            .contains("starts at seq 101"));
+        // Other errors carry no such field.
+        let unknown = ApiError::from(FeedError::UnknownTopic(topic)).into_response();
+        let body = axum::body::to_bytes(unknown.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json.as_object().unwrap().len(), 1, "{json}");
     }
 
     #[test]

@@ -35,6 +35,15 @@
 //! reason the client can see (an SSE `event: lagged`, a WebSocket close code, a poll `410 Gone`).
 //! Memory per subscriber is thus a cursor and a waker, whatever the backlog; a slow socket only
 //! slows its own cursor, never the publisher or the other subscribers.
+//!
+//! A cursor older than history, whether a slow consumer lagged or a server restarted without
+//! its history ([`Backend::open`] continues a topic's numbering after a restart, so seqs never
+//! start again at 1), is [`FeedError::HistoryTruncated`] when a client resumes with it, which
+//! every transport answers `410 Gone` with the JSON body `{"error":"...","oldest_seq":M}`. The
+//! client resumes after `M - 1` (the oldest held line and on) and reports the lines between its
+//! cursor and `M` as gone. A stream that lags while open says the same in its own framing:
+//! SSE `event: lagged` with `data: {"missing_from":N,"oldest_seq":M}`, WebSocket close 4008 with
+//! the reason `lagged: seq N is gone, oldest is M`.
 #![forbid(unsafe_code)]
 
 pub mod backend;

@@ -93,7 +93,9 @@ impl MemoryBackend {
             .ok_or_else(|| FeedError::UnknownTopic(id.clone()))
     }
 
-    fn get_or_create(&self, id: &TopicId) -> Result<Arc<Topic>, FeedError> {
+    /// The topic, created if new so that its first line gets `next_seq` (see
+    /// [`Backend::open`]).
+    fn get_or_create(&self, id: &TopicId, next_seq: u64) -> Result<Arc<Topic>, FeedError> {
         if let Ok(topic) = self.get(id) {
             return Ok(topic);
         }
@@ -109,7 +111,7 @@ impl MemoryBackend {
             state: Mutex::new(TopicState {
                 ring: VecDeque::new(),
                 capacity: self.config.history,
-                last_seq: 0,
+                last_seq: next_seq.max(1) - 1,
                 finished: false,
                 disconnects: 0,
             }),
@@ -156,7 +158,7 @@ impl Backend for MemoryBackend {
         topic: &TopicId,
         lines: Vec<NewLine>,
     ) -> Result<AppendReceipt, FeedError> {
-        let t = self.get_or_create(topic)?;
+        let t = self.get_or_create(topic, 1)?;
         let receipt = {
             let mut st = t.state.lock().expect("topic lock");
             if st.finished {
@@ -180,6 +182,12 @@ impl Backend for MemoryBackend {
             t.changed.send_replace(());
         }
         Ok(receipt)
+    }
+
+    async fn open(&self, topic: &TopicId, next_seq: u64) -> Result<TopicStatus, FeedError> {
+        let t = self.get_or_create(topic, next_seq)?;
+        let status = t.state.lock().expect("topic lock").status();
+        Ok(status)
     }
 
     async fn finish(&self, topic: &TopicId) -> Result<TopicStatus, FeedError> {
@@ -505,6 +513,73 @@ mod tests {
             .expect("no answer within 5 s")
     }
 
+    /// A server restarted without its history: the topic goes on at seq 101.
+    #[tokio::test]
+    async fn an_opened_topic_continues_the_numbering_and_refuses_older_cursors() {
+        let b = MemoryBackend::default();
+        let t = topic();
+        assert_eq!(
+            b.open(&t, 101).await.unwrap(),
+            TopicStatus {
+                last_seq: 100,
+                oldest_seq: 101,
+                finished: false
+            }
+        );
+        // Cursors from before the restart: history starts at 101, whatever came before.
+        for after in [0, 1, 99] {
+            assert_eq!(
+                b.read(&t, Some(after), 10).await.unwrap_err(),
+                FeedError::HistoryTruncated {
+                    topic: t.clone(),
+                    after,
+                    oldest: 101
+                }
+            );
+            assert!(matches!(
+                b.subscribe(&t, Some(after), 10).await,
+                Err(FeedError::HistoryTruncated { oldest: 101, .. })
+            ));
+        }
+        assert!(matches!(
+            b.read(&t, Some(101), 10).await,
+            Err(FeedError::BeyondHead { last_seq: 100, .. })
+        ));
+        // A client at 100 saw everything: it waits for live lines; so does one without a cursor.
+        let mut resumed = b.subscribe(&t, Some(100), 10).await.unwrap();
+        let mut fresh = b.subscribe(&t, None, 10).await.unwrap();
+        assert!(b.read(&t, Some(100), 10).await.unwrap().lines.is_empty());
+        assert!(b.read(&t, None, 10).await.unwrap().lines.is_empty());
+        let pending = tokio::time::timeout(Duration::from_millis(50), resumed.next()).await;
+        assert!(
+            pending.is_err(),
+            "nothing new yet: the subscription must wait"
+        );
+        let receipt = b.append(&t, lines(&["a", "b"])).await.unwrap();
+        assert_eq!((receipt.first_seq, receipt.last_seq), (101, 102));
+        assert_eq!(seqs(&within(resumed.next()).await.unwrap()), vec![101, 102]);
+        assert_eq!(seqs(&within(fresh.next()).await.unwrap()), vec![101, 102]);
+        assert_eq!(b.read(&t, Some(100), 10).await.unwrap().lines.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn open_leaves_an_existing_topic_alone() {
+        let b = MemoryBackend::default();
+        let t = topic();
+        b.append(&t, lines(&["a", "b"])).await.unwrap();
+        let before = b.status(&t).await.unwrap();
+        assert_eq!(b.open(&t, 50).await.unwrap(), before);
+        assert_eq!(b.status(&t).await.unwrap(), before);
+        assert_eq!(b.append(&t, lines(&["c"])).await.unwrap().first_seq, 3);
+        // Opening twice keeps the first numbering; 0 and 1 both mean "from the start".
+        let other = TopicId::new("acme", "app", "1", "other").unwrap();
+        assert_eq!(b.open(&other, 7).await.unwrap().oldest_seq, 7);
+        assert_eq!(b.open(&other, 1).await.unwrap().oldest_seq, 7);
+        let zero = TopicId::new("acme", "app", "1", "zero").unwrap();
+        assert_eq!(b.open(&zero, 0).await.unwrap().last_seq, 0);
+        assert_eq!(b.append(&zero, lines(&["x"])).await.unwrap().first_seq, 1);
+    }
+
     #[tokio::test]
     async fn unknown_topics_and_the_topic_limit() {
         let b = MemoryBackend::new(MemoryConfig {
@@ -524,6 +599,10 @@ mod tests {
         let other = TopicId::new("acme", "app", "1", "other").unwrap();
         assert!(matches!(
             b.append(&other, lines(&["a"])).await,
+            Err(FeedError::TooManyTopics(1))
+        ));
+        assert!(matches!(
+            b.open(&other, 5).await,
             Err(FeedError::TooManyTopics(1))
         ));
         let read = b.read(&t, Some(0), 10).await.unwrap();

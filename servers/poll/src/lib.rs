@@ -14,7 +14,9 @@
 //! - Long-poll: with `wait=30s` the request is held until a line after `after` exists, the
 //!   step finishes, the wait ends or the server shuts down.
 //! - Bad input is a 4xx naming it: malformed `after`/`limit`/`wait` 400, unknown topic 404,
-//!   `after` older than history 410, connection limit 503 with `Retry-After`.
+//!   `after` older than history 410, connection limit 503 with `Retry-After`. The 410 body
+//!   says where history starts, `{"error":"...","oldest_seq":M}` (the client lagged, or the
+//!   server restarted without its history): poll on with `after=M-1`; `M` and later come.
 #![forbid(unsafe_code)]
 
 use std::collections::HashMap;

@@ -62,6 +62,10 @@ fn run_main() -> Result<()> {
         ),
         None => None,
     };
+    if let Some(g) = &generator {
+        // As feed-server prints it, so a restart fault works against this server too.
+        println!("generator origin unix_ns={}", g.origin_unix_ns());
+    }
     runtime.block_on(async {
         let listener =
             listener::bind(args.listen).with_context(|| format!("binding {}", args.listen))?;

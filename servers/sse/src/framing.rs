@@ -35,7 +35,10 @@ pub fn encode_end(last_seq: u64) -> Bytes {
     ))
 }
 
-/// Sent before closing a subscriber that fell behind the server's history.
+/// Sent before closing a subscriber that fell behind the server's history:
+/// `event: lagged` with `data: {"missing_from":N,"oldest_seq":M}` and no `id` (the client's
+/// last id stays the last line it got). `N` is the first seq it missed, `M` the oldest still
+/// held: it resumes with `Last-Event-ID: M-1` and counts `N..M` as lost.
 pub fn encode_lagged(missing_from: u64, oldest_seq: u64) -> Bytes {
     Bytes::from(format!(
         "event: {EVENT_LAGGED}\ndata: {{\"missing_from\":{missing_from},\"oldest_seq\":{oldest_seq}}}\n\n"
@@ -101,6 +104,10 @@ mod tests {
         assert_eq!(
             &encode_end(3)[..],
             b"event: end\nid: 3\ndata: {\"last_seq\":3}\n\n"
+        );
+        assert_eq!(
+            &encode_lagged(3, 7)[..],
+            b"event: lagged\ndata: {\"missing_from\":3,\"oldest_seq\":7}\n\n"
         );
     }
 }

@@ -30,7 +30,12 @@
 //!   `204 No Content`, which makes `EventSource` stop reconnecting for good. A new viewer
 //!   (no `Last-Event-ID`) of a finished step still gets the whole log, then `end`.
 //! - A subscriber that falls further behind than the server's history gets `event: lagged`
-//!   and the stream closes; its reconnect is answered `410 Gone` (see the feed's lag policy).
+//!   (`data: {"missing_from":N,"oldest_seq":M}`, see [`encode_lagged`]) and the stream
+//!   closes; its reconnect is answered `410 Gone` (see the feed's lag policy). So is a
+//!   reconnect to a server restarted without its history. A 410 body says where history now
+//!   starts, `{"error":"...","oldest_seq":M}`: the client resumes with `Last-Event-ID: M-1`
+//!   (a browser's `EventSource` cannot, it gives up on a 410; a page opens a new one with
+//!   `?lastEventId=M-1`).
 //! - Lines are JSON-encoded (`{"seq":N,"ts":UNIX_NANOS,"line":"..."}`), so carriage returns,
 //!   newlines and NULs in CI output cannot break the framing (axum's `Event::data` would panic
 //!   on a `\r`). Several ready lines are written as one chunk: one syscall per wake, not per line.

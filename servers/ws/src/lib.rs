@@ -6,12 +6,16 @@
 //! it received).
 //!
 //! - Everything that can be refused is refused *before* the upgrade, as a plain HTTP answer
-//!   a client can read: unknown topic 404, bad `after` 400, history gone 410, limit 503.
+//!   a client can read: unknown topic 404, bad `after` 400, history gone 410, limit 503. The
+//!   410 body says where history starts: `{"error":"...","oldest_seq":M}` (after a slow
+//!   client lagged, or a server restarted without its history); resume with `after=M-1`.
 //! - Ready lines are queued with `feed` and written with one `flush`, so a batch costs one
 //!   syscall, as with SSE.
 //! - Pings every `ping_interval`; a peer that has not answered within two intervals is closed.
 //! - Close codes: `1000` "step finished" after the last line, `1001` on server shutdown,
-//!   `4008` when the client fell behind the server's history (reason names the missing seq).
+//!   `4008` when the client fell behind the server's history, with the reason
+//!   `lagged: seq N is gone, oldest is M` ([`lagged_reason`]): `N` is the first seq it missed,
+//!   `M` the oldest still held, so it can resume with `after=M-1` and count `N..M` as lost.
 //! - Frames from the client are not part of the protocol: pongs are noted, pings answered
 //!   (by tungstenite), a close ends the stream, data frames are ignored.
 #![forbid(unsafe_code)]
@@ -119,6 +123,14 @@ async fn upgrade(
     }))
 }
 
+/// The reason of a [`CLOSE_LAGGED`] close: `lagged: seq N is gone, oldest is M`, where `N` is
+/// the first seq the client missed and `M` the oldest one the server still holds. Clients may
+/// parse it (the format is pinned by a test); it stays far below the 123 bytes a close reason
+/// may have.
+pub fn lagged_reason(missing_from: u64, oldest_seq: u64) -> String {
+    format!("lagged: seq {missing_from} is gone, oldest is {oldest_seq}")
+}
+
 async fn stream_lines(
     mut socket: WebSocket,
     mut sub: Subscription,
@@ -153,10 +165,7 @@ async fn stream_lines(
                 }
                 Some(Delivery::Lagged { missing_from, oldest_seq }) => {
                     metrics.lag_drop(Transport::Ws);
-                    break (
-                        CLOSE_LAGGED,
-                        format!("lagged: seq {missing_from} is gone, oldest is {oldest_seq}"),
-                    );
+                    break (CLOSE_LAGGED, lagged_reason(missing_from, oldest_seq));
                 }
                 None => break (CLOSE_SHUTDOWN, "feed closed".to_string()),
             },
@@ -192,4 +201,15 @@ async fn stream_lines(
     .await;
     drop(guard);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lagged_reason_is_pinned_and_fits_a_close_frame() {
+        assert_eq!(lagged_reason(3, 7), "lagged: seq 3 is gone, oldest is 7");
+        assert!(lagged_reason(u64::MAX, u64::MAX).len() <= 123);
+    }
 }

@@ -670,15 +670,12 @@ async fn screenshot_of_the_viewer_for_the_readme() {
         .expect("start feed-server");
     let stdout = child.stdout.take().expect("piped stdout");
     let server = KillOnDrop(child);
-    let mut first = String::new();
-    std::io::BufReader::new(stdout)
-        .read_line(&mut first)
-        .expect("read the listening line");
-    let base = first
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .to_string();
+    // `generator origin unix_ns=N` comes first, then `listening on`.
+    let base = std::io::BufReader::new(stdout)
+        .lines()
+        .map(|l| l.expect("read feed-server's stdout"))
+        .find_map(|l| l.trim().strip_prefix("listening on ").map(str::to_string))
+        .expect("feed-server printed `listening on`");
     // Some history first, then live lines with their latency.
     tokio::time::sleep(Duration::from_secs(4)).await;
     let browser = Browser::start().await;

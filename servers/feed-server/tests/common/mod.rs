@@ -118,38 +118,7 @@ impl TestServer {
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
     ) -> Streaming {
-        let stream = within("TCP connect", TcpStream::connect(self.addr))
-            .await
-            .expect("connect to the test server");
-        let (mut sender, conn) = within(
-            "HTTP handshake",
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)),
-        )
-        .await
-        .expect("HTTP/1.1 handshake");
-        let conn = tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        let mut req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", self.addr.to_string());
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let req = req.body(Full::new(body.into())).expect("valid request");
-        let res = within("response head", sender.send_request(req))
-            .await
-            .expect("response head");
-        let (parts, body) = res.into_parts();
-        Streaming {
-            status: parts.status,
-            headers: parts.headers,
-            body,
-            buf: Vec::new(),
-            ended: false,
-            conn,
-        }
+        send_to(self.addr, method, path, headers, body).await
     }
 
     /// `GET path` with headers, body read whole.
@@ -202,6 +171,49 @@ impl TestServer {
         let r = self.get("/metrics", &[]).await;
         assert_eq!(r.status, StatusCode::OK);
         r.text()
+    }
+}
+
+/// Sends one request to `addr` on a fresh connection and returns the response with its body
+/// unread (what [`TestServer::send`] does, for servers that are not a [`TestServer`]).
+pub async fn send_to(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Streaming {
+    let stream = within("TCP connect", TcpStream::connect(addr))
+        .await
+        .expect("connect to the test server");
+    let (mut sender, conn) = within(
+        "HTTP handshake",
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)),
+    )
+    .await
+    .expect("HTTP/1.1 handshake");
+    let conn = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string());
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req.body(Full::new(body.into())).expect("valid request");
+    let res = within("response head", sender.send_request(req))
+        .await
+        .expect("response head");
+    let (parts, body) = res.into_parts();
+    Streaming {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+        buf: Vec::new(),
+        ended: false,
+        conn,
     }
 }
 
