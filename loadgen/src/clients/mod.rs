@@ -10,8 +10,9 @@
 //!
 //! Reconnects back off with jitter, as a browser's would and as a reconnect storm needs:
 //! the delay starts at the SSE server's `retry:` hint (an `EventSource` waits exactly that) or
-//! 100 ms, doubles with each failure in a row up to 16 times the start (at most 5 s, or the
-//! hint if longer), and each wait is drawn uniformly from its upper half.
+//! 100 ms, doubles with each failure in a row (a session that delivered a line ends the row)
+//! up to 16 times the start (at most 5 s, or the hint if longer), and each wait is drawn
+//! uniformly from its upper half.
 
 pub mod failure;
 pub mod poll;
@@ -338,6 +339,12 @@ pub async fn run_client(spec: ClientSpec, stats: Rc<RefCell<Stats>>, control: Ar
                 // The server answered clearly: resume at once where its history starts.
             }
             SessionEnd::Failed(_) | SessionEnd::ConnectFailed => {
+                // A session that delivered a line was healthy: its break starts a fresh back-off
+                // (an EventSource waits `retry` again); one that failed before any line (the
+                // server accepts and drops at once) keeps doubling.
+                if state.first_event_seen {
+                    failures = 0;
+                }
                 failures += 1;
                 note_fault_hit(&mut state, &stats, &control, &end);
                 if let SessionEnd::Failed(reason) = &end {
