@@ -211,6 +211,18 @@ impl SourceAddrs {
 /// Connects to `addr`, from `source` if given, with Nagle off (events are small and latency is
 /// what is measured).
 pub async fn connect(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpStream> {
+    connect_with(addr, source, None).await
+}
+
+/// [`connect`] with the socket's receive buffer set to `recv_buffer` bytes before the
+/// handshake (so the window it advertises is that small): a slow consumer's, so that reading
+/// slowly pushes back on the server within seconds, as a viewer on a slow link does, instead
+/// of loopback's autotuned megabytes absorbing minutes of the feed.
+pub async fn connect_with(
+    addr: SocketAddr,
+    source: Option<IpAddr>,
+    recv_buffer: Option<u32>,
+) -> io::Result<TcpStream> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
@@ -220,6 +232,9 @@ pub async fn connect(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<Tcp
         socket.bind(SocketAddr::new(ip, 0))?;
     }
     socket.set_nodelay(true)?;
+    if let Some(bytes) = recv_buffer {
+        socket.set_recv_buffer_size(bytes)?;
+    }
     socket.connect(addr).await
 }
 

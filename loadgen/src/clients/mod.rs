@@ -36,7 +36,7 @@ use crate::publisher::find_marker;
 use crate::record::{ClientSeqTracker, SeqOutcome};
 use crate::scenario::Transport;
 use crate::stats::Stats;
-use crate::wire::connect;
+use crate::wire::connect_with;
 use failure::{excerpt, SessionError};
 use socket::{ClientStream, MeasuredSocket};
 
@@ -432,6 +432,10 @@ pub fn reconnect_delay(retry_hint: Option<Duration>, failures: u32) -> Duration 
     full.mul_f64(rand::rng().random_range(0.5..=1.0))
 }
 
+/// A slow consumer's socket receive buffer (the kernel doubles it for bookkeeping): a
+/// small window, so its slowness reaches the server (see [`connect_with`]).
+const SLOW_CONSUMER_RECV_BUFFER: u32 = 16 * 1024;
+
 /// Starts a session: notes when it began, connects and, for `https://`/`wss://` targets,
 /// completes the TLS handshake (part of connect time). `Err` is how the session ends when the
 /// connection cannot be made (counted as a connect error).
@@ -442,7 +446,8 @@ pub async fn open_session(
 ) -> Result<(ClientStream, Instant), SessionEnd> {
     let started = Instant::now();
     state.session_start_ns = now_ns();
-    let socket = match connect(spec.server, spec.source).await {
+    let recv_buffer = spec.read_limit.map(|_| SLOW_CONSUMER_RECV_BUFFER);
+    let socket = match connect_with(spec.server, spec.source, recv_buffer).await {
         Ok(stream) => MeasuredSocket::new(stream, stats.clone()).throttled(spec.read_limit),
         Err(e) => return Err(stats.borrow_mut().connect_failed(SessionError::Connect(e))),
     };
