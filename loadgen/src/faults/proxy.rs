@@ -32,7 +32,9 @@ const LISTEN_BACKLOG: u32 = 4096;
 /// spin while none are freed (as hyper's and axum's accept loops do).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
-/// The proxy: listening on loopback, forwarding every connection to the upstream.
+/// The proxy: listening on loopback, forwarding every connection to the upstream. Dropped
+/// without [`FaultProxy::stop`], it still stops accepting and closes every connection (in
+/// the background).
 pub struct FaultProxy {
     local_addr: SocketAddr,
     shared: Arc<Shared>,
@@ -601,7 +603,6 @@ impl Session {
             armed,
             up: Pipe::new(UP_BUFFER),
             down: Pipe::new(DOWN_BUFFER),
-            // Allocates on a latency fault's first chunk only, and never beyond the bound.
             held: VecDeque::new(),
             dated: 0,
             last_due: None,
@@ -742,8 +743,12 @@ impl Session {
             });
         }
         if !unchanged(self.latency.as_ref().map(|l| &l.hit), &armed.latency) {
-            // Chunks held by a cleared latency fault go at once.
-            self.held.clear();
+            // Chunks held by a cleared latency fault go at once. The queue is allocated at
+            // its bound while a latency fault is on, and freed after.
+            self.held = match armed.latency {
+                Some(_) => VecDeque::with_capacity(MAX_HELD_CHUNKS),
+                None => VecDeque::new(),
+            };
             self.dated = 0;
             self.last_due = None;
             self.latency = armed.latency.as_ref().map(|arm| {

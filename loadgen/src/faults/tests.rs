@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
 use tokio::time::{timeout, Instant};
 
 use super::*;
@@ -25,6 +26,22 @@ async fn echo_server() -> SocketAddr {
         }
     });
     addr
+}
+
+/// An upstream that hands each accepted socket to the test.
+async fn tap_server() -> (SocketAddr, mpsc::UnboundedReceiver<TcpStream>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let _ = stream.set_nodelay(true);
+            if tx.send(stream).is_err() {
+                break;
+            }
+        }
+    });
+    (addr, rx)
 }
 
 async fn client(proxy: &FaultProxy) -> TcpStream {
@@ -392,37 +409,70 @@ async fn bandwidth_limits_down_to_its_rate() {
     assert_eq!((stats.selected, stats.affected), (1, 1));
 }
 
-/// Nothing passes either way while it lasts, nothing is closed; at clear the held bytes go.
+/// Nothing passes either way while it lasts, nothing is closed; at clear the held bytes go
+/// both ways. The upstream here hands its sockets to the test, to see the up direction too.
 #[tokio::test]
-async fn blackhole_holds_bytes_until_cleared() {
-    let proxy = FaultProxy::start(echo_server().await).await.unwrap();
+async fn blackhole_holds_bytes_both_ways_until_cleared() {
+    let (upstream, mut accepted) = tap_server().await;
+    let proxy = FaultProxy::start(upstream).await.unwrap();
     let h = proxy.handle();
     let mut cs = clients(&proxy, 2).await;
+    // Each server-side socket learns whose it is from the client's first byte.
+    for (i, c) in cs.iter_mut().enumerate() {
+        c.write_all(&[i as u8]).await.unwrap();
+    }
+    let mut server_side: [Option<TcpStream>; 2] = [None, None];
+    for _ in 0..2 {
+        let mut s = accepted.recv().await.unwrap();
+        let mut who = [0; 1];
+        s.read_exact(&mut who).await.unwrap();
+        server_side[usize::from(who[0])] = Some(s);
+    }
+    let [Some(mut hs), Some(mut ss)] = server_side else {
+        panic!("one server-side socket per client");
+    };
     let id = h
         .apply(ProxyFault::Blackhole, Fraction::new(0.5).unwrap())
         .unwrap();
-    cs[0].write_all(b"held bytes").await.unwrap();
-    let mut buf = [0; 10];
-    assert!(
-        timeout(Duration::from_millis(400), cs[0].read(&mut buf))
-            .await
-            .is_err(),
-        "no byte (and no end of stream) while the blackhole lasts"
+    let (held, spared) = (0, 1);
+    cs[held].write_all(b"up bytes").await.unwrap();
+    hs.write_all(b"down bytes").await.unwrap();
+    ss.write_all(b"down bytes").await.unwrap();
+    let mut up = [0; 8];
+    let mut down = [0; 10];
+    let quiet = Duration::from_millis(400);
+    let (up_read, down_read) = tokio::join!(
+        timeout(quiet, hs.read(&mut up)),
+        timeout(quiet, cs[held].read(&mut down))
     );
-    ping(&mut cs[1])
-        .await
-        .expect("the other connection is spared");
+    assert!(
+        up_read.is_err(),
+        "no byte up (nor an end of stream): {up_read:?}"
+    );
+    assert!(
+        down_read.is_err(),
+        "no byte down (nor an end of stream): {down_read:?}"
+    );
+    let mut spared_down = [0; 10];
+    timeout(
+        Duration::from_secs(1),
+        cs[spared].read_exact(&mut spared_down),
+    )
+    .await
+    .expect("the other connection is spared")
+    .unwrap();
     let stats = fault_stats(&h, id);
     assert_eq!((stats.selected, stats.affected), (1, 1));
     assert_eq!(h.stats().open, 2);
 
     h.clear(id).unwrap();
-    timeout(Duration::from_secs(1), cs[0].read_exact(&mut buf))
-        .await
-        .expect("the held bytes come through at clear")
-        .unwrap();
-    assert_eq!(&buf, b"held bytes");
-    ping(&mut cs[0]).await.unwrap();
+    let (up_read, down_read) = tokio::join!(
+        timeout(Duration::from_secs(1), hs.read_exact(&mut up)),
+        timeout(Duration::from_secs(1), cs[held].read_exact(&mut down))
+    );
+    up_read.expect("the held bytes go up at clear").unwrap();
+    down_read.expect("the held bytes go down at clear").unwrap();
+    assert_eq!((&up, &down), (b"up bytes", b"down bytes"));
 }
 
 /// The selected connection gets a strict, non-empty prefix of its next chunk, then an end
