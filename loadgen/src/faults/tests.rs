@@ -12,6 +12,29 @@ use tokio::time::{timeout, Instant};
 
 use super::*;
 
+/// `n` clients through the proxy, each with the server-side socket of its connection (told
+/// apart by the client's first byte), in accept order.
+async fn tapped(
+    proxy: &FaultProxy,
+    accepted: &mut mpsc::UnboundedReceiver<TcpStream>,
+    n: u8,
+) -> Vec<(TcpStream, TcpStream)> {
+    let mut cs = clients(proxy, u64::from(n)).await;
+    for (i, c) in cs.iter_mut().enumerate() {
+        c.write_all(&[i as u8]).await.unwrap();
+    }
+    let mut server_side: Vec<Option<TcpStream>> = (0..n).map(|_| None).collect();
+    for _ in 0..n {
+        let mut s = accepted.recv().await.unwrap();
+        let mut who = [0; 1];
+        s.read_exact(&mut who).await.unwrap();
+        server_side[usize::from(who[0])] = Some(s);
+    }
+    cs.into_iter()
+        .zip(server_side.into_iter().map(Option::unwrap))
+        .collect()
+}
+
 /// An upstream that writes back whatever it reads, until the client's end of stream.
 async fn echo_server() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -276,6 +299,39 @@ async fn reset_hits_the_selected_connections_with_rst() {
     assert_eq!(h.stats().open, 2);
 }
 
+/// The server sees what the client sees: a reset as a reset, an idle cut as a FIN.
+#[tokio::test]
+async fn reset_and_idle_cut_reach_the_server_side() {
+    let (upstream, mut accepted) = tap_server().await;
+    let proxy = FaultProxy::start(upstream).await.unwrap();
+    let h = proxy.handle();
+    let mut pairs = tapped(&proxy, &mut accepted, 2).await;
+    let (mut c1, mut s1) = pairs.pop().unwrap();
+    let (mut c0, mut s0) = pairs.pop().unwrap();
+    let mut buf = [0; 16];
+    h.apply(ProxyFault::Reset, Fraction::new(0.5).unwrap())
+        .unwrap();
+    for (side, stream) in [("client", &mut c0), ("server", &mut s0)] {
+        let read = timeout(Duration::from_secs(1), stream.read(&mut buf))
+            .await
+            .expect("at once");
+        assert_eq!(
+            read.expect_err("a reset").kind(),
+            ErrorKind::ConnectionReset,
+            "{side} side"
+        );
+    }
+    wait_open(&h, 1).await;
+    let after = Duration::from_millis(150);
+    h.apply(ProxyFault::IdleCut { after }, all()).unwrap();
+    for (side, stream) in [("client", &mut c1), ("server", &mut s1)] {
+        let read = timeout(Duration::from_secs(1), stream.read(&mut buf))
+            .await
+            .expect("cut");
+        assert_eq!(read.expect("a FIN, not a reset"), 0, "{side} side");
+    }
+}
+
 /// With `after` 300 ms: an idle connection is closed about then, one busy every 100 ms is
 /// not, a connection accepted meanwhile joins (fraction 1), and clearing ends it.
 #[tokio::test]
@@ -416,26 +472,13 @@ async fn blackhole_holds_bytes_both_ways_until_cleared() {
     let (upstream, mut accepted) = tap_server().await;
     let proxy = FaultProxy::start(upstream).await.unwrap();
     let h = proxy.handle();
-    let mut cs = clients(&proxy, 2).await;
-    // Each server-side socket learns whose it is from the client's first byte.
-    for (i, c) in cs.iter_mut().enumerate() {
-        c.write_all(&[i as u8]).await.unwrap();
-    }
-    let mut server_side: [Option<TcpStream>; 2] = [None, None];
-    for _ in 0..2 {
-        let mut s = accepted.recv().await.unwrap();
-        let mut who = [0; 1];
-        s.read_exact(&mut who).await.unwrap();
-        server_side[usize::from(who[0])] = Some(s);
-    }
-    let [Some(mut hs), Some(mut ss)] = server_side else {
-        panic!("one server-side socket per client");
-    };
+    let mut pairs = tapped(&proxy, &mut accepted, 2).await;
+    let (mut c1, mut ss) = pairs.pop().unwrap();
+    let (mut c0, mut hs) = pairs.pop().unwrap();
     let id = h
         .apply(ProxyFault::Blackhole, Fraction::new(0.5).unwrap())
         .unwrap();
-    let (held, spared) = (0, 1);
-    cs[held].write_all(b"up bytes").await.unwrap();
+    c0.write_all(b"up bytes").await.unwrap();
     hs.write_all(b"down bytes").await.unwrap();
     ss.write_all(b"down bytes").await.unwrap();
     let mut up = [0; 8];
@@ -443,7 +486,7 @@ async fn blackhole_holds_bytes_both_ways_until_cleared() {
     let quiet = Duration::from_millis(400);
     let (up_read, down_read) = tokio::join!(
         timeout(quiet, hs.read(&mut up)),
-        timeout(quiet, cs[held].read(&mut down))
+        timeout(quiet, c0.read(&mut down))
     );
     assert!(
         up_read.is_err(),
@@ -454,13 +497,10 @@ async fn blackhole_holds_bytes_both_ways_until_cleared() {
         "no byte down (nor an end of stream): {down_read:?}"
     );
     let mut spared_down = [0; 10];
-    timeout(
-        Duration::from_secs(1),
-        cs[spared].read_exact(&mut spared_down),
-    )
-    .await
-    .expect("the other connection is spared")
-    .unwrap();
+    timeout(Duration::from_secs(1), c1.read_exact(&mut spared_down))
+        .await
+        .expect("the other connection is spared")
+        .unwrap();
     let stats = fault_stats(&h, id);
     assert_eq!((stats.selected, stats.affected), (1, 1));
     assert_eq!(h.stats().open, 2);
@@ -468,7 +508,7 @@ async fn blackhole_holds_bytes_both_ways_until_cleared() {
     h.clear(id).unwrap();
     let (up_read, down_read) = tokio::join!(
         timeout(Duration::from_secs(1), hs.read_exact(&mut up)),
-        timeout(Duration::from_secs(1), cs[held].read_exact(&mut down))
+        timeout(Duration::from_secs(1), c0.read_exact(&mut down))
     );
     up_read.expect("the held bytes go up at clear").unwrap();
     down_read.expect("the held bytes go down at clear").unwrap();
