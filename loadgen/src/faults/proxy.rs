@@ -97,7 +97,9 @@ impl FaultProxy {
 
 impl ProxyHandle {
     /// Turns `fault` on for `fraction` of the open connections (the module doc's selection
-    /// rule) and, if it lasts, for the share of new connections that join.
+    /// rule) and, if it lasts, for the share of new connections that join. `selected` is
+    /// known at once; `affected` grows as the connections' tasks act (a reset within
+    /// moments, the others as bytes flow), so read it at [`ProxyHandle::clear`] or later.
     pub fn apply(&self, fault: ProxyFault, fraction: Fraction) -> Result<FaultId, ProxyError> {
         fault.check()?;
         let mut guard = self.shared.lock();

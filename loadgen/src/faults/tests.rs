@@ -193,6 +193,12 @@ fn scenario_kinds_map_to_proxy_faults() {
     );
 }
 
+#[test]
+fn the_handle_goes_anywhere() {
+    fn shareable<T: Clone + Send + Sync + 'static>() {}
+    shareable::<ProxyHandle>();
+}
+
 #[tokio::test]
 async fn misuse_gets_named_errors() {
     let proxy = FaultProxy::start(echo_server().await).await.unwrap();
