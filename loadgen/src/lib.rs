@@ -29,6 +29,8 @@
 //! - [`control`]: what the orchestrator tells workers (measure window, final seqs, stop).
 //! - [`monitor`]: CPU, memory and descriptors from /proc.
 //! - [`controlplane`]: control-plane HTTP through reqwest: finishing steps, health checks.
+//! - [`faults`]: the fault-injecting TCP proxy between clients and server (the network kinds
+//!   of `[[faults]]`): `mod` the fault, selection and counter types, `proxy` the proxy.
 //! - [`publisher`]: the open-loop publisher for external targets, and its line markers.
 //! - [`error`]: how errors become text (each cause once).
 //! - [`results`]: the results folder and the versioned `summary.json`.
@@ -44,6 +46,7 @@ pub mod control;
 pub mod controlplane;
 pub mod endpoint;
 pub mod error;
+pub mod faults;
 pub mod http1;
 pub mod monitor;
 pub mod orchestrate;
