@@ -269,10 +269,15 @@ pub fn keep_alive(scenario: &Result<Scenario, String>, transport: &str) -> KeepA
 /// The idle timeout (`after`) of the scenario's fault labelled `label`, when it is an
 /// `idle_cut`.
 pub fn idle_timeout(scenario: &Result<Scenario, String>, label: &str) -> Option<Duration> {
-    scenario.as_ref().ok()?.faults.iter().find_map(|f| match f.kind {
-        scenario::FaultKind::IdleCut { after } if f.label() == label => Some(after),
-        _ => None,
-    })
+    scenario
+        .as_ref()
+        .ok()?
+        .faults
+        .iter()
+        .find_map(|f| match f.kind {
+            scenario::FaultKind::IdleCut { after } if f.label() == label => Some(after),
+            _ => None,
+        })
 }
 
 #[cfg(test)]
