@@ -102,12 +102,9 @@ pub fn recovery_missing(f: &FaultResult) -> Option<String> {
         return None;
     }
     Some(if f.sessions_broken == 0 {
-        "no session broken: nothing to recover from".to_string()
+        "no session broken".to_string()
     } else {
-        format!(
-            "none of its {} broken sessions received a line again",
-            f.sessions_broken
-        )
+        format!("none of {} broken sessions recovered", f.sessions_broken)
     })
 }
 

@@ -797,7 +797,7 @@ fn faults_section(doc: &mut Doc, s: &Summary, run_dir: &Path) {
 
 /// One fault: a row per figure, a column per run, its notes under the table.
 fn fault_table(doc: &mut Doc, c: &FaultColumn<'_>) {
-    doc.heading(3, format!("{}, injected by {}", c.label, c.injector));
+    doc.heading(3, format!("{}, injected by the {}", c.label, c.injector));
     let mut header = vec!["".to_string()];
     header.extend(c.results.iter().map(|(r, _)| run_label(r)));
     type Cell = fn(&TransportResult, &crate::results::FaultResult) -> String;

@@ -841,6 +841,21 @@ fn faults_verdict(sweep: Option<String>, runs: &[&TransportResult]) -> FaultsVer
 
 /// What a run's faults did that a reader must know before trusting their rows.
 fn fault_caveats(runs: &[&TransportResult], at: &str, out: &mut Vec<Caveat>) {
+    for r in runs {
+        let calm = r.calm_latency_us.as_ref().map_or(0, |p| p.count);
+        if !r.faults.is_empty() && calm < MIN_LATENCY_SAMPLES {
+            out.push(caveat(
+                CaveatKind::Fault,
+                r,
+                format!(
+                    "{}{at}: calm latency (before the first fault) from only {calm} samples \
+                     (fewer than {MIN_LATENCY_SAMPLES}): bystander-against-calm ratios compare \
+                     with a thin baseline",
+                    r.transport
+                ),
+            ));
+        }
+    }
     for column in fault_columns(runs) {
         let label = &column.label;
         // Faults with no recorded effect, once per fault and note for all transports.
