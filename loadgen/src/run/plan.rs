@@ -35,6 +35,8 @@ pub fn server_args(sc: &Scenario, transport: Transport) -> Vec<String> {
         sc.server.max_connections.to_string(),
         "--sse-keep-alive".into(),
         format!("{}ms", sc.sse.keep_alive.as_millis()),
+        "--ws-ping".into(),
+        format!("{}ms", sc.ws.ping_interval.as_millis()),
         "--gen-topics".into(),
         feed.topics.to_string(),
         "--gen-rate".into(),

@@ -87,6 +87,7 @@ pub struct Scenario {
     pub feed: Feed,
     pub poll: Poll,
     pub sse: Sse,
+    pub ws: Ws,
     pub churn: Option<Churn>,
     pub server: Server,
     /// External-target mode: measure this target instead of spawning `feed-server`.
@@ -210,6 +211,14 @@ pub struct Sse {
     /// Idle time before the server sends a keep-alive comment.
     #[serde(serialize_with = "ser_duration")]
     pub keep_alive: Duration,
+}
+
+/// WebSocket parameters.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Ws {
+    /// Time between the server's pings (its keep-alive; a peer silent for two is dropped).
+    #[serde(serialize_with = "ser_duration")]
+    pub ping_interval: Duration,
 }
 
 /// Clients that leave and come back, resuming from the last seq they received.

@@ -23,6 +23,7 @@ pub(super) struct RawScenario {
     pub(super) feed: S<RawFeed>,
     pub(super) poll: S<RawPoll>,
     pub(super) sse: S<RawSse>,
+    pub(super) ws: S<RawWs>,
     pub(super) churn: S<RawChurn>,
     pub(super) server: S<RawServer>,
     pub(super) target: S<RawTarget>,
@@ -70,6 +71,12 @@ pub(super) struct RawPoll {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSse {
     pub(super) keep_alive: S<DurationText>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWs {
+    pub(super) ping_interval: S<DurationText>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

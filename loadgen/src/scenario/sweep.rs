@@ -28,6 +28,7 @@ pub const SWEEPABLE_FIELDS: &[&str] = &[
     "poll.wait",
     "poll.limit",
     "sse.keep_alive",
+    "ws.ping_interval",
     "churn.session",
     "churn.pause",
     "server.workers",
@@ -102,6 +103,7 @@ fn patch(
         "poll.wait" => set(&mut sec(&mut raw.poll).wait, value),
         "poll.limit" => set(&mut sec(&mut raw.poll).limit, value),
         "sse.keep_alive" => set(&mut sec(&mut raw.sse).keep_alive, value),
+        "ws.ping_interval" => set(&mut sec(&mut raw.ws).ping_interval, value),
         "churn.session" => set(&mut churn(raw)?.session, value),
         "churn.pause" => set(&mut churn(raw)?.pause, value),
         "server.workers" => set(&mut sec(&mut raw.server).workers, value),
@@ -430,6 +432,7 @@ mod tests {
                 "interval",
                 "wait",
                 "keep_alive",
+                "ping_interval",
                 "session",
                 "pause",
             ]

@@ -10,8 +10,8 @@ use std::time::Duration;
 use super::error::Diag;
 use super::raw::{RawScenario, S};
 use super::{
-    Churn, Poll, Scenario, Server, Sse, Transport, MAX_LONG_POLL_WAIT, MAX_POLL_LIMIT, MAX_REPEAT,
-    MAX_WORKERS,
+    Churn, Poll, Scenario, Server, Sse, Transport, Ws, MAX_LONG_POLL_WAIT, MAX_POLL_LIMIT,
+    MAX_REPEAT, MAX_WORKERS,
 };
 use check::Least;
 use clients::resolve_clients;
@@ -169,6 +169,16 @@ pub(super) fn resolve(raw: &RawScenario, default_name: &str) -> Result<Scenario,
         ),
     };
 
+    let (_, w) = section(&raw.ws);
+    let ws = Ws {
+        ping_interval: c.duration(
+            w.ping_interval.as_ref(),
+            "ws.ping_interval",
+            Duration::from_secs(30),
+            Least::Positive,
+        ),
+    };
+
     let churn = raw.churn.as_ref().map(|ch| {
         let at = ch.span();
         let ch = ch.get_ref();
@@ -262,6 +272,7 @@ pub(super) fn resolve(raw: &RawScenario, default_name: &str) -> Result<Scenario,
             feed,
             poll,
             sse,
+            ws,
             churn,
             server,
             target,
