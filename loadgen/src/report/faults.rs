@@ -167,30 +167,36 @@ pub fn overshoot(r: &TransportResult, f: &FaultResult) -> Option<(u64, u64)> {
 /// `3\r\n:\n\n\r\n`: 8 bytes on the wire.
 pub const SSE_KEEP_ALIVE_WIRE_BYTES: f64 = 8.0;
 
+/// A WebSocket ping without payload is 2 bytes from the server (unmasked); the client's pong
+/// is 6 (masked: 2 + a 4-byte key).
+pub const WS_PING_PONG_WIRE_BYTES: f64 = 8.0;
+
 /// What keeps one transport's idle connection from looking idle to a proxy.
 #[derive(Clone, Debug, PartialEq)]
 pub enum KeepAlive {
-    /// The server sends a keep-alive this often when it has nothing else to send.
-    Every {
-        interval: Duration,
-        /// Wire bytes per keep-alive.
-        wire_bytes: f64,
-    },
+    /// SSE: a comment once `interval` passed without a line, so at most one per interval.
+    WhenIdle { interval: Duration, wire_bytes: f64 },
+    /// WebSocket: a ping every `interval` whatever else flows, answered by a pong; `wire_bytes`
+    /// counts both.
+    Ping { interval: Duration, wire_bytes: f64 },
     /// The client asks again this often (short polling): never idle longer than that.
     Polls { interval: Duration },
     /// A held long-poll is answered within this wait even when nothing happens.
     HeldFor { wait: Duration },
-    /// Nothing is sent while there is nothing to say.
-    None,
-    /// The run's scenario could not be read, so it is not known.
+    /// Not known: an external target's keep-alive is its own, or the scenario was not read.
     Unknown { why: String },
 }
 
 impl KeepAlive {
-    /// Bytes per connection-hour when nothing else flows (the most keep-alive can cost).
+    /// Bytes per connection-hour the keep-alive costs when nothing else flows (for SSE the
+    /// most it costs: a line in time saves the comment).
     pub fn bytes_per_connection_hour(&self) -> Option<f64> {
         match self {
-            KeepAlive::Every {
+            KeepAlive::WhenIdle {
+                interval,
+                wire_bytes,
+            }
+            | KeepAlive::Ping {
                 interval,
                 wire_bytes,
             } if !interval.is_zero() => Some(wire_bytes * 3600.0 / interval.as_secs_f64()),
@@ -201,21 +207,23 @@ impl KeepAlive {
     /// The longest a connection stays silent, when that is bounded.
     pub fn longest_silence(&self) -> Option<Duration> {
         match self {
-            KeepAlive::Every { interval, .. } => Some(*interval),
+            KeepAlive::WhenIdle { interval, .. } | KeepAlive::Ping { interval, .. } => {
+                Some(*interval)
+            }
             KeepAlive::Polls { interval } => Some(*interval),
             KeepAlive::HeldFor { wait } => Some(*wait),
-            KeepAlive::None | KeepAlive::Unknown { .. } => None,
+            KeepAlive::Unknown { .. } => None,
         }
     }
 
     pub fn describe(&self) -> String {
         match self {
-            KeepAlive::Every { interval, .. } => {
+            KeepAlive::WhenIdle { interval, .. } => {
                 format!("SSE comment after {} without a line", hd(*interval))
             }
+            KeepAlive::Ping { interval, .. } => format!("WebSocket ping every {}", hd(*interval)),
             KeepAlive::Polls { interval } => format!("a poll every {}", hd(*interval)),
             KeepAlive::HeldFor { wait } => format!("a held poll answered within {}", hd(*wait)),
-            KeepAlive::None => "no keep-alive: idle connections are cut".to_string(),
             KeepAlive::Unknown { why } => missing(why),
         }
     }
@@ -240,19 +248,27 @@ pub fn run_scenario(run_dir: &Path) -> Result<Scenario, String> {
     })
 }
 
-/// The keep-alive of `transport` under `scenario`. feed-server's WebSocket sends no ping
-/// (scenario files have no setting for one), so an idle WebSocket is silent.
+/// The keep-alive of `transport` under `scenario` (feed-server's: an external target's is
+/// its own).
 pub fn keep_alive(scenario: &Result<Scenario, String>, transport: &str) -> KeepAlive {
     let sc = match scenario {
         Ok(sc) => sc,
         Err(why) => return KeepAlive::Unknown { why: why.clone() },
     };
+    if sc.target.is_some() {
+        return KeepAlive::Unknown {
+            why: "an external target's keep-alive is its own".into(),
+        };
+    }
     match transport {
-        "sse" => KeepAlive::Every {
+        "sse" => KeepAlive::WhenIdle {
             interval: sc.sse.keep_alive,
             wire_bytes: SSE_KEEP_ALIVE_WIRE_BYTES,
         },
-        "ws" => KeepAlive::None,
+        "ws" => KeepAlive::Ping {
+            interval: sc.ws.ping_interval,
+            wire_bytes: WS_PING_PONG_WIRE_BYTES,
+        },
         "poll" => KeepAlive::Polls {
             interval: sc.poll.interval,
         },
@@ -282,12 +298,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sse_keep_alive_costs_eight_wire_bytes_per_interval() {
-        let k = KeepAlive::Every {
+    fn keep_alive_costs_eight_wire_bytes_per_interval() {
+        let k = KeepAlive::WhenIdle {
             interval: Duration::from_secs(15),
             wire_bytes: SSE_KEEP_ALIVE_WIRE_BYTES,
         };
         assert_eq!(k.bytes_per_connection_hour(), Some(1920.0));
-        assert_eq!(KeepAlive::None.bytes_per_connection_hour(), None);
+        let ping = KeepAlive::Ping {
+            interval: Duration::from_secs(30),
+            wire_bytes: WS_PING_PONG_WIRE_BYTES,
+        };
+        assert_eq!(ping.bytes_per_connection_hour(), Some(960.0));
+        let polls = KeepAlive::Polls {
+            interval: Duration::from_secs(1),
+        };
+        assert_eq!(polls.bytes_per_connection_hour(), None);
     }
 }

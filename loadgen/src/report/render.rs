@@ -878,9 +878,12 @@ fn keep_alive_table(
     doc.heading(3, format!("Keep-alive against {}", c.label));
     doc.para(format!(
         "A connection silent for longer than the idle timeout ({}) is cut. An SSE keep-alive \
-         is the comment \":\\n\\n\" (3 bytes) in an HTTP/1.1 chunk, 8 bytes on the wire, so it costs \
-         8 × 3600 / keep-alive seconds bytes per connection-hour at most (it is sent only when \
-         no line was). With the feed flowing nothing idles, whatever the keep-alive.",
+         is the comment \":\\n\\n\" (3 bytes) in an HTTP/1.1 chunk, 8 bytes on the wire, sent \
+         only once the keep-alive interval passed without a line: 8 × 3600 / interval bytes \
+         per connection-hour at most. A WebSocket ping is sent every interval whatever else \
+         flows: 2 bytes down and a 6-byte masked pong up, 8 × 3600 / interval bytes per \
+         connection-hour. Polls need none: their requests are the traffic. Cuts and \
+         recoveries are counted either way.",
         idle.map(|d| humantime::format_duration(d).to_string())
             .unwrap_or_else(|| missing("not known: the run's scenario.toml was not read"))
     ));
@@ -902,12 +905,16 @@ fn keep_alive_table(
                 let below = match (k.longest_silence(), idle) {
                     (Some(s), Some(i)) if s < i => "yes: nothing should be cut".to_string(),
                     (Some(_), Some(_)) => "no: a quiet connection is cut".to_string(),
-                    (None, Some(_)) => "no: a quiet connection is cut".to_string(),
+                    (None, Some(_)) => missing("keep-alive not known"),
                     (_, None) => missing("idle timeout not known"),
                 };
                 let cost = match (&k, k.bytes_per_connection_hour()) {
                     (
-                        faults::KeepAlive::Every {
+                        faults::KeepAlive::WhenIdle {
+                            interval,
+                            wire_bytes,
+                        }
+                        | faults::KeepAlive::Ping {
                             interval,
                             wire_bytes,
                         },
@@ -917,7 +924,6 @@ fn keep_alive_table(
                         fmt_bytes(b),
                         fmt_sig(interval.as_secs_f64())
                     ),
-                    (faults::KeepAlive::None, _) => "0: nothing is sent".to_string(),
                     (faults::KeepAlive::Unknown { why }, _) => missing(why),
                     _ => "none beyond its requests".to_string(),
                 };
