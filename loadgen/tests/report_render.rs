@@ -644,7 +644,8 @@ fn the_faults_section_shows_each_fault_with_a_column_per_transport() {
     for t in transports.iter().copied().chain([
         "Time to recover, p50",
         "Time to recover, p99",
-        drop,
+        "drop at 500ms",
+        "restart at 9s",
         "seconds since the restart",
     ]) {
         assert!(

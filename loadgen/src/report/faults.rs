@@ -64,6 +64,8 @@ pub struct FaultColumn<'a> {
     pub kind: Option<FaultKind>,
     /// Who injected it, as the first run recorded it.
     pub injector: String,
+    /// "restart at 9s": kind and start, for places too narrow for the label.
+    pub short_label: String,
     /// One per run given, in their order; `None` where a run has no i-th fault.
     pub results: Vec<(&'a TransportResult, Option<&'a FaultResult>)>,
 }
@@ -90,6 +92,14 @@ pub fn fault_columns<'a>(runs: &[&'a TransportResult]) -> Vec<FaultColumn<'a>> {
                 label: first.label.clone(),
                 kind: FaultKind::of(first),
                 injector: first.injector.clone(),
+                short_label: format!(
+                    "{} at {}",
+                    first.kind,
+                    // Whole milliseconds, as scenario files write times.
+                    hd(Duration::from_millis(
+                        (first.at_s.max(0.0) * 1e3).round() as u64
+                    ))
+                ),
                 results: runs.iter().map(|r| (*r, r.faults.get(i))).collect(),
             }
         })

@@ -35,7 +35,8 @@ pub(super) fn faults_chart(
         let groups = breaking
             .iter()
             .map(|c| BarGroup {
-                label: c.label.clone(),
+                // Full labels of several faults would overlap under their bars.
+                label: c.short_label.clone(),
                 bars: transports
                     .iter()
                     .map(|t| Bar {
