@@ -408,3 +408,317 @@ fn a_folder_without_summary_is_a_clear_error() {
         "{err:?}"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Faults: `tests/fixtures/faults_run` is a real faults-smoke run (debug build, every fault
+// kind, four transports, 40 clients), trimmed to what the report reads: summary.json (with
+// its histograms), scenario.toml and the time series. Expected figures are read from its
+// summary.json, not copied into the tests.
+// ---------------------------------------------------------------------------------------
+
+const FAULTS_FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/faults_run");
+
+/// The happy-path fixture's report.md as the report module wrote it before faults existed.
+const HAPPY_REPORT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/report_run/report.expected.md"
+);
+
+/// A copy of the faults run in a fresh folder, its summary changed by `edit` first; returns
+/// the folder and the summary as written.
+fn faults_run(name: &str, edit: impl FnOnce(&mut Value)) -> (PathBuf, Value) {
+    let dir = scratch(name);
+    let src = Path::new(FAULTS_FIXTURE);
+    let mut summary: Value = serde_json::from_str(&read(&src.join("summary.json"))).unwrap();
+    edit(&mut summary);
+    std::fs::write(dir.join("summary.json"), summary.to_string()).unwrap();
+    std::fs::copy(src.join("scenario.toml"), dir.join("scenario.toml")).unwrap();
+    for run in summary["runs"].as_array().unwrap() {
+        let rel = run["files"]["timeseries"].as_str().unwrap();
+        std::fs::create_dir_all(dir.join(rel).parent().unwrap()).unwrap();
+        std::fs::copy(src.join(rel), dir.join(rel)).unwrap();
+    }
+    (dir, summary)
+}
+
+/// The first Markdown table after the line `anchor` (a heading or a paragraph): its header,
+/// then its rows, cells trimmed.
+fn table_after(md: &str, anchor: &str) -> Vec<Vec<String>> {
+    let lines: Vec<&str> = md.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| *l == anchor || l.starts_with(anchor))
+        .unwrap_or_else(|| panic!("no {anchor:?} in\n{md}"));
+    let table: Vec<Vec<String>> = lines[start + 1..]
+        .iter()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            l.trim_matches('|')
+                .split(" | ")
+                .map(|c| c.trim().to_string())
+                .collect()
+        })
+        .collect();
+    assert!(table.len() > 2, "no table after {anchor:?}");
+    // The second line is the alignment rule.
+    let mut out = vec![table[0].clone()];
+    out.extend(table[2..].iter().cloned());
+    out
+}
+
+/// The row of a table whose first cell is `name`.
+fn row<'a>(table: &'a [Vec<String>], name: &str) -> &'a [String] {
+    table
+        .iter()
+        .find(|r| r[0] == name)
+        .unwrap_or_else(|| panic!("no row {name:?} in {table:?}"))
+}
+
+fn fault_heading(f: &Value) -> String {
+    format!(
+        "### {}, injected by the {}",
+        f["label"].as_str().unwrap(),
+        f["injector"].as_str().unwrap()
+    )
+}
+
+fn us(v: &Value) -> String {
+    report::verdict::fmt_us(v.as_u64().unwrap() as f64)
+}
+
+#[test]
+fn the_faults_section_shows_each_fault_with_a_column_per_transport() {
+    let (dir, s) = faults_run("faults", |_| {});
+    let files = report::write_report(&dir).unwrap();
+    let md = read(&files.markdown);
+    let runs = s["runs"].as_array().unwrap();
+    let transports: Vec<&str> = runs
+        .iter()
+        .map(|r| r["transport"].as_str().unwrap())
+        .collect();
+    assert_eq!(transports, ["sse", "ws", "poll", "long-poll"]);
+
+    for (i, f0) in runs[0]["faults"].as_array().unwrap().iter().enumerate() {
+        let table = table_after(&md, &fault_heading(f0));
+        assert_eq!(table[0][1..], transports, "{:?}", f0["label"]);
+        for (j, run) in runs.iter().enumerate() {
+            let f = &run["faults"][i];
+            let cell = |name: &str| row(&table, name)[j + 1].clone();
+            for (name, key) in [
+                ("sessions broken", "sessions_broken"),
+                ("reconnects", "reconnects"),
+                ("connect errors", "connect_errors"),
+                ("caught up", "caught_up"),
+                ("lost by restart", "lost_by_restart"),
+                ("lost to lag", "lost_to_lag"),
+                ("duplicated", "duplicated"),
+                ("gaps detected", "gaps_detected"),
+            ] {
+                assert_eq!(cell(name), f[key].to_string(), "{name} of {}", f["label"]);
+            }
+            // null: missing, with the reason, never 0.
+            match f["connections_hit"].as_u64() {
+                Some(n) => assert_eq!(cell("connections hit"), n.to_string()),
+                None => assert_eq!(cell("connections hit"), "— (not reported by its injector)"),
+            }
+            let recovered = f["recovery_us"]["count"].as_u64().unwrap();
+            if recovered > 0 {
+                assert_eq!(cell("recovery p50"), us(&f["recovery_us"]["p50"]));
+                assert_eq!(
+                    cell("recovery p99"),
+                    format!("{} ({recovered} recovered)", us(&f["recovery_us"]["p99"]))
+                );
+            } else {
+                assert_eq!(f["sessions_broken"], 0);
+                assert_eq!(cell("recovery p99"), "— (no session broken)");
+            }
+            let bystander = cell("bystander p99 vs calm p99");
+            assert!(
+                bystander.starts_with(&format!(
+                    "{} vs {} calm",
+                    us(&f["bystander_latency_us"]["p99"]),
+                    us(&run["calm_latency_us"]["p99"])
+                )),
+                "{bystander}"
+            );
+        }
+    }
+    // Notes under the table, said once when every transport has them.
+    assert!(md.contains("- every run: reset needs the proxy, which is not wired yet"));
+    assert!(md.contains("- every run: server killed (SIGKILL)"));
+
+    // Totals: every cause of loss, per transport.
+    let totals = table_after(&md, "Over the whole run");
+    for (j, run) in runs.iter().enumerate() {
+        let r = &totals[j + 1];
+        assert_eq!(r[0], transports[j]);
+        assert_eq!(r[1], run["connections"]["reconnects"].to_string());
+        assert_eq!(r[2], run["events"]["lost"].to_string());
+        assert_eq!(r[3], run["events"]["lost_by_restart"].to_string());
+        assert_eq!(r[4], run["events"]["lost_to_lag"].to_string());
+        assert_eq!(r[5], run["events"]["duplicated"].to_string());
+    }
+    assert!(
+        !md.contains("LOSS UNDER FAULTS"),
+        "the fixture lost nothing"
+    );
+
+    // The restart's storm: the reconnect rate second by second, and the server's peak CPU.
+    let restart = runs[0]["faults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|f| f["kind"] == "restart")
+        .unwrap();
+    let storm = table_after(
+        &md,
+        &format!(
+            "### Reconnect storm after {}",
+            runs[0]["faults"][restart]["label"].as_str().unwrap()
+        ),
+    );
+    for (j, run) in runs.iter().enumerate() {
+        let rates: Vec<String> = run["faults"][restart]["reconnects_per_sec"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.to_string())
+            .collect();
+        assert_eq!(storm[j + 1][1], rates.join(", "));
+        let cpu = run["faults"][restart]["server_peak_cpu_cores"]
+            .as_f64()
+            .unwrap();
+        assert_eq!(storm[j + 1][4], format!("{cpu:.2} cores"));
+    }
+
+    // Keep-alive against idle_cut: the scenario's `[sse] keep_alive = "1s"` costs
+    // 8 B × 3600 / 1 s = 28800 B = 28.1 KiB per connection-hour; ws pings every 30 s (default).
+    let keep = table_after(&md, "### Keep-alive against idle_cut");
+    assert_eq!(row(&keep, "sse")[2], "yes: nothing should be cut");
+    assert!(row(&keep, "sse")[3].starts_with("28.1 KiB"), "{keep:?}");
+    assert_eq!(row(&keep, "ws")[1], "WebSocket ping every 30s");
+    assert_eq!(row(&keep, "ws")[2], "no: a quiet connection is cut");
+
+    // Slow consumers: the fast clients' p99 beside the calm one.
+    let slow = runs[0]["faults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|f| f["kind"] == "slow_consumers")
+        .unwrap();
+    let isolation = table_after(&md, "### Isolation from slow_consumers");
+    for (j, run) in runs.iter().enumerate() {
+        let f = &run["faults"][slow];
+        assert_eq!(isolation[j + 1][1], f["connections_hit"].to_string());
+        assert_eq!(isolation[j + 1][2], f["lost_to_lag"].to_string());
+        assert_eq!(isolation[j + 1][4], us(&f["bystander_latency_us"]["p99"]));
+        assert_eq!(isolation[j + 1][5], us(&run["calm_latency_us"]["p99"]));
+    }
+
+    // The verdict's faults table, and the proxy faults named as without effect.
+    let verdict = table_after(&md, "### Faults: who recovered fastest, who lost least");
+    let drop = runs[0]["faults"][0]["label"].as_str().unwrap();
+    assert_eq!(row(&verdict, &format!("recovery p99: {drop}"))[5], "ws");
+    assert_eq!(
+        row(&verdict, &format!("recovery p99: {drop}"))[3],
+        "— (no session broken)"
+    );
+    assert!(md.contains("(reset needs the proxy, which is not wired yet)"));
+
+    // The chart, after the others, with every transport.
+    let names: Vec<&str> = files.charts.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "latency_spectrum",
+            "wire_bytes",
+            "server_cost",
+            "timeseries",
+            "faults"
+        ]
+    );
+    let chart = files.charts.last().unwrap();
+    assert_png(&chart.png);
+    let texts = svg_texts(&read(&chart.svg));
+    for t in transports.iter().copied().chain([
+        "Time to recover, p50",
+        "Time to recover, p99",
+        "drop at 500ms",
+        "restart at 9s",
+        "seconds since the restart",
+    ]) {
+        assert!(
+            texts.iter().any(|x| x == t),
+            "faults.svg lacks {t}: {texts:?}"
+        );
+    }
+    assert!(md.contains("(charts/faults.png)"));
+    let html = read(&files.html);
+    assert_eq!(html.matches("src=\"data:image/svg+xml;base64,").count(), 5);
+    assert!(html.contains("<h2>Faults</h2>"), "html has the section");
+}
+
+#[test]
+fn missing_fault_figures_render_as_missing_with_their_reason() {
+    let (dir, _) = faults_run("faults_missing", |s| {
+        let sse_drop = &mut s["runs"][0]["faults"][0];
+        // Sessions broke but none came back; the server was not sampled.
+        sse_drop["recovery_us"]["count"] = 0.into();
+        sse_drop["server_peak_cpu_cores"] = Value::Null;
+        // No calm before the first fault for ws; duplicates after its restart.
+        s["runs"][1]["calm_latency_us"] = Value::Null;
+        s["runs"][1]["faults"][4]["duplicated"] = 3.into();
+        s["runs"][1]["events"]["duplicated"] = 3.into();
+    });
+    let md = read(&report::write_report(&dir).unwrap().markdown);
+    let runs_drop = table_after(&md, "### drop at 500ms, 50%, injected by the server");
+    assert_eq!(
+        row(&runs_drop, "recovery p99")[1],
+        "— (none of 40 broken sessions recovered)"
+    );
+    assert_eq!(
+        row(&runs_drop, "server peak CPU")[1],
+        "— (server not sampled)"
+    );
+    assert!(
+        row(&runs_drop, "bystander p99 vs calm p99")[2]
+            .ends_with("vs — (no calm latency before the first fault)"),
+        "{runs_drop:?}"
+    );
+    let totals = table_after(&md, "Over the whole run");
+    assert_eq!(row(&totals, "ws")[8], "— (no line before the first fault)");
+    // Loss and duplicates are said loudly, first in the section and in the caveats.
+    assert!(md.contains("**LOSS UNDER FAULTS:"), "{md}");
+    assert!(md.contains("ws: 0 lines lost, 3 duplicated"));
+    assert!(md.contains("3 lines DUPLICATED after restart(down 500ms) at 9s, 100%"));
+    assert!(md.contains("only 0 of 40 broken sessions received a line again"));
+    let restart = table_after(
+        &md,
+        "### restart(down 500ms) at 9s, 100%, injected by the orchestrator",
+    );
+    assert_eq!(row(&restart, "duplicated")[2], "3 DUPLICATED");
+    // The verdict: sse has no recovery figure for the drop, and ws duplicated so it cannot
+    // have lost least.
+    let verdict = table_after(&md, "### Faults: who recovered fastest, who lost least");
+    let drop = row(&verdict, "recovery p99: drop at 500ms, 50%");
+    assert_eq!(drop[1], "— (none of 40 broken sessions recovered)");
+    assert_eq!(drop[5], "ws");
+    let loss = row(&verdict, "lines lost (lost + by restart + to lag)");
+    assert!(
+        loss[2].ends_with("3 DUPLICATED") && loss[2].contains("#4"),
+        "{loss:?}"
+    );
+    assert_eq!(loss[5], "sse, long-poll (tie)");
+}
+
+#[test]
+fn a_happy_path_report_is_byte_for_byte_what_it_was() {
+    let dir = fixture_run("happy");
+    let files = report::write_report(&dir).unwrap();
+    // The happy-path fixture run (same seed as `fixture_run`) as the report module wrote it
+    // before faults were reported: nothing of faults may leak into a run without them.
+    assert_eq!(read(&files.markdown), read(Path::new(HAPPY_REPORT)));
+    assert!(files.charts.iter().all(|c| c.name != "faults"));
+    assert!(!dir.join("charts/faults.png").exists());
+}

@@ -9,6 +9,8 @@
 //!   the runs of a sweep by swept value.
 //! - [`verdict`](mod@verdict): the verdict on "SSE > WebSocket > polling", a pure function of a
 //!   [`Summary`]; its module doc states the ranking and tie rules.
+//! - [`faults`]: a run's faults read back: each fault across transports, the keep-alive
+//!   each transport had against `idle_cut`, missing figures with their reasons.
 //! - [`spread`]: a figure over repetitions: median, range and a bootstrap 95% interval.
 //! - [`charts`]: the charts, described as data (panels of lines or bars) and drawn by one
 //!   generic function, once per backend (PNG and SVG), so both files always agree.
@@ -24,6 +26,8 @@
 //! RUN_DIR/charts/wire_bytes.{png,svg}         bytes per delivered event, down and up
 //! RUN_DIR/charts/server_cost.{png,svg}        server memory per connection, CPU per event
 //! RUN_DIR/charts/timeseries.{png,svg}         latency p99, deliveries/s, server RSS over time
+//! RUN_DIR/charts/faults.{png,svg}             runs with faults only: recovery p50/p99 per
+//!                                             fault, reconnects per second after each restart
 //! RUN_DIR/charts/sweep.{png,svg}              sweeps only: each metric against the swept value
 //! OUT_DIR/compare.md, OUT_DIR/charts/compare_*.{png,svg}
 //! ```
@@ -33,6 +37,7 @@
 pub mod charts;
 pub mod data;
 pub mod doc;
+pub mod faults;
 pub mod render;
 pub mod spread;
 pub mod verdict;
@@ -41,8 +46,8 @@ use std::path::{Path, PathBuf};
 
 pub use charts::{transport_color, ChartFile};
 pub use verdict::{
-    aggregates, verdict, Caveat, CaveatKind, Claim, Figure, Metric, MetricRow, Verdict,
-    VerdictGroup,
+    aggregates, verdict, Caveat, CaveatKind, Claim, FaultsVerdict, Figure, LossRow, Metric,
+    MetricRow, RecoveryRow, Verdict, VerdictGroup,
 };
 
 use crate::results::Summary;

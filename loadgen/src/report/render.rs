@@ -6,9 +6,14 @@ use std::path::Path;
 use super::charts::ChartFile;
 use super::data;
 use super::doc::{Doc, Inline};
+use super::faults::{
+    self, bystander_vs_calm, connections_hit, fault_columns, has_faults, missing, recovery_missing,
+    FaultColumn, FaultKind,
+};
 use super::spread::Spread;
 use super::verdict::{
-    self, fmt_bytes, fmt_sig, fmt_us, Metric, Verdict, VerdictGroup, CLAIM, TIE_TOLERANCE,
+    self, fmt_bytes, fmt_sig, fmt_us, FaultsVerdict, Figure, Metric, Verdict, VerdictGroup, CLAIM,
+    TIE_TOLERANCE,
 };
 use crate::results::{Percentiles, Summary, ThreadScheduling, TransportResult};
 
@@ -83,12 +88,19 @@ pub fn run_report(
         }
         verdict_table(&mut doc, group);
     }
+    for f in &verdict.faults {
+        faults_verdict_table(&mut doc, f);
+    }
 
     doc.heading(2, "Caveats");
     if verdict.caveats.is_empty() {
         doc.para("None found: the load generator kept up, no events were lost or duplicated, every run had enough latency samples and wire bytes matched the kernel's counts.");
     } else {
         doc.list(verdict.caveats.iter().map(|c| c.text.clone()));
+    }
+
+    if has_faults(summary) {
+        faults_section(&mut doc, summary, run_dir);
     }
 
     doc.heading(2, "Charts");
@@ -584,6 +596,452 @@ fn details(doc: &mut Doc, s: &Summary) {
         doc.heading(3, "Warnings recorded by the runs");
         doc.list(warnings);
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Faults
+// ---------------------------------------------------------------------------------------
+
+/// A ranked figure: "2.03 s (×1.64, #4)", or missing with its reason.
+fn ranked_cell(f: &Figure, fmt: impl Fn(f64) -> String, why: Option<&str>) -> String {
+    match (f.value, f.rank) {
+        (Some(v), Some(rank)) => {
+            let interval = match f.spread {
+                Some(s) if s.n > 1 => format!(" [{}–{}]", fmt(s.low), fmt(s.high)),
+                _ => String::new(),
+            };
+            format!(
+                "{}{interval} (×{}, #{rank})",
+                fmt(v),
+                f.ratio_to_best
+                    .map(|r| format!("{r:.2}"))
+                    .unwrap_or_else(|| "∞".into())
+            )
+        }
+        _ => missing(why.unwrap_or("not measured")),
+    }
+}
+
+/// The verdict's faults group: recovery p99 per fault that broke sessions, and loss.
+fn faults_verdict_table(doc: &mut Doc, f: &FaultsVerdict) {
+    let at = f
+        .sweep
+        .as_deref()
+        .map(|s| format!(" at {s}"))
+        .unwrap_or_default();
+    doc.heading(
+        3,
+        format!("Faults{at}: who recovered fastest, who lost least"),
+    );
+    doc.para(format!(
+        "Not part of the claim's count. Recovery: the p99 of the time from a fault (or the break \
+         it caused) to the first line received again, per fault that broke a session on some \
+         transport. Lines lost: lost + lost by restart + lost to lag over the run; a transport \
+         that duplicated a line ranks behind every one that did not. Same ranking as above: \
+         lower is better, ties within {:.0}% share a rank. A p99 over a few dozen sessions is \
+         close to their slowest.",
+        TIE_TOLERANCE * 100.0
+    ));
+    let mut header = vec!["figure".to_string()];
+    header.extend(f.transports.iter().cloned());
+    header.push("best".into());
+    let names = |ts: &[&str]| match ts {
+        [] => "none".to_string(),
+        [one] => one.to_string(),
+        many => format!("{} (tie)", many.join(", ")),
+    };
+    let mut rows: Vec<Vec<String>> = f
+        .recovery
+        .iter()
+        .map(|row| {
+            let mut cells = vec![format!("recovery p99: {}", row.label)];
+            cells.extend(row.figures.iter().map(|fig| {
+                let why = row
+                    .missing
+                    .iter()
+                    .find(|(t, _)| *t == fig.transport)
+                    .map(|(_, w)| w.as_str());
+                ranked_cell(fig, fmt_us, why)
+            }));
+            cells.push(names(&row.fastest()));
+            cells
+        })
+        .collect();
+    let mut loss = vec!["lines lost (lost + by restart + to lag)".to_string()];
+    loss.extend(f.loss.figures.iter().map(|fig| {
+        let cell = ranked_cell(fig, |v| format!("{v:.0}"), None);
+        match f.loss.duplicates(&fig.transport) {
+            0 => cell,
+            n => format!("{cell}, {n} DUPLICATED"),
+        }
+    }));
+    loss.push(names(&f.loss.least()));
+    rows.push(loss);
+    doc.table(header, rows);
+    if f.recovery.is_empty() {
+        doc.para("No fault broke a session, so no recovery was timed.");
+    }
+}
+
+/// The runs the faults section shows, one column each: measured runs, in group order.
+fn fault_runs(s: &Summary) -> Vec<&TransportResult> {
+    data::groups(s)
+        .into_iter()
+        .flat_map(|g| g.runs)
+        .filter(|r| r.status.is_measured())
+        .collect()
+}
+
+/// The "Faults" section: totals, one table per fault with a column per run, then the
+/// keep-alive, reconnect-storm and isolation views of the kinds that have them.
+fn faults_section(doc: &mut Doc, s: &Summary, run_dir: &Path) {
+    let runs = fault_runs(s);
+    doc.heading(2, "Faults");
+    // The server holds history, so a resume must lose and repeat nothing: say so first.
+    let alarms: Vec<String> = runs
+        .iter()
+        .filter(|r| r.events.lost > 0 || r.events.duplicated > 0)
+        .map(|r| {
+            format!(
+                "{}: {} lines lost, {} duplicated",
+                run_label(r),
+                r.events.lost,
+                r.events.duplicated
+            )
+        })
+        .collect();
+    if !alarms.is_empty() {
+        doc.inlines(vec![Inline::Strong(format!(
+            "LOSS UNDER FAULTS: the server holds history, so resuming must lose and repeat nothing, \
+             but {}.",
+            alarms.join("; ")
+        ))]);
+    }
+    doc.para(
+        "Each fault owns the time from its start to the next fault's (or the run's end). \
+         Hit: the connections its injector reports it hit. Broken: sessions that ended because \
+         of it. Recovery: from the fault (or the break) to the first line received again, per \
+         recovered session. Caught up: lines received after a resume that were sent meanwhile. \
+         Lost by restart: lines a restarted server no longer had; lost to lag: lines the \
+         server's lag policy dropped for a slow client. Bystander p99: the latency of the \
+         clients the fault did not touch, against the calm before the first fault. A missing \
+         figure says why it is missing; it is never shown as 0.",
+    );
+
+    let mut header = vec!["run".to_string()];
+    header.extend(
+        [
+            "reconnects",
+            "lost",
+            "lost by restart",
+            "lost to lag",
+            "duplicated",
+            "out of order",
+            "gaps detected",
+            "calm p99",
+        ]
+        .map(String::from),
+    );
+    doc.para("Over the whole run (lines lost are counted per run, not per fault):");
+    doc.table(
+        header,
+        runs.iter()
+            .map(|r| {
+                let e = &r.events;
+                vec![
+                    run_label(r),
+                    r.connections.reconnects.to_string(),
+                    e.lost.to_string(),
+                    e.lost_by_restart.to_string(),
+                    e.lost_to_lag.to_string(),
+                    e.duplicated.to_string(),
+                    e.out_of_order.to_string(),
+                    r.faults
+                        .iter()
+                        .map(|f| f.gaps_detected)
+                        .sum::<u64>()
+                        .to_string(),
+                    faults::us_or(
+                        r.calm_latency_us.as_ref().and_then(faults::p99),
+                        "no line before the first fault",
+                    ),
+                ]
+            })
+            .collect(),
+    );
+
+    let columns = fault_columns(&runs);
+    for c in &columns {
+        fault_table(doc, c);
+    }
+    let scenario = faults::run_scenario(run_dir);
+    for c in columns
+        .iter()
+        .filter(|c| c.kind == Some(FaultKind::IdleCut))
+    {
+        keep_alive_table(doc, c, &scenario);
+    }
+    for c in columns
+        .iter()
+        .filter(|c| c.kind == Some(FaultKind::Restart))
+    {
+        storm_table(doc, c);
+    }
+    for c in columns
+        .iter()
+        .filter(|c| c.kind == Some(FaultKind::SlowConsumers))
+    {
+        isolation_table(doc, c);
+    }
+}
+
+/// One fault: a row per figure, a column per run, its notes under the table.
+fn fault_table(doc: &mut Doc, c: &FaultColumn<'_>) {
+    doc.heading(3, format!("{}, injected by the {}", c.label, c.injector));
+    let mut header = vec!["".to_string()];
+    header.extend(c.results.iter().map(|(r, _)| run_label(r)));
+    type Cell = fn(&TransportResult, &crate::results::FaultResult) -> String;
+    let rows: [(&str, Cell); 13] = [
+        ("connections hit", |_, f| connections_hit(f)),
+        ("sessions broken", |_, f| f.sessions_broken.to_string()),
+        ("connect errors", |_, f| f.connect_errors.to_string()),
+        ("reconnects", |_, f| f.reconnects.to_string()),
+        ("recovery p50", |_, f| match recovery_missing(f) {
+            Some(why) => missing(&why),
+            None => fmt_us(f.recovery_us.p50 as f64),
+        }),
+        ("recovery p99", |_, f| match recovery_missing(f) {
+            Some(why) => missing(&why),
+            None => format!(
+                "{} ({} recovered)",
+                fmt_us(f.recovery_us.p99 as f64),
+                f.recovery_us.count
+            ),
+        }),
+        ("caught up", |_, f| f.caught_up.to_string()),
+        ("lost by restart", |_, f| f.lost_by_restart.to_string()),
+        ("lost to lag", |_, f| f.lost_to_lag.to_string()),
+        ("duplicated", |_, f| match f.duplicated {
+            0 => "0".into(),
+            n => format!("{n} DUPLICATED"),
+        }),
+        ("gaps detected", |_, f| f.gaps_detected.to_string()),
+        ("bystander p99 vs calm p99", |r, f| {
+            bystander_vs_calm(f, r.calm_latency_us.as_ref())
+        }),
+        ("server peak CPU", |_, f| match f.server_peak_cpu_cores {
+            Some(c) => format!("{c:.2} cores"),
+            None => missing("server not sampled"),
+        }),
+    ];
+    doc.table(
+        header,
+        rows.iter()
+            .map(|(name, cell)| {
+                let mut cells = vec![name.to_string()];
+                cells.extend(c.results.iter().map(|(r, f)| match f {
+                    Some(f) => cell(r, f),
+                    None => missing("its run has no such fault"),
+                }));
+                cells
+            })
+            .collect(),
+    );
+    // A note every run shares is said once.
+    let mut notes: Vec<(String, Vec<String>)> = Vec::new();
+    for (r, f) in &c.results {
+        for note in f.iter().flat_map(|f| &f.notes) {
+            match notes.iter_mut().find(|(n, _)| n == note) {
+                Some((_, who)) => who.push(run_label(r)),
+                None => notes.push((note.clone(), vec![run_label(r)])),
+            }
+        }
+    }
+    let everyone = c.results.len();
+    doc.list(notes.into_iter().map(|(note, who)| {
+        if who.len() == everyone && everyone > 1 {
+            format!("every run: {note}")
+        } else {
+            format!("{}: {note}", who.join(", "))
+        }
+    }));
+}
+
+/// Keep-alive against an idle cut: what each transport sends when idle, what it costs,
+/// and whether the cut broke anything.
+fn keep_alive_table(
+    doc: &mut Doc,
+    c: &FaultColumn<'_>,
+    scenario: &Result<crate::scenario::Scenario, String>,
+) {
+    let idle = faults::idle_timeout(scenario, &c.label);
+    doc.heading(3, format!("Keep-alive against {}", c.label));
+    doc.para(format!(
+        "A connection silent for longer than the idle timeout ({}) is cut. An SSE keep-alive \
+         is the comment \":\\n\\n\" (3 bytes) in an HTTP/1.1 chunk, 8 bytes on the wire, sent \
+         only once the keep-alive interval passed without a line: 8 × 3600 / interval bytes \
+         per connection-hour at most. A WebSocket ping is sent every interval whatever else \
+         flows: 2 bytes down and a 6-byte masked pong up, 8 × 3600 / interval bytes per \
+         connection-hour. Polls need none: their requests are the traffic. Cuts and \
+         recoveries are counted either way.",
+        idle.map(|d| humantime::format_duration(d).to_string())
+            .unwrap_or_else(|| missing("not known: the run's scenario.toml was not read"))
+    ));
+    doc.table(
+        [
+            "run",
+            "keep-alive",
+            "below the idle timeout",
+            "cost per connection-hour",
+            "sessions broken",
+            "recovery p99",
+        ]
+        .map(String::from)
+        .to_vec(),
+        c.results
+            .iter()
+            .map(|(r, f)| {
+                let k = faults::keep_alive(scenario, &r.transport);
+                let below = match (k.longest_silence(), idle) {
+                    (Some(s), Some(i)) if s < i => "yes: nothing should be cut".to_string(),
+                    (Some(_), Some(_)) => "no: a quiet connection is cut".to_string(),
+                    (None, Some(_)) => missing("keep-alive not known"),
+                    (_, None) => missing("idle timeout not known"),
+                };
+                let cost = match (&k, k.bytes_per_connection_hour()) {
+                    (
+                        faults::KeepAlive::WhenIdle {
+                            interval,
+                            wire_bytes,
+                        }
+                        | faults::KeepAlive::Ping {
+                            interval,
+                            wire_bytes,
+                        },
+                        Some(b),
+                    ) => format!(
+                        "{} ({wire_bytes} B × 3600 / {} s)",
+                        fmt_bytes(b),
+                        fmt_sig(interval.as_secs_f64())
+                    ),
+                    (faults::KeepAlive::Unknown { why }, _) => missing(why),
+                    _ => "none beyond its requests".to_string(),
+                };
+                let (broken, recovery) = match f {
+                    Some(f) => (
+                        f.sessions_broken.to_string(),
+                        match recovery_missing(f) {
+                            Some(why) => missing(&why),
+                            None => fmt_us(f.recovery_us.p99 as f64),
+                        },
+                    ),
+                    None => (missing("its run has no such fault"), "—".into()),
+                };
+                vec![run_label(r), k.describe(), below, cost, broken, recovery]
+            })
+            .collect(),
+    );
+}
+
+/// A restart's reconnect storm: sessions per second from the restart, and the server's
+/// peak CPU meanwhile. Back-off with jitter spreads the storm over several seconds.
+fn storm_table(doc: &mut Doc, c: &FaultColumn<'_>) {
+    doc.heading(3, format!("Reconnect storm after {}", c.label));
+    doc.para(
+        "Sessions established in each second from the restart. Clients backing off with \
+         jitter spread their reconnects over several seconds instead of one spike.",
+    );
+    doc.table(
+        [
+            "run",
+            "reconnects per second",
+            "peak",
+            "seconds with reconnects",
+            "server peak CPU",
+        ]
+        .map(String::from)
+        .to_vec(),
+        c.results
+            .iter()
+            .map(|(r, f)| match f {
+                Some(f) => vec![
+                    run_label(r),
+                    f.reconnects_per_sec
+                        .iter()
+                        .map(|n| n.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    f.reconnects_per_sec
+                        .iter()
+                        .max()
+                        .copied()
+                        .unwrap_or(0)
+                        .to_string(),
+                    f.reconnects_per_sec
+                        .iter()
+                        .filter(|n| **n > 0)
+                        .count()
+                        .to_string(),
+                    match f.server_peak_cpu_cores {
+                        Some(c) => format!("{c:.2} cores"),
+                        None => missing("server not sampled"),
+                    },
+                ],
+                None => {
+                    let mut row = vec![run_label(r)];
+                    row.extend((0..4).map(|_| missing("its run has no such fault")));
+                    row
+                }
+            })
+            .collect(),
+    );
+}
+
+/// Slow consumers: the lag policy's toll on them, and the fast clients' p99 beside the calm.
+fn isolation_table(doc: &mut Doc, c: &FaultColumn<'_>) {
+    doc.heading(3, format!("Isolation from {}", c.label));
+    doc.para(
+        "The slow clients' lines the server's lag policy dropped (lost to lag), and the other \
+         clients' latency p99 while they were slow, beside the same clients' calm p99 before \
+         the first fault: isolation measured, not assumed.",
+    );
+    doc.table(
+        [
+            "run",
+            "slow clients",
+            "lost to lag",
+            "sessions broken",
+            "fast clients p99",
+            "calm p99",
+            "ratio",
+        ]
+        .map(String::from)
+        .to_vec(),
+        c.results
+            .iter()
+            .map(|(r, f)| {
+                let Some(f) = f else {
+                    let mut row = vec![run_label(r)];
+                    row.extend((0..6).map(|_| missing("its run has no such fault")));
+                    return row;
+                };
+                let by = faults::p99(&f.bystander_latency_us);
+                let calm = r.calm_latency_us.as_ref().and_then(faults::p99);
+                vec![
+                    run_label(r),
+                    connections_hit(f),
+                    f.lost_to_lag.to_string(),
+                    f.sessions_broken.to_string(),
+                    faults::us_or(by, "no untouched client received a line"),
+                    faults::us_or(calm, "no line before the first fault"),
+                    match (by, calm) {
+                        (Some(b), Some(c)) if c > 0 => format!("×{}", fmt_sig(b as f64 / c as f64)),
+                        _ => "—".into(),
+                    },
+                ]
+            })
+            .collect(),
+    );
 }
 
 // ---------------------------------------------------------------------------------------

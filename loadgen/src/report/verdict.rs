@@ -37,10 +37,26 @@
 //! rank(sse) ≤ rank(ws) ≤ rank(polling) over the classes that have a figure — a tie does not
 //! contradict it (shown as "held, tie") — and *did not hold* otherwise. With fewer than two
 //! classes present it is *not checked* and not counted.
+//!
+//! # Faults
+//! A group whose runs had faults also gets a faults verdict ([`FaultsVerdict`]), its own
+//! group, not counted in the claim's held/checked: faults test recovery, not the claim.
+//! - *Recovered fastest*: per fault that broke a session on some transport, the recovery
+//!   time p99 (from the fault to the first line received again) is ranked with the same
+//!   tie rule (5 % or 1 µs; overlapping intervals with repetitions). A transport none of
+//!   whose sessions broke, or none of whose broken sessions recovered, has no figure and
+//!   is named with the reason.
+//! - *Lost least*: lost + lost by restart + lost to lag over the run, ranked the same way;
+//!   duplicated lines are a failure, so a transport that duplicated ranks behind every one
+//!   that did not, whatever it lost.
+//! - Caveats name faults that hit more connections than their fraction, broken sessions
+//!   that never recovered, duplicates after a fault, and faults that had no recorded
+//!   effect together with the injector's notes (e.g. one that needs a proxy not wired).
 
 use crate::results::{Summary, TransportResult};
 
 use super::data::{self, transport_order};
+use super::faults::{fault_columns, overshoot, recovery_missing};
 use super::spread::Spread;
 
 /// The claim under test.
@@ -323,6 +339,9 @@ pub enum CaveatKind {
     MissingTransport,
     /// A warning the run itself recorded.
     Recorded,
+    /// A fault did more, less or something else than the scenario asked, or left sessions
+    /// unrecovered or lines duplicated.
+    Fault,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -342,6 +361,102 @@ pub struct Verdict {
     /// Metrics (× sweep values) where it could be checked.
     pub checked: usize,
     pub caveats: Vec<Caveat>,
+    /// One per group whose runs had faults; empty on a happy path.
+    pub faults: Vec<FaultsVerdict>,
+}
+
+/// Recovery time p99 for one fault across transports.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecoveryRow {
+    /// The fault's label (`restart(down 500ms) at 9s, 100%`).
+    pub label: String,
+    /// One per transport of the group; the value is the recovery p99 in µs.
+    pub figures: Vec<Figure>,
+    /// (transport, why it has no figure), for each transport without one.
+    pub missing: Vec<(String, String)>,
+}
+
+impl RecoveryRow {
+    /// The transports ranked first (more than one: a tie).
+    pub fn fastest(&self) -> Vec<&str> {
+        first_ranked(&self.figures)
+    }
+}
+
+/// Lines lost over a run with faults, across transports.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LossRow {
+    /// One per transport; the value is lost + lost by restart + lost to lag.
+    pub figures: Vec<Figure>,
+    /// (transport, duplicated lines, the most of its repetitions): non-zero is a failure.
+    pub duplicated: Vec<(String, u64)>,
+}
+
+impl LossRow {
+    /// The transports that lost least without duplicating (more than one: a tie); empty
+    /// when every transport duplicated.
+    pub fn least(&self) -> Vec<&str> {
+        first_ranked(&self.figures)
+            .into_iter()
+            .filter(|t| self.duplicates(t) == 0)
+            .collect()
+    }
+
+    pub fn duplicates(&self, transport: &str) -> u64 {
+        self.duplicated
+            .iter()
+            .find(|(t, _)| t == transport)
+            .map_or(0, |(_, n)| *n)
+    }
+}
+
+/// The faults verdict of one group of runs: who recovered fastest and who lost least.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FaultsVerdict {
+    pub sweep: Option<String>,
+    pub transports: Vec<String>,
+    /// One per fault that broke a session on some transport, in the scenario's order.
+    pub recovery: Vec<RecoveryRow>,
+    pub loss: LossRow,
+}
+
+impl FaultsVerdict {
+    /// "fastest to recover: ws (drop at 500ms, 50%), long-poll and poll, tied (restart…);
+    /// lost least: sse, ws and long-poll, tied".
+    pub fn summary(&self) -> String {
+        let names = |ts: &[&str]| match ts {
+            [] => "none".to_string(),
+            [one] => one.to_string(),
+            [init @ .., last] => format!("{} and {last}, tied", init.join(", ")),
+        };
+        let mut parts = Vec::new();
+        if !self.recovery.is_empty() {
+            let rows: Vec<String> = self
+                .recovery
+                .iter()
+                .map(|r| format!("{} ({})", names(&r.fastest()), r.label))
+                .collect();
+            parts.push(format!("fastest to recover: {}", rows.join("; ")));
+        } else {
+            parts.push("no fault broke a session, so no recovery was timed".into());
+        }
+        let least = self.loss.least();
+        parts.push(if least.is_empty() {
+            "every transport duplicated lines, so none lost least".to_string()
+        } else {
+            format!("lost least: {}", names(&least))
+        });
+        parts.join("; ")
+    }
+}
+
+/// The transports of rank 1, in the figures' order.
+fn first_ranked(figures: &[Figure]) -> Vec<&str> {
+    figures
+        .iter()
+        .filter(|f| f.rank == Some(1))
+        .map(|f| f.transport.as_str())
+        .collect()
 }
 
 impl Verdict {
@@ -441,6 +556,14 @@ impl Verdict {
             s.push('.');
             s
         };
+        for f in &self.faults {
+            let at = f
+                .sweep
+                .as_deref()
+                .map(|s| format!(" at {s}"))
+                .unwrap_or_default();
+            s.push_str(&format!(" Under faults{at}: {}.", f.summary()));
+        }
         if self.repetitions() == 1 {
             s.push_str(
                 " One run per transport: not settled (`--repeat N` runs each N times and ranks by their spread).",
@@ -523,6 +646,7 @@ pub fn verdict(summary: &Summary) -> Verdict {
         });
     }
     let mut groups = Vec::new();
+    let mut faults = Vec::new();
     for g in data::groups(summary) {
         let (ok, failed): (Vec<&TransportResult>, Vec<&TransportResult>) =
             g.runs.iter().partition(|r| r.status.is_measured());
@@ -558,6 +682,10 @@ pub fn verdict(summary: &Summary) -> Verdict {
             &ok,
             failed.iter().map(|r| r.transport.clone()).collect(),
         );
+        if ok.iter().any(|r| !r.faults.is_empty()) {
+            fault_caveats(&ok, &g.suffix(), &mut caveats);
+            faults.push(faults_verdict(g.sweep.clone(), &ok));
+        }
         for class in ["sse", "ws", "polling"] {
             let present = group.transports.iter().any(|t| class_of(t) == Some(class));
             if !present {
@@ -581,6 +709,214 @@ pub fn verdict(summary: &Summary) -> Verdict {
         held,
         checked,
         caveats,
+        faults,
+    }
+}
+
+/// Every repetition of each transport, in the canonical transport order.
+fn by_transport<'a>(runs: &[&'a TransportResult]) -> Vec<(String, Vec<&'a TransportResult>)> {
+    let mut out: Vec<(String, Vec<&TransportResult>)> = Vec::new();
+    for r in runs {
+        match out.iter_mut().find(|(t, _)| *t == r.transport) {
+            Some((_, reps)) => reps.push(r),
+            None => out.push((r.transport.clone(), vec![r])),
+        }
+    }
+    out.sort_by_key(|(t, _)| transport_order(t));
+    out
+}
+
+/// Figures from each transport's repetitions, ranked by the module doc's rule (lower is
+/// better); `ranks` overrides the ranking when given.
+fn ranked_figures(
+    names: &[String],
+    spreads: Vec<Option<Spread>>,
+    resolution: f64,
+    ranks: Option<Vec<Option<usize>>>,
+) -> Vec<Figure> {
+    let values: Vec<Option<f64>> = spreads.iter().map(|s| s.map(|s| s.median)).collect();
+    let ranks = ranks.unwrap_or_else(|| rank_spreads(&spreads, TIE_TOLERANCE, resolution));
+    let best = values.iter().flatten().copied().min_by(f64::total_cmp);
+    names
+        .iter()
+        .zip(values.iter().zip(spreads.iter().zip(&ranks)))
+        .map(|(t, (v, (spread, rank)))| Figure {
+            transport: t.clone(),
+            value: *v,
+            spread: *spread,
+            ratio_to_best: match (v, best) {
+                (Some(v), Some(b)) if b > 0.0 => Some(v / b),
+                (Some(v), Some(b)) if *v == b => Some(1.0),
+                _ => None,
+            },
+            rank: *rank,
+        })
+        .collect()
+}
+
+/// Who recovered fastest from each fault that broke sessions, and who lost least.
+fn faults_verdict(sweep: Option<String>, runs: &[&TransportResult]) -> FaultsVerdict {
+    let transports = by_transport(runs);
+    let names: Vec<String> = transports.iter().map(|(t, _)| t.clone()).collect();
+    let mut recovery = Vec::new();
+    for (i, column) in fault_columns(runs).iter().enumerate() {
+        if !column.broke_sessions() {
+            continue;
+        }
+        let mut missing = Vec::new();
+        let spreads = transports
+            .iter()
+            .map(|(t, reps)| {
+                let values: Vec<f64> = reps
+                    .iter()
+                    .filter_map(|r| r.faults.get(i))
+                    .filter(|f| f.recovery_us.count > 0)
+                    .map(|f| f.recovery_us.p99 as f64)
+                    .collect();
+                let spread = Spread::of(&values);
+                if spread.is_none() {
+                    let why = reps
+                        .iter()
+                        .find_map(|r| r.faults.get(i))
+                        .map(|f| recovery_missing(f).unwrap_or_default())
+                        .unwrap_or_else(|| "its run has no such fault".into());
+                    missing.push((t.clone(), why));
+                }
+                spread
+            })
+            .collect();
+        recovery.push(RecoveryRow {
+            label: column.label.clone(),
+            figures: ranked_figures(&names, spreads, Metric::LatencyP99.resolution(), None),
+            missing,
+        });
+    }
+
+    // Lines are counted whole: 1 line of resolution.
+    let spreads: Vec<Option<Spread>> = transports
+        .iter()
+        .map(|(_, reps)| {
+            let values: Vec<f64> = reps
+                .iter()
+                .map(|r| (r.events.lost + r.events.lost_by_restart + r.events.lost_to_lag) as f64)
+                .collect();
+            Spread::of(&values)
+        })
+        .collect();
+    let duplicated: Vec<(String, u64)> = transports
+        .iter()
+        .map(|(t, reps)| {
+            let most = reps.iter().map(|r| r.events.duplicated).max().unwrap_or(0);
+            (t.clone(), most)
+        })
+        .collect();
+    // Duplicates are a failure: those that duplicated rank behind every one that did not.
+    let dup = |i: usize| duplicated[i].1 > 0;
+    let keep = |want: bool| -> Vec<Option<Spread>> {
+        spreads
+            .iter()
+            .enumerate()
+            .map(|(i, s)| if dup(i) == want { *s } else { None })
+            .collect()
+    };
+    let clean_ranks = rank_spreads(&keep(false), TIE_TOLERANCE, 1.0);
+    let clean = clean_ranks.iter().flatten().count();
+    let dup_ranks = rank_spreads(&keep(true), TIE_TOLERANCE, 1.0);
+    let ranks = clean_ranks
+        .iter()
+        .zip(&dup_ranks)
+        .map(|(c, d)| c.or(d.map(|d| d + clean)))
+        .collect();
+    let loss = LossRow {
+        figures: ranked_figures(&names, spreads, 1.0, Some(ranks)),
+        duplicated,
+    };
+    FaultsVerdict {
+        sweep,
+        transports: names,
+        recovery,
+        loss,
+    }
+}
+
+/// What a run's faults did that a reader must know before trusting their rows.
+fn fault_caveats(runs: &[&TransportResult], at: &str, out: &mut Vec<Caveat>) {
+    for r in runs {
+        let calm = r.calm_latency_us.as_ref().map_or(0, |p| p.count);
+        if !r.faults.is_empty() && calm < MIN_LATENCY_SAMPLES {
+            out.push(caveat(
+                CaveatKind::Fault,
+                r,
+                format!(
+                    "{}{at}: calm latency (before the first fault) from only {calm} samples \
+                     (fewer than {MIN_LATENCY_SAMPLES}): bystander-against-calm ratios compare \
+                     with a thin baseline",
+                    r.transport
+                ),
+            ));
+        }
+    }
+    for column in fault_columns(runs) {
+        let label = &column.label;
+        // Faults with no recorded effect, once per fault and note for all transports.
+        let mut silent: Vec<(String, Vec<String>)> = Vec::new();
+        for (r, f) in &column.results {
+            let Some(f) = f else { continue };
+            let t = &r.transport;
+            if let Some((hit, allowed)) = overshoot(r, f) {
+                out.push(caveat(
+                    CaveatKind::Fault,
+                    r,
+                    format!(
+                        "{t}{at}: {label} hit {hit} of {} connections, more than its {:.0}% ({allowed}): \
+                         its figures are those of a larger fault",
+                        r.connections.clients,
+                        f.fraction * 100.0
+                    ),
+                ));
+            }
+            if f.sessions_broken > 0 && f.recovery_us.count < f.sessions_broken {
+                out.push(caveat(
+                    CaveatKind::Fault,
+                    r,
+                    format!(
+                        "{t}{at}: after {label} only {} of {} broken sessions received a line again: \
+                         its recovery time covers those that did",
+                        f.recovery_us.count, f.sessions_broken
+                    ),
+                ));
+            }
+            if f.duplicated > 0 {
+                out.push(caveat(
+                    CaveatKind::Fault,
+                    r,
+                    format!(
+                        "{t}{at}: {} lines DUPLICATED after {label}: a resume must not repeat a line",
+                        f.duplicated
+                    ),
+                ));
+            }
+            let no_effect = f.connections_hit.is_none() && f.sessions_broken == 0;
+            if no_effect && !f.notes.is_empty() {
+                let notes = f.notes.join("; ");
+                match silent.iter_mut().find(|(n, _)| *n == notes) {
+                    Some((_, ts)) => ts.push(r.label()),
+                    None => silent.push((notes, vec![r.label()])),
+                }
+            }
+        }
+        for (notes, who) in silent {
+            out.push(Caveat {
+                kind: CaveatKind::Fault,
+                transport: (who.len() == 1).then(|| who[0].clone()),
+                sweep: runs.first().and_then(|r| r.sweep.clone()),
+                text: format!(
+                    "{label}{at} had no recorded effect on {} ({notes}): its rows show the clients \
+                     undisturbed, not how they would recover",
+                    who.join(", ")
+                ),
+            });
+        }
     }
 }
 
@@ -700,15 +1036,7 @@ fn group_verdict(
     runs: &[&TransportResult],
     excluded: Vec<String>,
 ) -> VerdictGroup {
-    // Every repetition of a transport, in the canonical transport order.
-    let mut by_transport: Vec<(String, Vec<&TransportResult>)> = Vec::new();
-    for r in runs {
-        match by_transport.iter_mut().find(|(t, _)| *t == r.transport) {
-            Some((_, reps)) => reps.push(r),
-            None => by_transport.push((r.transport.clone(), vec![r])),
-        }
-    }
-    by_transport.sort_by_key(|(t, _)| transport_order(t));
+    let by_transport = by_transport(runs);
     let rows = Metric::ALL
         .iter()
         .map(|&m| metric_row(m, &by_transport))
@@ -804,24 +1132,10 @@ fn metric_row(metric: Metric, transports: &[(String, Vec<&TransportResult>)]) ->
             Spread::of(&values)
         })
         .collect();
-    let values: Vec<Option<f64>> = spreads.iter().map(|s| s.map(|s| s.median)).collect();
-    let ranks = rank_spreads(&spreads, TIE_TOLERANCE, metric.resolution());
-    let best = values.iter().flatten().copied().min_by(f64::total_cmp);
-    let figures: Vec<Figure> = transports
-        .iter()
-        .zip(values.iter().zip(spreads.iter().zip(&ranks)))
-        .map(|((t, _), (v, (spread, rank)))| Figure {
-            transport: t.clone(),
-            value: *v,
-            spread: *spread,
-            ratio_to_best: match (v, best) {
-                (Some(v), Some(b)) if b > 0.0 => Some(v / b),
-                (Some(v), Some(b)) if *v == b => Some(1.0),
-                _ => None,
-            },
-            rank: *rank,
-        })
-        .collect();
+    let names: Vec<String> = transports.iter().map(|(t, _)| t.clone()).collect();
+    let figures = ranked_figures(&names, spreads, metric.resolution(), None);
+    let values: Vec<Option<f64>> = figures.iter().map(|f| f.value).collect();
+    let ranks: Vec<Option<usize>> = figures.iter().map(|f| f.rank).collect();
 
     let classes = class_ranks(&figures, &ranks);
     let (claim, note) = if classes.len() < 2 {

@@ -17,7 +17,8 @@
 //! - `draw`: drawing a description to PNG and SVG ([`render`], [`draw_chart`]).
 //! - `numbers`: tick steps and labels ([`fmt_tick`]).
 //! - one module per chart family: `spectrum` (latency by percentile), `bars` (wire bytes,
-//!   server cost, comparison figures), `timeseries`, `sweep`.
+//!   server cost, comparison figures), `timeseries`, `faults` (recovery and reconnect
+//!   storms), `sweep`.
 //! - `run` and `compare`: the charts of a run ([`render_run_charts`]) and of a comparison
 //!   ([`render_compare_charts`]).
 
@@ -28,6 +29,7 @@ use plotters::prelude::*;
 mod bars;
 mod compare;
 mod draw;
+mod faults;
 mod numbers;
 mod run;
 mod spec;

@@ -9,6 +9,7 @@ use crate::results::{Summary, TransportResult};
 
 use super::bars::bars_chart;
 use super::draw::{probe_fonts, render};
+use super::faults::faults_chart;
 use super::spectrum::{spectrum_chart, spectrum_lines};
 use super::sweep::sweep_chart;
 use super::timeseries::timeseries_chart;
@@ -85,6 +86,9 @@ pub fn render_run_charts(
         ),
     ];
     if let Some(spec) = timeseries_chart(summary, run_dir, &runs, &at) {
+        specs.push(spec);
+    }
+    if let Some(spec) = faults_chart(name, &runs, &at) {
         specs.push(spec);
     }
     if data::is_sweep(summary) {
