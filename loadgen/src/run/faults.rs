@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use super::summarize::FaultFacts;
 use super::Conductor;
 use crate::control::FaultWindow;
+use crate::faults::{Fraction, ProxyFault};
 use crate::controlplane::drop_connections;
 use crate::monitor::ServerProcesses;
 use crate::orchestrate::ServerProcess;
@@ -166,20 +167,80 @@ impl Conductor<'_> {
         }
     }
 
-    /// The network kinds, through the load generator's proxy.
+    /// The network kinds, through the load generator's proxy. A lasting kind ends
+    /// `duration` later; a one-shot kind acts on the connections open now (and, for
+    /// `cut_mid_event`, on their next chunk). The proxy's count of connections it actually
+    /// affected is read when it stops.
     fn inject_in_proxy(&mut self, i: usize, fault: &Fault) {
-        // PROXY-PENDING: wired to faults::proxy once it lands.
-        self.note(
-            i,
-            format!("{} needs the proxy, which is not wired yet", fault.kind),
-        );
+        if self.proxy.is_none() {
+            return self.note(i, format!("{}: no proxy is running", fault.kind));
+        }
+        let Some(kind) = ProxyFault::from_kind(fault.kind) else {
+            return self.note(i, format!("{} is not a proxy fault", fault.kind));
+        };
+        // A one-shot fault stays armed in the proxy (cut_mid_event waits for each selected
+        // connection's next chunk) until the next proxy fault or the end of the run.
+        let armed: Vec<usize> = self.proxy_armed.drain(..).collect();
+        for k in armed {
+            self.clear_in_proxy(k);
+        }
+        let Some(proxy) = self.proxy.as_ref() else {
+            return;
+        };
+        let applied = Fraction::new(fault.fraction).and_then(|f| proxy.handle().apply(kind, f));
+        match applied {
+            Ok(id) => {
+                self.proxy_faults.push((i, id));
+                match fault.kind.lasts() {
+                    true => self
+                        .faults
+                        .schedule(Instant::now() + fault.duration, FaultStep::End(i)),
+                    false => self.proxy_armed.push(i),
+                }
+            }
+            Err(e) => self.note(i, format!("the proxy refused {}: {e}", fault.kind)),
+        }
     }
 
-    fn clear_in_proxy(&mut self, _i: usize) {}
+    fn clear_in_proxy(&mut self, i: usize) {
+        let Some(proxy) = self.proxy.as_ref() else {
+            return;
+        };
+        let Some(&(_, id)) = self.proxy_faults.iter().find(|(k, _)| *k == i) else {
+            return;
+        };
+        if let Err(e) = proxy.handle().clear(id) {
+            self.note(i, format!("clearing it in the proxy failed: {e}"));
+        }
+    }
 
-    /// Stops the proxy; returns, per proxy fault, the connections it hit.
-    pub(super) fn stop_proxy(&mut self) -> Vec<(usize, u64)> {
-        Vec::new()
+    /// Stops the proxy; returns, per proxy fault, the connections it affected.
+    pub(super) async fn stop_proxy(&mut self) -> Vec<(usize, u64)> {
+        let Some(proxy) = self.proxy.take() else {
+            return Vec::new();
+        };
+        let stats = match proxy.stop().await {
+            Ok(stats) => stats,
+            Err(e) => {
+                self.warnings
+                    .push(format!("the fault proxy did not stop cleanly: {e}"));
+                return Vec::new();
+            }
+        };
+        if stats.upstream_connect_failures > 0 {
+            self.warnings.push(format!(
+                "the fault proxy could not reach the server {} time(s) (each such client \
+                 connection was closed at once, and the client retried)",
+                stats.upstream_connect_failures
+            ));
+        }
+        self.proxy_faults
+            .iter()
+            .filter_map(|&(i, id)| {
+                let s = stats.faults.iter().find(|s| s.id == id)?;
+                Some((i, s.affected))
+            })
+            .collect()
     }
 
     fn end_window(&mut self, i: usize) {

@@ -44,7 +44,8 @@ use crate::progress::Progress;
 use crate::publisher::{PublishError, PublishPlan, PublishReport, Publisher};
 use crate::record::{write_hgrm, Recorder};
 use crate::results::{encode_histogram, Problem, ProblemKind, TransportResult};
-use crate::scenario::{FaultKind, Scenario, Transport};
+use crate::faults::{FaultId, FaultProxy};
+use crate::scenario::{FaultKind, Injector, Scenario, Transport};
 use crate::tls::{TlsError, TlsTarget};
 use crate::worker::{self, WorkerMsg};
 
@@ -93,6 +94,8 @@ pub enum RunError {
     PublisherThread(tokio::task::JoinError),
     #[error(transparent)]
     Collector(#[from] CollectorError),
+    #[error("starting the fault proxy")]
+    Proxy(#[source] std::io::Error),
 }
 
 /// Runs one transport of a scenario; writes its files under `dir/TRANSPORT[-sweep]/`.
@@ -240,7 +243,7 @@ async fn measure(
             _ => None,
         })
     };
-    let specs = plan::client_specs(
+    let mut specs = plan::client_specs(
         sc,
         transport,
         &endpoint,
@@ -249,6 +252,21 @@ async fn measure(
         start_of,
         read_limit_of,
     );
+
+    // With a network fault in the scenario every client goes through the proxy for the whole
+    // run, so its (small) cost is in the calm figures as much as in the faulted ones.
+    let proxy = match sc.faults.iter().any(|f| f.kind.injector() == Injector::Proxy) {
+        true => {
+            let proxy = FaultProxy::start(endpoint.addr)
+                .await
+                .map_err(RunError::Proxy)?;
+            for spec in &mut specs {
+                spec.server = proxy.local_addr();
+            }
+            Some(proxy)
+        }
+        false => None,
+    };
 
     // An unbounded sender needs no runtime: worker threads send straight into this one.
     let (tx, rx) = mpsc::unbounded_channel::<WorkerMsg>();
@@ -301,6 +319,9 @@ async fn measure(
         tdir: tdir.to_path_buf(),
         process,
         faults: FaultSchedule::new(&sc.faults, measure_start),
+        proxy,
+        proxy_faults: Vec::new(),
+        proxy_armed: Vec::new(),
         restarting: false,
         restart_addr: None,
         generator_origin_ns: None,
@@ -387,6 +408,12 @@ struct Conductor<'a> {
     /// restart fault holds it down).
     process: Option<crate::orchestrate::ServerProcess>,
     faults: FaultSchedule,
+    /// The load generator's fault proxy, when the scenario has network faults.
+    proxy: Option<FaultProxy>,
+    /// Which scenario fault each proxy fault is.
+    proxy_faults: Vec<(usize, FaultId)>,
+    /// One-shot proxy faults not cleared yet.
+    proxy_armed: Vec<usize>,
     /// A restart fault has killed the server and not brought it back yet: its absence is
     /// planned, not a death.
     restarting: bool,
@@ -513,7 +540,7 @@ impl Conductor<'_> {
         self_start: ProcSample,
     ) -> Result<Measurements, RunError> {
         let process = self.process.take();
-        let proxy_hits = self.stop_proxy();
+        let proxy_hits = self.stop_proxy().await;
         for (i, hit) in proxy_hits {
             self.faults.facts[i].connections_hit = Some(hit);
         }
