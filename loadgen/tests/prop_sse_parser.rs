@@ -17,10 +17,10 @@
 //!   cases worth pinning) is checked for split invariance at every single split point and
 //!   byte by byte.
 //!
-//! CI runs 256 cases per property (well under a second in debug). To search harder:
+//! CI runs 256 cases per property (about a second in debug). To search harder:
 //! `PROPTEST_CASES=100000 cargo test -p pushbench --test prop_sse_parser`. A failure is
-//! shrunk and its seed saved under `loadgen/proptest-regressions/`; commit that file, and add
-//! the shrunk input to the corpus.
+//! shrunk and its seed saved in `loadgen/tests/prop_sse_parser.proptest-regressions`;
+//! commit that file, and add the shrunk input to the corpus.
 
 use std::path::PathBuf;
 
