@@ -60,9 +60,32 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
     }
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    // A leading byte order mark (which toml accepts) is invisible in an editor: not a column.
+    let line_start = match before.rfind('\n') {
+        Some(i) => i + 1,
+        None if before.starts_with('\u{FEFF}') => '\u{FEFF}'.len_utf8(),
+        None => 0,
+    };
     let column = before[line_start..].chars().count() + 1;
     (line, column)
+}
+
+/// `message` with line breaks and other control characters escaped as TOML writes them.
+/// Messages quote values from the file (a transport name, a sweep value), and a string value
+/// may hold a newline: printed raw, it would break the one-line-per-problem rendering with a
+/// line that names no position, and an escape sequence could restyle the terminal.
+fn one_line(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    for c in message.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push('\t'),
+            c if c.is_control() => out.extend(c.escape_default()),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 pub(super) fn to_error(text: &str, origin: &str, mut diags: Vec<Diag>) -> ScenarioError {
@@ -75,7 +98,7 @@ pub(super) fn to_error(text: &str, origin: &str, mut diags: Vec<Diag>) -> Scenar
                 origin: origin.to_string(),
                 line,
                 column,
-                message: d.message,
+                message: one_line(&d.message),
             }
         })
         .collect();
@@ -97,6 +120,29 @@ mod tests {
             (2, 4)
         );
         assert_eq!(line_column(text, 10_000), (3, 1));
+    }
+
+    /// Found by loadgen/tests/prop_scenario.rs: a value quoted in a message could break the
+    /// one-line-per-problem rendering (here `unknown transport `a` on one line, `b`` on the
+    /// next, which names no position).
+    #[test]
+    fn values_with_line_breaks_stay_on_their_problem_line() {
+        let msg = err(&MINIMAL.replace("[\"sse\"]", "[\"a\\nb\\r\\u001b[31m\"]"));
+        assert_eq!(msg.lines().count(), 1, "{msg}");
+        assert_diag(&msg, 1, 15, &["unknown transport `a\\nb\\r\\u{1b}[31m`"]);
+        // Tabs are harmless and kept.
+        let msg = err(&MINIMAL.replace("[\"sse\"]", "[\"a\\tb\"]"));
+        assert_diag(&msg, 1, 15, &["unknown transport `a\tb`"]);
+    }
+
+    /// An editor does not show a byte order mark, so it does not count as a column.
+    #[test]
+    fn a_leading_bom_is_not_a_column() {
+        let msg = err(&format!(
+            "\u{FEFF}{}",
+            MINIMAL.replace("[\"sse\"]", "[\"x\"]")
+        ));
+        assert_diag(&msg, 1, 15, &["unknown transport `x`"]);
     }
 
     #[test]
