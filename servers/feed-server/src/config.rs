@@ -10,7 +10,7 @@ use pushbench_feed::memory::MemoryConfig;
 use pushbench_feed::Transport;
 use pushbench_poll::PollConfig;
 use pushbench_protocol::generated;
-use pushbench_sse::SseConfig;
+use pushbench_sse::{ServeConfig, SseConfig};
 use pushbench_ws::WsConfig;
 
 use crate::publish::PublishConfig;
@@ -53,6 +53,21 @@ pub struct Args {
     /// Most open streams and in-flight requests; beyond it clients get 503 + Retry-After.
     #[arg(long, default_value_t = 200_000)]
     pub max_connections: u64,
+    /// Most open TCP connections, idle keep-alive ones included; beyond it a new connection
+    /// gets 503 + Retry-After: 1 and is closed before its request is read. Default: no limit
+    /// (the open-file limit is the limit then). Unlike --max-connections, this also bounds
+    /// connections that never send a request.
+    #[arg(long, value_name = "N")]
+    pub max_tcp_connections: Option<usize>,
+    /// Largest request head (request line and headers, cookies included), bytes; beyond it
+    /// the client gets 431. 16 KiB fits a browser's cookies and URL, as nginx's default
+    /// (large_client_header_buffers 4 8k) does, and bounds what an idle connection can make
+    /// the server hold (hyper's own bound is ~400 KB: 4 GB at 10,000 connections).
+    #[arg(long, default_value_t = pushbench_sse::serve::DEFAULT_MAX_HEADER_BYTES)]
+    pub max_header_bytes: usize,
+    /// Time a client has to send a request head; slower connections are closed.
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    pub header_read_timeout: Duration,
     /// Idle time before an SSE keep-alive comment.
     #[arg(long, default_value = "15s", value_parser = duration)]
     pub sse_keep_alive: Duration,
@@ -157,6 +172,8 @@ pub struct ServerConfig {
     pub transports: Vec<Transport>,
     pub memory: MemoryConfig,
     pub max_connections: u64,
+    /// Bounds of the connection driver: header timeout and size, TCP connection limit.
+    pub serve: ServeConfig,
     pub sse: SseConfig,
     pub ws: WsConfig,
     pub poll: PollConfig,
@@ -172,6 +189,7 @@ impl Default for ServerConfig {
             transports: Transport::ALL.to_vec(),
             memory: MemoryConfig::default(),
             max_connections: 200_000,
+            serve: ServeConfig::default(),
             sse: SseConfig::default(),
             ws: WsConfig::default(),
             poll: PollConfig::default(),
@@ -239,6 +257,20 @@ impl Args {
             allow_credentials: self.cors_credentials,
         };
         cors.layer()?;
+        if self.max_tcp_connections == Some(0) {
+            return Err(
+                "--max-tcp-connections must be at least 1 (leave it out for no limit)".into(),
+            );
+        }
+        if self.max_header_bytes < 1024 {
+            return Err(format!(
+                "--max-header-bytes {} is too small for any real request head; give at least 1024",
+                self.max_header_bytes
+            ));
+        }
+        if self.header_read_timeout.is_zero() {
+            return Err("--header-read-timeout must be greater than zero".into());
+        }
         if self
             .admin_token
             .as_deref()
@@ -257,6 +289,11 @@ impl Args {
                 max_topics: self.max_topics,
             },
             max_connections: self.max_connections,
+            serve: ServeConfig {
+                header_read_timeout: self.header_read_timeout,
+                max_header_bytes: self.max_header_bytes,
+                max_connections: self.max_tcp_connections,
+            },
             sse: SseConfig {
                 keep_alive: self.sse_keep_alive,
                 retry: Some(self.sse_retry),

@@ -11,9 +11,23 @@
 //! - [`listener`]: binds with a 4096-deep accept backlog (tokio's default of 128 overflows
 //!   when thousands of clients connect at once; each overflow costs a ~1 s SYN retry) and
 //!   raises the open-file limit.
-//! - [`serve`]: runs the app until a shutdown signal, ending open streams first; the accept
-//!   loop and per-connection HTTP/1 driver live in [`connection`] (not `axum::serve`, whose
-//!   HTTP/2 detection costs 8 KiB per connection).
+//! - [`serve`]: runs the app until a shutdown signal, ending open streams first. The accept
+//!   loop and per-connection HTTP/1 driver are [`pushbench_sse::serve`], shared with
+//!   embedders of the SSE crate: not `axum::serve`, which leaves hyper's header-read timeout
+//!   inert (no timer), bounds neither request heads nor connections, and whose HTTP/2
+//!   detection costs 8 KiB per connection (the reasons are in `pushbench_sse::serve`'s docs).
+//!
+//! # Bad input
+//! Every error answer is one line of JSON, `{"error":"..."}`, whatever produced it: the
+//! handlers' [`pushbench_feed::http::ApiError`]s, routing's `404`/`405` (with `Allow`) and
+//! axum's rejections through [`pushbench_feed::http::error_bodies`], hyper's own `400`/`431`
+//! through the connection driver. The bounds: request head 16 KiB (`--max-header-bytes`,
+//! `431` beyond), request target 8 KiB (`414`), POST body 1 MiB (`--max-body-bytes`, `413`
+//! before the body is read when `Content-Length` says so, as soon as the limit is crossed for
+//! a chunked one), request head within 30 s (`--header-read-timeout`, closed beyond), open
+//! TCP connections `--max-tcp-connections` (none by default; `503` + `Retry-After: 1`
+//! beyond), open streams and in-flight requests `--max-connections` (`503` +
+//! `Retry-After`).
 //!
 //! # What the binary prints
 //! On stdout, and nothing else there: with the built-in generator (`--gen-topics` > 0) first
@@ -28,13 +42,13 @@
 
 pub mod admin;
 pub mod config;
-pub mod connection;
 pub mod listener;
 pub mod publish;
 pub mod topics;
 pub mod viewer;
 
 use axum::http::{header, StatusCode};
+use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
@@ -82,9 +96,12 @@ pub fn app(feed: FeedContext, config: &ServerConfig) -> Result<Router, String> {
         Route::Ws.suffix(),
         Route::Finish.suffix()
     );
-    Ok(router.fallback(move || async move {
-        pushbench_feed::http::ApiError::new(StatusCode::NOT_FOUND, not_found)
-    }))
+    Ok(router
+        .fallback(move || async move {
+            pushbench_feed::http::ApiError::new(StatusCode::NOT_FOUND, not_found)
+        })
+        // Outermost, so that it sees every answer, routing's own included.
+        .layer(middleware::from_fn(pushbench_feed::http::error_bodies)))
 }
 
 async fn metrics(
@@ -96,8 +113,18 @@ async fn metrics(
     )
 }
 
-/// Serves `app` on `listener` until `feed.shutdown` triggers, then ends open streams and
-/// waits for in-flight requests.
+/// Serves `app` on `listener` with the default [`pushbench_sse::ServeConfig`] until
+/// `feed.shutdown` triggers, then ends open streams and waits for in-flight requests.
 pub async fn serve(listener: TcpListener, app: Router, feed: FeedContext) -> std::io::Result<()> {
-    connection::serve(listener, app, feed.shutdown.clone()).await
+    serve_with(listener, app, feed, pushbench_sse::ServeConfig::default()).await
+}
+
+/// [`serve`] with the given bounds (header timeout and size, connection limit).
+pub async fn serve_with(
+    listener: TcpListener,
+    app: Router,
+    feed: FeedContext,
+    config: pushbench_sse::ServeConfig,
+) -> std::io::Result<()> {
+    pushbench_sse::serve(listener, app, config, feed.shutdown.clone()).await
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Parser;
 use feed_server::config::Args;
-use feed_server::{app, listener, serve};
+use feed_server::{app, listener, serve_with};
 use pushbench_feed::{FeedContext, MemoryBackend, Metrics, Shutdown};
 
 /// jemalloc, because an idle connection's cost is mostly buffers that are allocated but
@@ -88,7 +88,7 @@ fn run_main() -> Result<()> {
             tracing::info!("shutting down: ending open streams");
             signal_feed.shutdown.trigger();
         });
-        serve(listener, router, feed.clone())
+        serve_with(listener, router, feed.clone(), config.serve.clone())
             .await
             .context("serving")
     })?;

@@ -6,12 +6,17 @@
 //! - `POST .../logs/finish` ends the step: open streams get their terminal signal.
 //!
 //! Bodies over the limit are refused with 413 before any line is appended, non-UTF-8 bodies
-//! with 400: a request is appended whole or not at all.
+//! with 400: a request is appended whole or not at all. A `Content-Length` over the limit is
+//! refused before a byte of the body is read (so `Expect: 100-continue` gets its 413 instead
+//! of `100 Continue`); a chunked body as soon as it crosses the limit. Either 413 closes the
+//! connection (`Connection: close`): the rest of the body is never read, and the connection
+//! driver lingers so the client sees the answer rather than a reset.
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -52,10 +57,43 @@ pub fn router(feed: FeedContext, config: PublishConfig) -> Router {
         .route(&Route::Logs.pattern(), post(append))
         .route(&Route::Finish.pattern(), post(finish))
         .layer(DefaultBodyLimit::max(limit))
+        .route_layer(middleware::from_fn_with_state(limit, refuse_oversized))
         .with_state(PublishState {
             feed,
             config: Arc::new(config),
         })
+}
+
+/// The 413 of a body over `limit` bytes (`len` of them when the client said so).
+fn too_large(limit: usize, len: Option<u64>) -> Response {
+    let size = match len {
+        Some(len) => format!("{len} bytes"),
+        None => format!("over {limit} bytes"),
+    };
+    let mut res = ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("request body too large: {size}; at most {limit} bytes are accepted"),
+    )
+    .into_response();
+    // The rest of the body stays unread, so this connection cannot carry another request.
+    res.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    res
+}
+
+/// Refuses a declared `Content-Length` over the limit before the body is touched. Reading
+/// none of it also means hyper never sends `100 Continue` to a client that asked with
+/// `Expect: 100-continue`. A chunked body is cut when it crosses the limit, in [`append`].
+async fn refuse_oversized(State(limit): State<usize>, request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(len) if len > limit as u64 => too_large(limit, Some(len)),
+        _ => next.run(request).await,
+    }
 }
 
 /// Splits a body into lines: LF or CRLF ends a line; a final line end is optional.
@@ -85,7 +123,13 @@ async fn append(
             format!("body must be text/plain (one log line per line), got {content_type:?}"),
         ));
     }
-    let body = body.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+    let body = match body {
+        Ok(body) => body,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return Ok(too_large(s.config.max_body_bytes, None));
+        }
+        Err(e) => return Err(ApiError::new(e.status(), e.body_text())),
+    };
     if body.is_empty() {
         return Err(ApiError::bad_request("empty body: nothing to append"));
     }

@@ -177,7 +177,7 @@ async fn admin_routes_exist_only_with_an_admin_token() {
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(
         r.json(),
-        serde_json::json!({"topic": "acme/app/builds/1/steps/test", "dropped": 0})
+        serde_json::json!({"topic": "acme/app/builds/1/steps/test", "dropped": 0, "open": 0})
     );
     let r = server
         .send(
@@ -223,6 +223,84 @@ async fn admin_drop_ends_an_event_stream_without_end_and_last_event_id_resumes()
         .read_until("line 2", |t| t.contains("id: 2\n"))
         .await;
     assert_eq!(seqs_of(&resumed.text()), vec![2]);
+}
+
+async fn drop_fraction(server: &TestServer, fraction: &str) -> Answer {
+    server
+        .send(
+            Method::POST,
+            &format!("{DROP}?fraction={fraction}"),
+            &[("authorization", &format!("Bearer {ADMIN}"))],
+            "",
+        )
+        .await
+        .into_full()
+        .await
+}
+
+#[tokio::test]
+async fn admin_drop_with_a_fraction_ends_the_oldest_streams_and_spares_the_rest() {
+    let server = TestServer::start(with_admin()).await;
+    server.append("one").await;
+    // Opened one after another: each is subscribed once its headers arrive, so this is
+    // subscription order too.
+    let mut streams = Vec::new();
+    for _ in 0..4 {
+        let mut s = server.send(Method::GET, &EVENTS, &[], "").await;
+        assert_eq!(s.status, StatusCode::OK);
+        s.read_until("line 1", |t| t.contains("id: 1\n")).await;
+        streams.push(s);
+    }
+    let r = drop_fraction(&server, "0.5").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"topic": "acme/app/builds/1/steps/test", "dropped": 2, "open": 4})
+    );
+    for s in &mut streams[..2] {
+        s.read_to_end().await;
+        assert!(!s.text().contains("event: end"), "{:?}", s.text());
+    }
+    server.append("two").await;
+    for s in &mut streams[2..] {
+        s.read_until("line 2", |t| t.contains("id: 2\n")).await;
+        assert_eq!(seqs_of(&s.text()), vec![1, 2], "a spared stream goes on");
+    }
+    // The two left: a fraction rounds up, so 0.1 of 2 is 1.
+    let r = drop_fraction(&server, "0.1").await;
+    assert_eq!(
+        (r.json()["dropped"].as_u64(), r.json()["open"].as_u64()),
+        (Some(1), Some(2))
+    );
+    streams[2].read_to_end().await;
+    server.append("three").await;
+    streams[3]
+        .read_until("line 3", |t| t.contains("id: 3\n"))
+        .await;
+}
+
+#[tokio::test]
+async fn admin_drop_refuses_a_fraction_outside_zero_to_one() {
+    let server = TestServer::start(with_admin()).await;
+    server.append("one").await;
+    for bad in ["0", "1.5", "-1", "NaN", "half", ""] {
+        let r = drop_fraction(&server, bad).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "fraction={bad}");
+        assert!(r.error().contains("fraction"), "{bad}: {}", r.error());
+    }
+    let r = server
+        .send(
+            Method::POST,
+            &format!("{DROP}?fractoin=0.5"),
+            &[("authorization", &format!("Bearer {ADMIN}"))],
+            "",
+        )
+        .await
+        .into_full()
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.error().contains("fractoin"), "{}", r.error());
+    assert_eq!(drop_fraction(&server, "1").await.status, StatusCode::OK);
 }
 
 #[tokio::test]

@@ -163,11 +163,62 @@ pub trait Backend: Send + Sync + 'static {
     /// Every topic held, for the generator and for operators.
     async fn topics(&self) -> Vec<TopicId>;
 
-    /// Ends every open subscription of a topic as if its connection had dropped: each one
-    /// ends without [`Delivery::End`] (its stream just stops), so each transport does what it
-    /// does when a connection is lost (SSE ends the response without `event: end`, WebSocket
-    /// closes with 1001, a held long-poll answers at once) and its client resumes from its own
-    /// cursor. Subscriptions made afterwards are unaffected. Fault injection for tests and
-    /// operators; returns how many subscriptions were open.
-    async fn disconnect(&self, topic: &TopicId) -> Result<u64, FeedError>;
+    /// Ends the oldest `fraction` of a topic's open subscriptions (by subscription order:
+    /// `ceil(fraction × open)` of them) as if their connections had dropped; the others carry
+    /// on undisturbed. Each one ended ends without [`Delivery::End`] (its stream just stops),
+    /// so each transport does what it does when a connection is lost (SSE ends the response
+    /// without `event: end`, WebSocket closes with 1001, a held long-poll answers at once) and
+    /// its client resumes from its own cursor. Subscriptions made afterwards are unaffected.
+    ///
+    /// `fraction` is meant to lie in (0, 1] (the HTTP route refuses anything else); a value at
+    /// or below 0, or NaN, ends none, above 1 ends all. Oldest first, so that a partial drop
+    /// is reproducible: the same clients, in the order they connected, are hit every run.
+    /// Fault injection for tests and operators.
+    async fn disconnect(&self, topic: &TopicId, fraction: f64) -> Result<Disconnected, FeedError>;
+}
+
+/// What [`Backend::disconnect`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Disconnected {
+    /// Subscriptions ended.
+    pub dropped: u64,
+    /// Subscriptions open when the drop came (`dropped` of them ended, the rest go on).
+    pub open: u64,
+}
+
+/// How many of `open` subscriptions a drop of `fraction` ends: `ceil(fraction × open)`,
+/// within `0..=open`. A product a rounding error above a whole number counts as that number
+/// (0.3 × 10 is 3.0000000000000004 in floating point, and means 3, not 4).
+pub fn drop_count(fraction: f64, open: u64) -> u64 {
+    if fraction.is_nan() || fraction <= 0.0 {
+        return 0;
+    }
+    let exact = fraction * open as f64;
+    let rounded = exact.round();
+    let n = if (exact - rounded).abs() < 1e-9 {
+        rounded
+    } else {
+        exact.ceil()
+    };
+    (n as u64).min(open)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::drop_count;
+
+    #[test]
+    fn drop_counts_round_up_but_not_on_rounding_noise() {
+        assert_eq!(drop_count(1.0, 4), 4);
+        assert_eq!(drop_count(0.5, 4), 2);
+        assert_eq!(drop_count(0.5, 3), 2);
+        assert_eq!(drop_count(0.3, 10), 3);
+        assert_eq!(drop_count(0.01, 1), 1);
+        assert_eq!(drop_count(0.7, 10), 7);
+        assert_eq!(drop_count(1.0, 0), 0);
+        assert_eq!(drop_count(2.0, 5), 5);
+        assert_eq!(drop_count(0.0, 5), 0);
+        assert_eq!(drop_count(-1.0, 5), 0);
+        assert_eq!(drop_count(f64::NAN, 5), 0);
+    }
 }

@@ -5,9 +5,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use axum::extract::{FromRequestParts, Path};
+use axum::body::Body;
+use axum::extract::{FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::backend::FeedError;
@@ -71,8 +73,90 @@ impl From<FeedError> for ApiError {
     }
 }
 
+/// `{"error": message}` as text: the body of every error answer.
+pub fn error_json(message: &str) -> String {
+    serde_json::json!({ "error": message }).to_string()
+}
+
+/// Longest request target (path and query) accepted, bytes; longer ones get `414`. The same
+/// bound as nginx's default (`large_client_header_buffers 4 8k`: a request line fits in
+/// 8 KiB); topic paths and cursors of this feed take well under 200 bytes.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+
+/// Middleware (`axum::middleware::from_fn(error_bodies)`, the outermost layer) that makes
+/// every error answer say what was wrong, as one line of JSON (`{"error":"..."}`): a `4xx` or
+/// `5xx` that is not JSON already gets its text, or when it has none, a message for its
+/// status. So routing's bare `404` and `405` (which keeps its `Allow` header), and axum's
+/// plain-text rejections, answer like every other error of the feed. It also answers a
+/// request target over [`MAX_URI_BYTES`] with `414`. Successful answers, streams included,
+/// pass untouched.
+pub async fn error_bodies(request: Request, next: Next) -> Response {
+    let target_len = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |pq| pq.as_str().len());
+    if target_len > MAX_URI_BYTES {
+        return ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            format!(
+                "request URI too long: {target_len} bytes, at most {MAX_URI_BYTES} are accepted"
+            ),
+        )
+        .into_response();
+    }
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // Error bodies are short texts (axum's rejections); a longer one is cut to its first line.
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let text = text.lines().map(str::trim).find(|l| !l.is_empty());
+    let message = match (status, text) {
+        (StatusCode::METHOD_NOT_ALLOWED, _) => {
+            // axum's method router adds `Allow` outside the route's layers, so it is often not
+            // there yet; the client gets it either way.
+            match parts.headers.get(header::ALLOW).and_then(|v| v.to_str().ok()) {
+                Some(allowed) if !allowed.is_empty() => {
+                    format!("method {method} is not allowed on {path}; allowed: {allowed}")
+                }
+                _ => format!(
+                    "method {method} is not allowed on {path}; the Allow header lists those that are"
+                ),
+            }
+        }
+        (_, Some(text)) => text.to_owned(),
+        (StatusCode::NOT_FOUND, None) => format!("no such route: {path}"),
+        (status, None) => status
+            .canonical_reason()
+            .unwrap_or("error")
+            .to_ascii_lowercase(),
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, Body::from(error_json(&message)))
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        // The shape of `error_json`, with room for the 410's extra field.
         let mut body = serde_json::json!({ "error": self.message });
         if let Some(oldest) = self.oldest_seq {
             body["oldest_seq"] = oldest.into();

@@ -58,8 +58,8 @@ pub mod shutdown;
 pub mod topic;
 
 pub use backend::{
-    AppendReceipt, Backend, Delivery, FeedError, ReadBatch, SharedBackend, Subscription,
-    TopicStatus,
+    AppendReceipt, Backend, Delivery, Disconnected, FeedError, ReadBatch, SharedBackend,
+    Subscription, TopicStatus,
 };
 pub use line::Line;
 pub use memory::MemoryBackend;

@@ -1,7 +1,7 @@
 //! The in-process hub: one bounded history ring per topic, which doubles as the live fan-out
 //! buffer (see the lag policy in the crate docs).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
@@ -9,7 +9,8 @@ use futures_util::stream;
 use tokio::sync::watch;
 
 use crate::backend::{
-    AppendReceipt, Backend, Delivery, FeedError, NewLine, ReadBatch, Subscription, TopicStatus,
+    drop_count, AppendReceipt, Backend, Delivery, Disconnected, FeedError, NewLine, ReadBatch,
+    Subscription, TopicStatus,
 };
 use crate::line::Line;
 use crate::topic::TopicId;
@@ -51,8 +52,14 @@ struct TopicState {
     capacity: usize,
     last_seq: u64,
     finished: bool,
-    /// Bumped by [`Backend::disconnect`]; a cursor made under an older value ends.
-    disconnects: u64,
+    /// Id of the next cursor. Ids only grow, so their order is subscription order, which is
+    /// how [`Backend::disconnect`] picks the oldest.
+    next_cursor: u64,
+    /// Ids of the cursors still open (made, not ended, not dropped).
+    live: BTreeSet<u64>,
+    /// Ids chosen by [`Backend::disconnect`] whose cursors have not noticed yet; each one
+    /// ends (and leaves this set) when it next wakes.
+    cut: HashSet<u64>,
 }
 
 impl TopicState {
@@ -113,7 +120,9 @@ impl MemoryBackend {
                 capacity: self.config.history,
                 last_seq: next_seq.max(1) - 1,
                 finished: false,
-                disconnects: 0,
+                next_cursor: 0,
+                live: BTreeSet::new(),
+                cut: HashSet::new(),
             }),
             changed: watch::Sender::new(()),
         });
@@ -231,14 +240,18 @@ impl Backend for MemoryBackend {
         // seen as a change, never missed.
         let mut changed = t.changed.subscribe();
         changed.mark_changed();
-        let (after, disconnects) = {
-            let st = t.state.lock().expect("topic lock");
-            (check_cursor(topic, &st, after)?, st.disconnects)
+        let (after, id) = {
+            let mut st = t.state.lock().expect("topic lock");
+            let after = check_cursor(topic, &st, after)?;
+            let id = st.next_cursor;
+            st.next_cursor += 1;
+            st.live.insert(id);
+            (after, id)
         };
         let cursor = Cursor {
             topic: t,
+            id,
             after,
-            disconnects,
             changed,
             max_batch: max_batch.max(1),
             done: false,
@@ -264,26 +277,59 @@ impl Backend for MemoryBackend {
         ids
     }
 
-    async fn disconnect(&self, topic: &TopicId) -> Result<u64, FeedError> {
+    async fn disconnect(&self, topic: &TopicId, fraction: f64) -> Result<Disconnected, FeedError> {
         let t = self.get(topic)?;
-        t.state.lock().expect("topic lock").disconnects += 1;
-        // Every subscription holds one receiver: this is how many were open.
-        let open = t.changed.receiver_count() as u64;
-        t.changed.send_replace(());
-        Ok(open)
+        let report = {
+            let mut st = t.state.lock().expect("topic lock");
+            let open = st.live.len() as u64;
+            let dropped = drop_count(fraction, open);
+            // The oldest first: `live` is ordered by id, and ids by subscription.
+            let chosen: Vec<u64> = st.live.iter().copied().take(dropped as usize).collect();
+            for id in chosen {
+                st.live.remove(&id);
+                st.cut.insert(id);
+            }
+            Disconnected { dropped, open }
+        };
+        if report.dropped > 0 {
+            // Wakes every cursor; those not cut find nothing new and wait on.
+            t.changed.send_replace(());
+        }
+        Ok(report)
     }
 }
 
 /// One subscriber's position in its topic.
 struct Cursor {
     topic: Arc<Topic>,
+    /// This cursor's place in the topic's `live` (or `cut`) set.
+    id: u64,
     /// Seq of the last line delivered.
     after: u64,
-    /// The topic's disconnect count when this cursor was made.
-    disconnects: u64,
     changed: watch::Receiver<()>,
     max_batch: usize,
+    /// Ended: it has left the topic's sets and yields nothing more.
     done: bool,
+}
+
+impl Drop for Cursor {
+    /// A subscription dropped before its end (the client went away) is no longer open: it
+    /// must not count, nor be chosen, in a later drop.
+    fn drop(&mut self) {
+        if !self.done {
+            if let Ok(mut st) = self.topic.state.lock() {
+                st.end_cursor(self.id);
+            }
+        }
+    }
+}
+
+impl TopicState {
+    /// Forgets a cursor that has ended, however it ended.
+    fn end_cursor(&mut self, id: u64) {
+        self.live.remove(&id);
+        self.cut.remove(&id);
+    }
 }
 
 impl Cursor {
@@ -291,6 +337,18 @@ impl Cursor {
         if self.done {
             return None;
         }
+        let delivery = self.step().await;
+        if self.done {
+            self.topic
+                .state
+                .lock()
+                .expect("topic lock")
+                .end_cursor(self.id);
+        }
+        delivery
+    }
+
+    async fn step(&mut self) -> Option<Delivery> {
         loop {
             // Wait for a change (the first call always passes: the receiver starts marked).
             // The sender lives as long as the topic, which this cursor holds, so this only
@@ -300,7 +358,7 @@ impl Cursor {
                 return None;
             }
             let st = self.topic.state.lock().expect("topic lock");
-            if st.disconnects != self.disconnects {
+            if st.cut.contains(&self.id) {
                 // Dropped on purpose: end like a lost connection, without `End`.
                 self.done = true;
                 return None;
@@ -491,7 +549,13 @@ mod tests {
         b.append(&t, lines(&["a", "b"])).await.unwrap();
         let mut waiting = b.subscribe(&t, Some(2), 10).await.unwrap();
         let mut behind = b.subscribe(&t, Some(0), 10).await.unwrap();
-        assert_eq!(b.disconnect(&t).await.unwrap(), 2);
+        assert_eq!(
+            b.disconnect(&t, 1.0).await.unwrap(),
+            Disconnected {
+                dropped: 2,
+                open: 2
+            }
+        );
         // Neither gets `End`, nor the lines it had not read yet: its stream just stops.
         assert_eq!(within(waiting.next()).await, None);
         assert_eq!(within(behind.next()).await, None);
@@ -501,10 +565,72 @@ mod tests {
         b.finish(&t).await.unwrap();
         assert_eq!(resumed.next().await, Some(Delivery::End { last_seq: 2 }));
         assert!(matches!(
-            b.disconnect(&TopicId::new("acme", "app", "1", "none").unwrap())
+            b.disconnect(&TopicId::new("acme", "app", "1", "none").unwrap(), 1.0)
                 .await,
             Err(FeedError::UnknownTopic(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn a_partial_disconnect_ends_the_oldest_and_spares_the_rest() {
+        let b = MemoryBackend::default();
+        let t = topic();
+        b.append(&t, lines(&["a"])).await.unwrap();
+        let mut subs = Vec::new();
+        for _ in 0..5 {
+            subs.push(b.subscribe(&t, Some(1), 10).await.unwrap());
+        }
+        // One more that goes away before the drop: it is not open, so neither counted nor cut.
+        drop(b.subscribe(&t, Some(1), 10).await.unwrap());
+        // ceil(0.5 × 5) = 3: the three oldest.
+        assert_eq!(
+            b.disconnect(&t, 0.5).await.unwrap(),
+            Disconnected {
+                dropped: 3,
+                open: 5
+            }
+        );
+        for sub in &mut subs[..3] {
+            assert_eq!(within(sub.next()).await, None);
+        }
+        // The two others wait undisturbed, then get the next line.
+        for sub in &mut subs[3..] {
+            let pending = tokio::time::timeout(Duration::from_millis(50), sub.next()).await;
+            assert!(pending.is_err(), "a spared subscription must keep waiting");
+        }
+        b.append(&t, lines(&["b"])).await.unwrap();
+        for sub in &mut subs[3..] {
+            assert_eq!(seqs(&within(sub.next()).await.unwrap()), vec![2]);
+        }
+        // The survivors are now the oldest: a second drop takes the older of the two first.
+        let late = b.subscribe(&t, Some(2), 10).await.unwrap();
+        assert_eq!(
+            b.disconnect(&t, 0.4).await.unwrap(),
+            Disconnected {
+                dropped: 2,
+                open: 3
+            }
+        );
+        for sub in &mut subs[3..] {
+            assert_eq!(within(sub.next()).await, None);
+        }
+        drop(subs);
+        let mut late = late;
+        b.append(&t, lines(&["c"])).await.unwrap();
+        assert_eq!(seqs(&within(late.next()).await.unwrap()), vec![3]);
+        // A finished subscription is no longer open either.
+        b.finish(&t).await.unwrap();
+        assert_eq!(
+            within(late.next()).await,
+            Some(Delivery::End { last_seq: 3 })
+        );
+        assert_eq!(
+            b.disconnect(&t, 1.0).await.unwrap(),
+            Disconnected {
+                dropped: 0,
+                open: 0
+            }
+        );
     }
 
     async fn within<F: std::future::Future>(f: F) -> F::Output {

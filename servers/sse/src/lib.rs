@@ -56,6 +56,7 @@
 #![forbid(unsafe_code)]
 
 mod framing;
+pub mod serve;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -78,6 +79,7 @@ use pushbench_protocol::{query, sse, Route};
 use tokio::time::{sleep_until, Instant, Sleep};
 
 pub use framing::{encode_end, encode_lagged, encode_lines, encode_retry, KEEP_ALIVE};
+pub use serve::{serve, ServeConfig};
 
 /// How the SSE router behaves.
 #[derive(Clone, Debug)]

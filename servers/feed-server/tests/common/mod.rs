@@ -78,7 +78,8 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Serves `config` (its `memory` and `max_connections` size the feed).
+    /// Serves `config` (its `memory` and `max_connections` size the feed, its `serve` bounds
+    /// the connections).
     pub async fn start(config: ServerConfig) -> TestServer {
         let feed = FeedContext {
             backend: Arc::new(MemoryBackend::new(config.memory)),
@@ -88,7 +89,12 @@ impl TestServer {
         let router = feed_server::app(feed.clone(), &config).expect("valid server config");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
         let addr = listener.local_addr().unwrap();
-        let handle = tokio::spawn(feed_server::serve(listener, router, feed.clone()));
+        let handle = tokio::spawn(feed_server::serve_with(
+            listener,
+            router,
+            feed.clone(),
+            config.serve.clone(),
+        ));
         TestServer { addr, feed, handle }
     }
 

@@ -1,0 +1,501 @@
+//! Serving a router over TCP with the protections a public event-stream server needs:
+//! [`serve`], configured by [`ServeConfig`].
+//!
+//! # Why not `axum::serve`
+//! Two reasons, one of safety and one measured.
+//!
+//! - `axum::serve` installs no timer in hyper, so hyper's header-read timeout is inert: a
+//!   client that sends half a request line and stalls holds its connection (and file
+//!   descriptor) for ever. It also has no connection limit and leaves hyper's request-head
+//!   bound at its default of ~400 KB, so 10,000 connections could pin 4 GB in read buffers.
+//! - `axum::serve` drives every connection through hyper-util's `auto` builder, which first
+//!   reads up to 24 bytes to tell an HTTP/2 preface from HTTP/1 and then replays them. hyper's
+//!   HTTP/1 reader sees the replayed bytes as a partial request head and, to read the rest,
+//!   grows its 8 KiB read buffer to 16 KiB (`Vec` doubling), which the connection then keeps
+//!   for its whole life: 8 KiB more memory per open event stream (heaptrack at 10,000 SSE
+//!   connections: 164 MB in that buffer alone). This server offers HTTP/1.1 only, so it drives
+//!   hyper's HTTP/1 connection directly; when HTTP/2 arrives, switch to the `auto` builder and
+//!   take the cost knowingly.
+//!
+//! # What a client sees at each bound
+//! - A request head (request line and headers) over [`ServeConfig::max_header_bytes`]:
+//!   `431 Request Header Fields Too Large` with a one-line JSON body naming the bound, then the
+//!   connection closes. hyper answers such heads itself, with an empty body; the connection's
+//!   writer fills in the message (see `ErrorHeads`). hyper's other automatic answers, `400`
+//!   for an unparsable head and `414` for a URI hyper cannot hold, get a message the same way.
+//! - A head not complete within [`ServeConfig::header_read_timeout`]: the connection closes
+//!   (slow-loris guard; there is no request to answer yet).
+//! - A connection beyond [`ServeConfig::max_connections`]: `503 Service Unavailable` with
+//!   `Retry-After: 1` and a one-line JSON body, then the connection closes. Refused at accept,
+//!   before a byte of the request is read.
+//!
+//! Every connection that closes while its client is still sending (a refused upload, a
+//! too-large head) first lingers: it sends its answer and FIN, then reads and discards for up
+//! to [`LINGER_TIME`] until the client closes. Closing with unread bytes would send a TCP RST,
+//! and a client still writing its request sees the reset instead of the answer.
+//!
+//! Shape: the accept loop runs until shutdown, then waits for its connections; each accepted
+//! socket gets a task running one hyper connection with the [`Router`] as its service. On
+//! shutdown a connection finishes the response in flight and closes; open streams end
+//! themselves (every transport merges the shutdown signal into its streams).
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use pushbench_feed::Shutdown;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Sleep;
+use tokio_util::task::TaskTracker;
+use tower::Service;
+
+/// The request-head bound [`ServeConfig::default`] sets: 16 KiB. A browser's request line
+/// plus its cookies fits (browsers cap a cookie at 4 KB, and a site's cookies together rarely
+/// pass 8 KB), as do the bearer tokens and `Last-Event-ID` headers of this feed, by orders of
+/// magnitude. It is what nginx accepts by default too (`large_client_header_buffers 4 8k`:
+/// no line over 8 KiB, 32 KiB in all), and it bounds what an idle connection can make hyper
+/// hold: 10,000 connections, 160 MB at most in head buffers, where hyper's default bound
+/// (~400 KB) allows 4 GB.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// How long a client may take to send a request head, by default: hyper's own default.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Longest a closing connection keeps reading (and discarding) what its client still sends,
+/// so that the client reads the answer instead of a reset; see the module docs.
+pub const LINGER_TIME: Duration = Duration::from_secs(2);
+
+/// Most bytes a lingering connection discards before it closes anyway.
+const LINGER_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Refused connections lingering at once at most; beyond, a refusal is written and the socket
+/// closed at once, so a connection flood cannot pin descriptors through the refusals.
+const MAX_LINGERING_REFUSALS: usize = 256;
+
+/// How [`serve`] protects itself from its clients.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServeConfig {
+    /// How long a client may take to send a request head (request line and headers) before
+    /// its connection is closed: the slow-loris guard.
+    pub header_read_timeout: Duration,
+    /// Largest request head accepted, bytes; beyond it the client gets `431`. Also bounds
+    /// hyper's read buffer while a head arrives. See [`DEFAULT_MAX_HEADER_BYTES`].
+    pub max_header_bytes: usize,
+    /// Most connections open at once; beyond, new connections get `503` with
+    /// `Retry-After: 1` and are closed. `None`: no limit (the process's open-file limit is
+    /// the limit then).
+    pub max_connections: Option<usize>,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            max_connections: None,
+        }
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` triggers, then stops accepting and waits
+/// until every connection has closed. HTTP/1.1 only (see the module docs for why).
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    config: ServeConfig,
+    shutdown: Shutdown,
+) -> io::Result<()> {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout)
+        .max_header_size(config.max_header_bytes);
+    let heads = Arc::new(ErrorHeads::new(config.max_header_bytes));
+    let slots = config
+        .max_connections
+        .map(|n| Arc::new(Semaphore::new(n.min(Semaphore::MAX_PERMITS))));
+    let refusal = Refusal::new(config.max_connections.unwrap_or(0));
+    let lingering_refusals = Arc::new(Semaphore::new(MAX_LINGERING_REFUSALS));
+    let connections = TaskTracker::new();
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(e) => {
+                    after_accept_error(e).await;
+                    continue;
+                }
+            },
+            _ = shutdown.wait() => break,
+        };
+        let permit = match &slots {
+            None => None,
+            Some(slots) => match slots.clone().try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    refusal.refuse(stream, &lingering_refusals);
+                    continue;
+                }
+            },
+        };
+        connections.spawn(handle(
+            stream,
+            permit,
+            http.clone(),
+            app.clone(),
+            heads.clone(),
+            shutdown.clone(),
+        ));
+    }
+    drop(listener);
+    connections.close();
+    connections.wait().await;
+    Ok(())
+}
+
+/// Runs one connection to its end; on shutdown, lets the response in flight finish.
+async fn handle(
+    stream: TcpStream,
+    // Held for the connection's life: its slot under the connection limit.
+    _permit: Option<OwnedSemaphorePermit>,
+    http: http1::Builder,
+    app: Router,
+    heads: Arc<ErrorHeads>,
+    shutdown: Shutdown,
+) {
+    // Latency is the point of this server: never let Nagle hold a small event back.
+    let _ = stream.set_nodelay(true);
+    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        let mut router = app.clone();
+        router.call(request.map(Body::new))
+    });
+    let connection = http
+        .serve_connection(TokioIo::new(Conn::new(stream, heads)), service)
+        .with_upgrades();
+    tokio::pin!(connection);
+    // Errors here are the peer's (reset, malformed request: hyper answers 400 itself) and
+    // end only this connection.
+    tokio::select! {
+        _ = connection.as_mut() => return,
+        _ = shutdown.wait() => connection.as_mut().graceful_shutdown(),
+    }
+    let _ = connection.await;
+}
+
+/// The answer of a connection over the limit, written whole before the request is read.
+struct Refusal {
+    bytes: Arc<[u8]>,
+}
+
+impl Refusal {
+    fn new(limit: usize) -> Self {
+        let body = format!(
+            "{{\"error\":\"too many connections (the server's limit is {limit}); retry later\"}}\n"
+        );
+        let head = format!(
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+             retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        );
+        Refusal {
+            bytes: [head.as_bytes(), body.as_bytes()].concat().into(),
+        }
+    }
+
+    /// Answers `503` and closes, lingering when a slot for that is free.
+    fn refuse(&self, stream: TcpStream, lingering: &Arc<Semaphore>) {
+        let Ok(permit) = lingering.clone().try_acquire_owned() else {
+            // A fresh socket's send buffer is empty: a write this small goes out whole.
+            let _ = stream.try_write(&self.bytes);
+            return;
+        };
+        let bytes = self.bytes.clone();
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let _permit = permit;
+            let mut conn = Conn::plain(stream);
+            let done = async {
+                conn.write_all(&bytes).await?;
+                conn.shutdown().await
+            };
+            let _ = tokio::time::timeout(LINGER_TIME, done).await;
+        });
+    }
+}
+
+/// Accept errors that concern one connection (it was reset before we took it) are skipped;
+/// running out of file descriptors or memory is retried after a pause, as `axum::serve`
+/// does, rather than spinning or ending the server.
+async fn after_accept_error(e: io::Error) {
+    use io::ErrorKind::*;
+    if matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionReset | ConnectionRefused
+    ) {
+        return;
+    }
+    tracing::error!("accept failed: {e}; retrying in 1 s");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+/// The one-line messages of hyper's automatic answers, which hyper sends without a body.
+struct ErrorHeads {
+    /// `(status line prefix, body)` for each status hyper answers by itself.
+    bodies: [(&'static [u8], String); 3],
+}
+
+impl ErrorHeads {
+    fn new(max_header_bytes: usize) -> Self {
+        let json = |msg: String| pushbench_feed::http::error_json(&msg);
+        ErrorHeads {
+            bodies: [
+                (
+                    b"HTTP/1.1 431 ",
+                    json(format!(
+                        "request head too large: the request line and headers (cookies \
+                         included) must fit in {max_header_bytes} bytes"
+                    )),
+                ),
+                (b"HTTP/1.1 414 ", json("request URI too long".to_string())),
+                (
+                    b"HTTP/1.1 400 ",
+                    json(
+                        "malformed request: the request line or a header could not be parsed \
+                         as HTTP/1.1"
+                            .to_string(),
+                    ),
+                ),
+            ],
+        }
+    }
+
+    /// If `head` is one of hyper's automatic answers (a whole, empty-bodied head of one of
+    /// those statuses), the same answer with its message as the body.
+    ///
+    /// hyper's automatic answers are the only such heads a router behind
+    /// `pushbench_feed::http::error_bodies` lets through: that layer gives every error answer
+    /// a body, so `content-length: 0` on these statuses, with `connection: close` (hyper closes
+    /// after a head it could not parse), marks hyper's own. A `HEAD` answer of the router
+    /// never matches: its `content-length` is that of the body it would have had.
+    fn fill(&self, head: &[u8]) -> Option<Vec<u8>> {
+        const EMPTY: &[u8] = b"\r\ncontent-length: 0\r\n";
+        if head.len() > 1024
+            || !head.ends_with(b"\r\n\r\n")
+            || find(head, b"\r\nconnection: close\r\n").is_none()
+        {
+            return None;
+        }
+        let (_, body) = self.bodies.iter().find(|(p, _)| head.starts_with(p))?;
+        let at = find(head, EMPTY)?;
+        let mut out = Vec::with_capacity(head.len() + body.len() + 64);
+        out.extend_from_slice(&head[..at]);
+        out.extend_from_slice(b"\r\ncontent-type: application/json");
+        out.extend_from_slice(format!("\r\ncontent-length: {}\r\n", body.len()).as_bytes());
+        out.extend_from_slice(&head[at + EMPTY.len()..]);
+        out.extend_from_slice(body.as_bytes());
+        Some(out)
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// A served socket: fills in the bodies of hyper's automatic error answers, and lingers on
+/// close while the client is still sending (see the module docs).
+struct Conn {
+    stream: TcpStream,
+    heads: Option<Arc<ErrorHeads>>,
+    /// A filled-in answer being written, and how much of it is out; the write it replaces
+    /// reports success once all of it is.
+    rewrite: Option<(Vec<u8>, usize)>,
+    linger: Linger,
+}
+
+enum Linger {
+    /// Not closing yet.
+    Open,
+    /// FIN sent; discarding what arrives until EOF, the deadline or the byte cap.
+    Draining {
+        deadline: Pin<Box<Sleep>>,
+        left: u64,
+    },
+    Done,
+}
+
+impl Conn {
+    fn new(stream: TcpStream, heads: Arc<ErrorHeads>) -> Self {
+        Conn {
+            stream,
+            heads: Some(heads),
+            rewrite: None,
+            linger: Linger::Open,
+        }
+    }
+
+    /// A socket whose writes go out unchanged (the refusal's).
+    fn plain(stream: TcpStream) -> Self {
+        Conn {
+            stream,
+            heads: None,
+            rewrite: None,
+            linger: Linger::Open,
+        }
+    }
+
+    /// Writes the pending filled-in answer; `Ready(Ok(n))` reports the `n` bytes it replaces.
+    fn poll_rewrite(&mut self, cx: &mut Context<'_>, replaces: usize) -> Poll<io::Result<usize>> {
+        while let Some((bytes, sent)) = &mut self.rewrite {
+            if *sent == bytes.len() {
+                self.rewrite = None;
+                return Poll::Ready(Ok(replaces));
+            }
+            let n = ready!(Pin::new(&mut self.stream).poll_write(cx, &bytes[*sent..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            *sent += n;
+        }
+        Poll::Ready(Ok(replaces))
+    }
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        if this.rewrite.is_none() {
+            if let Some(filled) = this.heads.as_ref().and_then(|h| h.fill(buf)) {
+                this.rewrite = Some((filled, 0));
+            }
+        }
+        if this.rewrite.is_some() {
+            return this.poll_rewrite(cx, buf.len());
+        }
+        Pin::new(&mut this.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        // An automatic answer is a head alone, hence one non-empty slice.
+        let mut non_empty = bufs.iter().filter(|b| !b.is_empty());
+        if let (Some(only), None) = (non_empty.next(), non_empty.next()) {
+            return self.poll_write(cx, only);
+        }
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        loop {
+            match &mut this.linger {
+                Linger::Open => {
+                    ready!(Pin::new(&mut this.stream).poll_shutdown(cx))?;
+                    this.linger = Linger::Draining {
+                        deadline: Box::pin(tokio::time::sleep(LINGER_TIME)),
+                        left: LINGER_BYTES,
+                    };
+                    // A quiet client (the usual close: it read its answer, or is idle) is not
+                    // waited for; only one still sending is.
+                    match poll_discard(&mut this.stream, cx) {
+                        Poll::Pending => this.linger = Linger::Done,
+                        Poll::Ready(Some(n)) => {
+                            if let Linger::Draining { left, .. } = &mut this.linger {
+                                *left = left.saturating_sub(n);
+                            }
+                        }
+                        Poll::Ready(None) => this.linger = Linger::Done,
+                    }
+                }
+                Linger::Draining { deadline, left } => {
+                    if *left == 0 || deadline.as_mut().poll(cx).is_ready() {
+                        this.linger = Linger::Done;
+                        continue;
+                    }
+                    match ready!(poll_discard(&mut this.stream, cx)) {
+                        Some(n) => *left = left.saturating_sub(n),
+                        None => this.linger = Linger::Done,
+                    }
+                }
+                Linger::Done => return Poll::Ready(Ok(())),
+            }
+        }
+    }
+}
+
+/// Reads and discards what the peer sent: `Some(bytes)`, or `None` at EOF or on an error.
+fn poll_discard(stream: &mut TcpStream, cx: &mut Context<'_>) -> Poll<Option<u64>> {
+    let mut scratch = [0u8; 8192];
+    let mut buf = ReadBuf::new(&mut scratch);
+    match ready!(Pin::new(stream).poll_read(cx, &mut buf)) {
+        Ok(()) if !buf.filled().is_empty() => Poll::Ready(Some(buf.filled().len() as u64)),
+        _ => Poll::Ready(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hypers_empty_error_heads_get_their_message() {
+        let heads = ErrorHeads::new(16384);
+        let head = b"HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\ncontent-length: 0\r\ndate: x\r\n\r\n";
+        let filled = String::from_utf8(heads.fill(head).unwrap()).unwrap();
+        let (h, body) = filled.split_once("\r\n\r\n").unwrap();
+        assert!(h.contains("\r\ncontent-type: application/json\r\n"), "{h}");
+        assert!(
+            h.contains(&format!("\r\ncontent-length: {}\r\n", body.len())),
+            "{h}"
+        );
+        assert!(h.contains("\r\ndate: x"), "{h}");
+        assert!(body.contains("16384 bytes"), "{body}");
+        assert_eq!(body.lines().count(), 1);
+        let json: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert!(json["error"].as_str().unwrap().contains("too large"));
+        // Answers with a body, other statuses and partial heads pass unchanged.
+        assert!(heads
+            .fill(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 12\r\n\r\n")
+            .is_none());
+        assert!(heads
+            .fill(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
+            .is_none());
+        assert!(heads
+            .fill(b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\n")
+            .is_none());
+        assert!(heads.fill(b"\x81\x05hello").is_none());
+    }
+}
