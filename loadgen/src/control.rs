@@ -2,6 +2,7 @@
 //! window, the faults' schedule, each topic's final seq once its step is finished, and the
 //! stop signal.
 
+use crate::faults::PortMarks;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
@@ -29,6 +30,9 @@ pub struct RunControl {
     stop: watch::Sender<bool>,
     /// The scenario's faults on the run's clock, in order (empty on a happy path).
     faults: Vec<FaultWindow>,
+    /// The proxy's marks of the connections its latest fault affected, when the run has a
+    /// proxy: a client whose port is marked is not an untouched bystander.
+    proxy_marks: Option<PortMarks>,
 }
 
 /// A scheduled fault as the clients see it, on the Unix clock their receipt times use.
@@ -55,6 +59,7 @@ impl RunControl {
             finals_generation: AtomicU64::new(0),
             stop: watch::Sender::new(false),
             faults: Vec::new(),
+            proxy_marks: None,
         }
     }
 
@@ -62,6 +67,19 @@ impl RunControl {
     pub fn with_faults(mut self, faults: Vec<FaultWindow>) -> Self {
         self.faults = faults;
         self
+    }
+
+    /// Clients learn from `marks` which of them the proxy's faults touched.
+    pub fn with_proxy_marks(mut self, marks: PortMarks) -> Self {
+        self.proxy_marks = Some(marks);
+        self
+    }
+
+    /// Whether the proxy's latest fault affected the connection from `local_port`.
+    pub fn touched_by_proxy(&self, local_port: u16) -> bool {
+        self.proxy_marks
+            .as_ref()
+            .is_some_and(|m| m.is_marked(local_port))
     }
 
     /// The fault that owns `now_ns`: the last one started at or before it (a fault owns the

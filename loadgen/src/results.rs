@@ -538,7 +538,8 @@ pub struct FaultResult {
     /// Fault (or the break it caused) to the first line received again, per recovered
     /// session, in µs. Its count is the sessions that recovered.
     pub recovery_us: Percentiles,
-    /// Delivery latency of the clients the fault did not touch (not slowed, not broken)
+    /// Delivery latency of the clients the fault did not touch (not slowed, not broken, no
+    /// connection the proxy affected: `faults::PortMarks`)
     /// while it owned the time; compare with `calm_latency_us` (isolation).
     pub bystander_latency_us: Percentiles,
     pub caught_up: u64,

@@ -155,6 +155,9 @@ pub struct ClientState {
     pub retry_hint: Option<Duration>,
     /// A slow consumer (its reads are limited while its fault lasts): never a bystander.
     pub slow: bool,
+    /// The local port of the current session's connection (0 before the first), by which
+    /// the fault proxy marks the connections it touched.
+    pub local_port: u16,
 }
 
 impl Default for ClientState {
@@ -179,6 +182,7 @@ impl ClientState {
             broken: None,
             retry_hint: None,
             slow: false,
+            local_port: 0,
         }
     }
 
@@ -246,7 +250,11 @@ impl ClientState {
             let us = ns.div_ceil(1000).max(1);
             match control.fault_at(now_ns) {
                 None => st.recorder.record_calm_latency_us(us),
-                Some((i, _)) if !self.slow && self.broken.is_none() => {
+                Some((i, _))
+                    if !self.slow
+                        && self.broken.is_none()
+                        && !control.touched_by_proxy(self.local_port) =>
+                {
                     if let Some(fault) = st.recorder.fault_mut(i) {
                         fault.record_bystander_latency_us(us);
                     }
@@ -406,8 +414,10 @@ fn note_fault_hit(
     let Some(record) = st.recorder.fault_mut(i) else {
         return;
     };
-    match end {
-        SessionEnd::Failed(_) => record.counts.sessions_broken += 1,
+    // A client still recovering from this break only failed to come back: a poll client's
+    // every request while the server is down is one failed attempt, not another break.
+    match (end, state.broken.is_some()) {
+        (SessionEnd::Failed(_), false) => record.counts.sessions_broken += 1,
         _ => record.counts.connect_errors += 1,
     }
     if state.broken.is_none() {
@@ -448,7 +458,10 @@ pub async fn open_session(
     state.session_start_ns = now_ns();
     let recv_buffer = spec.read_limit.map(|_| SLOW_CONSUMER_RECV_BUFFER);
     let socket = match connect_with(spec.server, spec.source, recv_buffer).await {
-        Ok(stream) => MeasuredSocket::new(stream, stats.clone()).throttled(spec.read_limit),
+        Ok(stream) => {
+            state.local_port = stream.local_addr().map_or(0, |a| a.port());
+            MeasuredSocket::new(stream, stats.clone()).throttled(spec.read_limit)
+        }
         Err(e) => return Err(stats.borrow_mut().connect_failed(SessionError::Connect(e))),
     };
     match ClientStream::open(socket, spec.tls.as_ref()).await {

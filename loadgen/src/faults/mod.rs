@@ -87,6 +87,53 @@ use std::time::Duration;
 
 pub use proxy::{FaultProxy, ProxyHandle};
 
+/// The client ports of the connections the latest proxy fault affected: how a client learns
+/// that the proxy touched it (a delayed, throttled or blackholed connection breaks nothing a
+/// client could see), so its latency is not counted among the untouched clients' while that
+/// fault owns the time. One bit per port, lock-free, 8 KiB: the proxy sets a bit once per
+/// connection and fault, each client reads its own bit per line received during a fault.
+/// Ports identify connections because every client connects from loopback to the one proxy
+/// (beyond ~28,000 connections, with several source addresses, two clients could share a port
+/// and one would be counted as touched: the proxy holds two descriptors per connection, so the
+/// 20,000-descriptor limit stops a run well before).
+#[derive(Clone)]
+pub struct PortMarks(std::sync::Arc<[std::sync::atomic::AtomicU64]>);
+
+impl Default for PortMarks {
+    fn default() -> Self {
+        PortMarks((0..1024).map(|_| Default::default()).collect())
+    }
+}
+
+impl PortMarks {
+    pub fn mark(&self, port: u16) {
+        let (word, bit) = (usize::from(port) / 64, port % 64);
+        self.0[word].fetch_or(1 << bit, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn is_marked(&self, port: u16) -> bool {
+        let (word, bit) = (usize::from(port) / 64, port % 64);
+        self.0[word].load(std::sync::atomic::Ordering::Relaxed) & (1 << bit) != 0
+    }
+
+    pub fn clear(&self) {
+        for word in self.0.iter() {
+            word.store(0, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+impl fmt::Debug for PortMarks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let marked: u32 = self
+            .0
+            .iter()
+            .map(|w| w.load(std::sync::atomic::Ordering::Relaxed).count_ones())
+            .sum();
+        write!(f, "PortMarks({marked} marked)")
+    }
+}
+
 use crate::scenario::FaultKind;
 
 /// Bytes a selected connection is sent of the chunk it is cut in, at least; chunks this short

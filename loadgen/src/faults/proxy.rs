@@ -21,7 +21,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
 use super::{
-    FaultId, FaultStats, Fraction, ProxyError, ProxyFault, ProxyStats, CONNECT_TIMEOUT,
+    FaultId, FaultStats, Fraction, PortMarks, ProxyError, ProxyFault, ProxyStats, CONNECT_TIMEOUT,
     CUT_MIN_WRITE, DOWN_BUFFER, MAX_HELD_CHUNKS, UP_BUFFER,
 };
 
@@ -52,11 +52,20 @@ pub struct ProxyHandle {
 impl FaultProxy {
     /// Binds 127.0.0.1:0 and starts accepting; each connection is forwarded to `upstream`.
     pub async fn start(upstream: SocketAddr) -> io::Result<FaultProxy> {
+        FaultProxy::start_marking(upstream, PortMarks::default()).await
+    }
+
+    /// [`FaultProxy::start`], marking in `marks` the client port of every connection a fault
+    /// affects (see [`PortMarks`]).
+    pub async fn start_marking(upstream: SocketAddr, marks: PortMarks) -> io::Result<FaultProxy> {
         let socket = TcpSocket::new_v4()?;
         socket.bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?;
         let listener = socket.listen(LISTEN_BACKLOG)?;
         let local_addr = listener.local_addr()?;
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared {
+            state: Mutex::default(),
+            marks,
+        });
         let (stop, stopped) = oneshot::channel();
         let accept = tokio::spawn(accept_loop(listener, upstream, shared.clone(), stopped));
         Ok(FaultProxy {
@@ -120,7 +129,12 @@ impl ProxyHandle {
             }
         }
         let id = FaultId(state.faults.len() as u64 + 1);
-        let tally = Arc::new(Tally::default());
+        // The new fault owns the time from now: the connections it touches are its own.
+        self.shared.marks.clear();
+        let tally = Arc::new(Tally {
+            affected: AtomicU64::new(0),
+            marks: self.shared.marks.clone(),
+        });
         let arm = Arm {
             fault,
             tally: tally.clone(),
@@ -184,9 +198,10 @@ impl ProxyHandle {
 }
 
 /// What the handle and the tasks share.
-#[derive(Default)]
 struct Shared {
     state: Mutex<State>,
+    /// Client ports of the connections the latest fault affected.
+    marks: PortMarks,
 }
 
 #[derive(Default)]
@@ -248,6 +263,7 @@ impl Record {
 #[derive(Debug, Default)]
 struct Tally {
     affected: AtomicU64,
+    marks: PortMarks,
 }
 
 /// One fault armed on one connection; the tally also tells faults apart.
@@ -385,7 +401,10 @@ async fn connection(
     };
     let _ = server.set_nodelay(true);
     let (mut client, mut server) = (client, server);
-    let end = Session::new(armed).run(&mut client, &mut server).await;
+    let port = client.peer_addr().map_or(0, |a| a.port());
+    let end = Session::new(armed, port)
+        .run(&mut client, &mut server)
+        .await;
     match end {
         End::Finished => {}
         End::Reset => {
@@ -472,13 +491,16 @@ impl Pipe {
 struct Hit {
     tally: Arc<Tally>,
     counted: bool,
+    /// The client's port, marked when the fault affects this connection.
+    port: u16,
 }
 
 impl Hit {
-    fn new(arm: &Arm) -> Hit {
+    fn new(arm: &Arm, port: u16) -> Hit {
         Hit {
             tally: arm.tally.clone(),
             counted: false,
+            port,
         }
     }
 
@@ -486,6 +508,7 @@ impl Hit {
         if !self.counted {
             self.counted = true;
             self.tally.affected.fetch_add(1, Ordering::Relaxed);
+            self.tally.marks.mark(self.port);
         }
     }
 
@@ -573,6 +596,8 @@ impl Bucket {
 /// A connection's forwarding state and the faults armed on it.
 struct Session {
     armed: watch::Receiver<Armed>,
+    /// The client's port (its connection's peer port), for [`PortMarks`].
+    port: u16,
     /// Client → server.
     up: Pipe,
     /// Server → client.
@@ -600,9 +625,10 @@ enum Event {
 }
 
 impl Session {
-    fn new(armed: watch::Receiver<Armed>) -> Session {
+    fn new(armed: watch::Receiver<Armed>, port: u16) -> Session {
         Session {
             armed,
+            port,
             up: Pipe::new(UP_BUFFER),
             down: Pipe::new(DOWN_BUFFER),
             held: VecDeque::new(),
@@ -727,7 +753,7 @@ impl Session {
     fn reconcile(&mut self, armed: &Armed) -> Option<End> {
         let now = Instant::now();
         if let Some(arm) = &armed.reset {
-            Hit::new(arm).count();
+            Hit::new(arm, self.port).count();
             return Some(End::Reset);
         }
         if !unchanged(self.idle_cut.as_ref().map(|i| &i.hit), &armed.idle_cut) {
@@ -737,7 +763,7 @@ impl Session {
                 };
                 // The idle time counts from when the fault reached the connection.
                 IdleCut {
-                    hit: Hit::new(arm),
+                    hit: Hit::new(arm, self.port),
                     after,
                     last_byte: now,
                     check_at: now + after,
@@ -758,7 +784,7 @@ impl Session {
                     unreachable!("the latency slot holds latency faults");
                 };
                 Latency {
-                    hit: Hit::new(arm),
+                    hit: Hit::new(arm, self.port),
                     delay,
                     jitter,
                 }
@@ -770,13 +796,13 @@ impl Session {
                     unreachable!("the bandwidth slot holds bandwidth faults");
                 };
                 Bandwidth {
-                    hit: Hit::new(arm),
+                    hit: Hit::new(arm, self.port),
                     bucket: Bucket::new(bytes_per_sec, now),
                 }
             });
         }
         if !unchanged(self.blackhole.as_ref(), &armed.blackhole) {
-            self.blackhole = armed.blackhole.as_ref().map(Hit::new);
+            self.blackhole = armed.blackhole.as_ref().map(|arm| Hit::new(arm, self.port));
             if let Some(hit) = &mut self.blackhole {
                 // Bytes already read and not yet written are held from now on.
                 if self.up.pending() > 0 || self.down.pending() > 0 {
@@ -787,7 +813,7 @@ impl Session {
         let cut = self.cut_mid_event.as_ref().map(|c| &c.hit);
         if !unchanged(cut, &armed.cut_mid_event) {
             self.cut_mid_event = armed.cut_mid_event.as_ref().map(|arm| CutMidEvent {
-                hit: Hit::new(arm),
+                hit: Hit::new(arm, self.port),
                 left: None,
             });
         }

@@ -38,13 +38,13 @@ use tokio::sync::mpsc;
 use crate::clients::socket::ReadLimit;
 use crate::control::RunControl;
 use crate::controlplane::{self, finish_topics, ControlError};
+use crate::faults::{FaultId, FaultProxy, PortMarks};
 use crate::monitor::{sample, sample_machine, MachineSample, ProcSample};
 use crate::orchestrate::Pinning;
 use crate::progress::Progress;
 use crate::publisher::{PublishError, PublishPlan, PublishReport, Publisher};
 use crate::record::{write_hgrm, Recorder};
 use crate::results::{encode_histogram, Problem, ProblemKind, TransportResult};
-use crate::faults::{FaultId, FaultProxy};
 use crate::scenario::{FaultKind, Injector, Scenario, Transport};
 use crate::tls::{TlsError, TlsTarget};
 use crate::worker::{self, WorkerMsg};
@@ -215,16 +215,23 @@ async fn measure(
     let planned = tokio::time::Instant::now();
     let planned_unix = unix_nanos();
     let at_unix = |d: Duration| planned_unix + d.as_nanos() as u64;
-    let control = Arc::new(
-        RunControl::new(
-            at_unix(timeline.measure_start),
-            at_unix(timeline.measure_end),
-        )
-        .with_faults(FaultSchedule::windows(
-            &sc.faults,
-            at_unix(timeline.measure_start),
-        )),
-    );
+    let uses_proxy = sc
+        .faults
+        .iter()
+        .any(|f| f.kind.injector() == Injector::Proxy);
+    let proxy_marks = PortMarks::default();
+    let mut control = RunControl::new(
+        at_unix(timeline.measure_start),
+        at_unix(timeline.measure_end),
+    )
+    .with_faults(FaultSchedule::windows(
+        &sc.faults,
+        at_unix(timeline.measure_start),
+    ));
+    if uses_proxy {
+        control = control.with_proxy_marks(proxy_marks.clone());
+    }
+    let control = Arc::new(control);
     let insecure = sc.target.as_ref().is_some_and(|t| t.insecure);
     let tls = match endpoint.tls {
         true => Some(TlsTarget::new(&endpoint.server_name, insecure)?),
@@ -255,9 +262,9 @@ async fn measure(
 
     // With a network fault in the scenario every client goes through the proxy for the whole
     // run, so its (small) cost is in the calm figures as much as in the faulted ones.
-    let proxy = match sc.faults.iter().any(|f| f.kind.injector() == Injector::Proxy) {
+    let proxy = match uses_proxy {
         true => {
-            let proxy = FaultProxy::start(endpoint.addr)
+            let proxy = FaultProxy::start_marking(endpoint.addr, proxy_marks.clone())
                 .await
                 .map_err(RunError::Proxy)?;
             for spec in &mut specs {
