@@ -5,6 +5,10 @@
 //!
 //! Your app keeps its own routes; the feed is appended to from your own code (here a task
 //! standing in for a CI worker); Ctrl-C ends every open stream and the server exits cleanly.
+//!
+//! It serves with `pushbench_sse::serve`, not `axum::serve`: that one installs no timer, so
+//! hyper's header-read timeout never fires, and bounds neither request heads nor connections.
+//! Copy this part too.
 
 use std::time::Duration;
 
@@ -14,7 +18,7 @@ use pushbench_feed::backend::NewLine;
 use pushbench_feed::clock::unix_nanos;
 use pushbench_feed::http::CorsConfig;
 use pushbench_feed::{FeedContext, TopicId};
-use pushbench_sse::SseConfig;
+use pushbench_sse::{ServeConfig, SseConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -32,7 +36,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     let app = Router::new()
         .route("/", get(|| async { "my CI app\n" }))
-        .merge(sse);
+        .merge(sse)
+        // Every error answer (routing's 404/405 too) as one line of JSON, like the feed's own.
+        .layer(axum::middleware::from_fn(
+            pushbench_feed::http::error_bodies,
+        ));
 
     // A stand-in CI worker: ten lines, one every 300 ms, then the step finishes.
     let topic = TopicId::new("acme", "app", "7", "test")?;
@@ -56,9 +64,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let _ = tokio::signal::ctrl_c().await;
         shutdown.trigger();
     });
-    let shutdown = feed.shutdown.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.wait().await })
-        .await?;
+    let config = ServeConfig {
+        // Stalled request heads are closed after 10 s; at most 10,000 connections, beyond
+        // that `503` with `Retry-After: 1`. Heads stay bounded at the default 16 KiB.
+        header_read_timeout: Duration::from_secs(10),
+        max_connections: Some(10_000),
+        ..ServeConfig::default()
+    };
+    pushbench_sse::serve(listener, app, config, feed.shutdown.clone()).await?;
     Ok(())
 }

@@ -2,17 +2,25 @@
 //!
 //! ```no_run
 //! use pushbench_feed::FeedContext;
-//! use pushbench_sse::{router, SseConfig};
+//! use pushbench_sse::{router, serve, ServeConfig, SseConfig};
 //!
 //! # async fn run() -> std::io::Result<()> {
 //! let feed = FeedContext::in_memory();
 //! let app = axum::Router::new()
-//!     .merge(router(feed.clone(), SseConfig::default()).expect("valid SSE config"));
+//!     .merge(router(feed.clone(), SseConfig::default()).expect("valid SSE config"))
+//!     .layer(axum::middleware::from_fn(pushbench_feed::http::error_bodies));
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-//! axum::serve(listener, app).await
+//! serve(listener, app, ServeConfig::default(), feed.shutdown.clone()).await
 //! # }
 //! ```
 //! A complete example with a publisher and graceful shutdown is in `examples/embed.rs`.
+//!
+//! Serve it with [`serve`], not `axum::serve`: `axum::serve` installs no timer, so hyper's
+//! header-read timeout never fires (a client that stalls mid-request holds its connection
+//! for ever), and it bounds neither request heads (hyper's default is ~400 KB) nor
+//! connections. [`serve`] gives the protections feed-server has: a header-read timeout
+//! (30 s), a 16 KiB request-head bound (`431` with a message beyond), an optional connection
+//! limit (`503` with `Retry-After: 1` beyond), see [`ServeConfig`].
 //!
 //! # What it does, and why
 //! `GET /{org}/{repo}/builds/{build}/steps/{step}/logs/events` streams a step's log:
@@ -50,8 +58,8 @@
 //! An idle stream's cost is mostly hyper's two 8 KiB per-connection buffers (read, and
 //! response-head write). Two serving choices decide what it costs (idle-10k, 10,000 streams):
 //! `axum::serve` 18.1 KiB per connection, because hyper-util's HTTP/2 sniffing makes hyper
-//! grow the read buffer to 16 KiB; hyper's HTTP/1 connection driven directly 11.9 KiB
-//! (`feed_server::connection` shows how); and with jemalloc as the global allocator, which
+//! grow the read buffer to 16 KiB; hyper's HTTP/1 connection driven directly, as [`serve`]
+//! does, 11.9 KiB; and with jemalloc as the global allocator, which
 //! never faults in the untouched parts of those buffers, 7.8 KiB.
 #![forbid(unsafe_code)]
 

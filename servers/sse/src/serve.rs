@@ -203,7 +203,7 @@ impl Refusal {
         );
         let head = format!(
             "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
-             retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
+             retry-after: 1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
             body.len()
         );
         Refusal {
