@@ -232,10 +232,17 @@ bytes_per_sec = 1000
         assert_accounted(r);
         let slow = fault(r, "slow_consumers");
         assert_eq!(slow.connections_hit, Some(2), "{t}");
-        assert!(
-            slow.lost_to_lag > 0,
-            "{t}: the lag policy never acted: {slow:?}"
-        );
+        // A held long-poll answer is written whole or not at all: the slow reader's next
+        // request finds its cursor gone (410) and counts the gap. SSE and WebSocket write into
+        // the kernel, whose send buffer autotunes to megabytes on loopback and absorbs 5 s of
+        // backlog: nothing lags, the kernel pays (RELIABILITY.md). Both are measured here.
+        match t {
+            "long-poll" => assert!(
+                slow.lost_to_lag > 0,
+                "{t}: the lag policy never acted: {slow:?}"
+            ),
+            _ => assert_eq!(slow.lost_to_lag, 0, "{t}: {slow:?}"),
+        }
         assert_eq!(slow.lost_to_lag, r.events.lost_to_lag, "{t}");
         // Isolation, measured: the six fast viewers' p99 stays near the calm baseline.
         let calm = r.calm_latency_us.as_ref().expect("a calm baseline");
