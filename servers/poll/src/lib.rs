@@ -93,6 +93,13 @@ fn parse_request(q: &HashMap<String, String>, c: &PollConfig) -> Result<PollRequ
         None => c.default_limit,
         Some(v) => {
             let n = parse_seq(LIMIT, v)? as usize;
+            // An answer of no lines can never move the cursor: a client asking for it would
+            // poll for ever without progress.
+            if n == 0 {
+                return Err(ApiError::bad_request(
+                    "limit must be at least 1: an answer of no lines never makes progress",
+                ));
+            }
             if n > c.max_limit {
                 return Err(ApiError::bad_request(format!(
                     "limit {n} is above the maximum {}",
@@ -133,7 +140,7 @@ async fn poll(
             - 1,
     );
     let idle = batch.lines.is_empty() && !batch.status.finished;
-    if idle && !req.wait.is_zero() && req.limit > 0 {
+    if idle && !req.wait.is_zero() {
         // Long-poll: wait for the next line, the end of the step, the timeout or shutdown.
         let mut sub = s
             .feed
@@ -239,6 +246,11 @@ mod tests {
         );
         assert!(parse_request(&q(&[("after", "x")]), &c).is_err());
         assert!(parse_request(&q(&[("limit", "100000")]), &c).is_err());
+        let Err(zero) = parse_request(&q(&[("limit", "0")]), &c) else {
+            panic!("limit=0 accepted");
+        };
+        assert_eq!(zero.status, StatusCode::BAD_REQUEST);
+        assert!(zero.message.contains("limit"), "{}", zero.message);
         assert!(parse_request(&q(&[("wait", "10m")]), &c).is_err());
         let e = parse_request(&q(&[("afer", "1")]), &c).err().unwrap();
         assert!(e.message.contains("afer"));
