@@ -25,6 +25,8 @@
 //! and its seed saved under `loadgen/tests/`; commit that file, and add the shrunk text to the
 //! corpus.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -470,19 +472,7 @@ proptest! {
 /// be well placed. A file whose name starts with `ok-` must load.
 #[test]
 fn corpus_loads_or_fails_with_positions() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/scenario");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
-        .map(|entry| entry.expect("directory entry").path())
-        .filter(|p| p.extension().is_some_and(|ext| ext == "toml"))
-        .collect();
-    files.sort();
-    assert!(
-        files.len() >= 5,
-        "only {} files in {}",
-        files.len(),
-        dir.display()
-    );
+    let files = common::corpus_files("scenario", "toml");
     for path in files {
         let text = std::fs::read_to_string(&path).unwrap();
         let origin = path.display().to_string();

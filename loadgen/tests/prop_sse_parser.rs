@@ -22,7 +22,7 @@
 //! shrunk and its seed saved in `loadgen/tests/prop_sse_parser.proptest-regressions`;
 //! commit that file, and add the shrunk input to the corpus.
 
-use std::path::PathBuf;
+mod common;
 
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -405,20 +405,7 @@ fn oversized_line_fails_alike_whole_and_split() {
 /// point and byte by byte.
 #[test]
 fn corpus_is_split_invariant() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/sse");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
-        .map(|entry| entry.expect("directory entry").path())
-        .filter(|p| p.extension().is_some_and(|ext| ext == "bin"))
-        .collect();
-    files.sort();
-    // An empty corpus would pass vacuously.
-    assert!(
-        files.len() >= 5,
-        "only {} files in {}",
-        files.len(),
-        dir.display()
-    );
+    let files = common::corpus_files("sse", "bin");
     for path in files {
         let stream = std::fs::read(&path).unwrap();
         let name = path.display();

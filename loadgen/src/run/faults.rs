@@ -172,20 +172,17 @@ impl Conductor<'_> {
     /// `cut_mid_event`, on their next chunk). The proxy's count of connections it actually
     /// affected is read when it stops.
     fn inject_in_proxy(&mut self, i: usize, fault: &Fault) {
-        if self.proxy.is_none() {
-            return self.note(i, format!("{}: no proxy is running", fault.kind));
-        }
-        let Some(kind) = ProxyFault::from_kind(fault.kind) else {
-            return self.note(i, format!("{} is not a proxy fault", fault.kind));
-        };
         // A one-shot fault stays armed in the proxy (cut_mid_event waits for each selected
         // connection's next chunk) until the next proxy fault or the end of the run.
         let armed: Vec<usize> = self.proxy_armed.drain(..).collect();
         for k in armed {
             self.clear_in_proxy(k);
         }
+        let Some(kind) = ProxyFault::from_kind(fault.kind) else {
+            return self.note(i, format!("{} is not a proxy fault", fault.kind));
+        };
         let Some(proxy) = self.proxy.as_ref() else {
-            return;
+            return self.note(i, format!("{}: no proxy is running", fault.kind));
         };
         let applied = Fraction::new(fault.fraction).and_then(|f| proxy.handle().apply(kind, f));
         match applied {

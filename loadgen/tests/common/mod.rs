@@ -154,3 +154,24 @@ pub fn shipped_scenario(
     }
     toml::to_string(&doc).expect("scenario serialises")
 }
+
+/// The files of `tests/corpus/NAME` ending in `.EXT`, sorted; at least five, since an empty
+/// corpus would replay vacuously.
+pub fn corpus_files(name: &str, ext: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/corpus")
+        .join(name);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .map(|entry| entry.expect("directory entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
+        .collect();
+    files.sort();
+    assert!(
+        files.len() >= 5,
+        "only {} files in {}",
+        files.len(),
+        dir.display()
+    );
+    files
+}
