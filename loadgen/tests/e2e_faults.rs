@@ -87,10 +87,17 @@ fn every_transport_survives_every_fault_without_silent_loss() {
         }
 
         // drop: half of the open streams end and come back; a held long-poll is answered at
-        // once (not a broken session); a plain poll holds nothing to drop.
+        // once (not a broken session); a plain poll holds nothing to drop. Only the long-polls
+        // held at that instant count as open: a client between an answer and its next request
+        // holds none, and on a busy machine several are, so at most half of them are hit.
         let drop = fault(r, "drop");
         match t {
             "poll" => assert_eq!(drop.connections_hit, Some(0), "{t}"),
+            "long-poll" => assert!(
+                drop.connections_hit
+                    .is_some_and(|n| (1..=clients / 2).contains(&n)),
+                "{t}: {drop:?}"
+            ),
             _ => assert_eq!(drop.connections_hit, Some(clients / 2), "{t}"),
         }
         if is_stream(t) {
