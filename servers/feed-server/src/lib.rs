@@ -1,6 +1,7 @@
 //! `feed-server`: every pushbench transport on one port, over one shared log feed.
 //!
 //! # Layout
+//! - [`backend`]: `--backend`, memory or Redis Streams, and connecting to it.
 //! - [`config`]: the command line ([`config::Args`]) and what it resolves to.
 //! - [`publish`]: `POST .../logs` (append lines) and `POST .../logs/finish` (end a step).
 //! - [`viewer`]: the log viewer page at `/` (embedded HTML/CSS/JS).
@@ -41,6 +42,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod backend;
 pub mod config;
 pub mod listener;
 pub mod publish;

@@ -440,6 +440,21 @@ fn check_cursor(topic: &TopicId, st: &TopicStatus, after: Option<u64>) -> Result
     Ok(after)
 }
 
+/// Checks that `url` is a Redis URL this backend can use, without connecting.
+pub fn check_url(url: &str) -> Result<(), RedisSetupError> {
+    let bad = |reason: String| RedisSetupError::BadUrl {
+        url: url.to_string(),
+        reason,
+    };
+    if !url.starts_with("redis://") {
+        return Err(bad(
+            "expected redis://HOST:PORT[/DB] (no TLS: rediss:// is not built in)".into(),
+        ));
+    }
+    redis::Client::open(url).map_err(|e| bad(e.to_string()))?;
+    Ok(())
+}
+
 impl RedisBackend {
     /// Connects (failing within a few seconds if Redis is unreachable) and starts the reader.
     /// Must be called within a tokio runtime.
@@ -448,6 +463,7 @@ impl RedisBackend {
             return Err(RedisSetupError::NoHistory);
         }
         let url = config.url.clone();
+        check_url(&url)?;
         let client = redis::Client::open(url.as_str()).map_err(|e| RedisSetupError::BadUrl {
             url: url.clone(),
             reason: e.to_string(),
