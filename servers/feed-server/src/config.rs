@@ -111,7 +111,9 @@ pub struct Args {
     /// which need this token as Authorization: Bearer. Off by default.
     #[arg(long, env = "FEED_SERVER_ADMIN_TOKEN")]
     pub admin_token: Option<String>,
-    /// Topics the built-in generator writes (0: no generator).
+    /// Topics the built-in generator writes (0: no generator). With a shared --backend run
+    /// it on one server only: each generator writes its own lines. On topics Redis already
+    /// holds it goes on after their last seq.
     #[arg(long, default_value_t = 4)]
     pub gen_topics: u32,
     /// Generated lines per second per topic (open loop).

@@ -18,6 +18,12 @@
 //!   inert (no timer), bounds neither request heads nor connections, and whose HTTP/2
 //!   detection costs 8 KiB per connection (the reasons are in `pushbench_sse::serve`'s docs).
 //!
+//! # One server or several
+//! The feed lives in memory by default; `--backend redis://HOST:PORT` puts it in Redis
+//! Streams so that several servers serve one feed (see [`backend`] and
+//! `pushbench_feed::redis`). The routes behave the same either way; a Redis out of reach is a
+//! `503` with `Retry-After: 1`.
+//!
 //! # Bad input
 //! Every error answer is one line of JSON, `{"error":"..."}`, whatever produced it: the
 //! handlers' [`pushbench_feed::http::ApiError`]s, routing's `404`/`405` (with `Allow`) and

@@ -17,6 +17,12 @@
 //! (clients would count duplicates); a client that resumes from before the restart is told
 //! where history now starts (see the lag policy in the crate docs).
 //!
+//! On a shared backend that kept its topics (Redis Streams), a restarted generator finds them
+//! still there: [`crate::Backend::open`] then changes nothing, and since the backend numbers
+//! appended lines, the new lines follow the topic's last seq without a gap or a duplicate
+//! (their `ts` still follows the schedule). The memory backend is unchanged: its topics are
+//! new after a restart and are opened at the schedule's seq.
+//!
 //! Skipping costs a few binary searches per topic, not a replay of the skipped lines. The text
 //! is the one part that is not replayed: it comes from one random stream shared by all topics,
 //! and reproducing it would mean generating every lost line. A generator that skipped lines

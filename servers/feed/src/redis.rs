@@ -130,6 +130,9 @@ const BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// How often an instance says it is alive, and how old a heartbeat may be to count.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 const HEARTBEAT_FRESH: Duration = Duration::from_secs(5);
+/// Lifetime of an instance's wake key after its last heartbeat, and of an instance's entry in
+/// the heartbeat hash (removed by the next `disconnect` after that).
+const WAKE_TTL: Duration = Duration::from_secs(60);
 /// Longest wait for the other instances' answers to a `disconnect`.
 const DISCONNECT_WAIT: Duration = Duration::from_secs(2);
 /// Control messages kept (approximately; they are only read live).
@@ -142,8 +145,30 @@ pub struct RedisBackend {
 }
 
 impl Drop for RedisBackend {
+    /// Stops the reader and, if a runtime is still there, takes this instance out of the
+    /// heartbeat hash at once, so other instances' `disconnect` stop waiting for it.
     fn drop(&mut self) {
         self.reader.abort();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let mut conn = self.shared.conn();
+            let (instances, wake, id) = (
+                self.shared.keys.instances.clone(),
+                self.shared.keys.wake.clone(),
+                self.shared.instance.clone(),
+            );
+            runtime.spawn(async move {
+                let _: redis::RedisResult<()> = redis::pipe()
+                    .cmd("HDEL")
+                    .arg(instances)
+                    .arg(id)
+                    .ignore()
+                    .cmd("DEL")
+                    .arg(wake)
+                    .ignore()
+                    .query_async(&mut conn)
+                    .await;
+            });
+        }
     }
 }
 
@@ -855,6 +880,20 @@ impl Backend for RedisBackend {
             .await
             .map_err(|e| backend_error("disconnect", e))?;
         let fresh_since = now_ms().saturating_sub(HEARTBEAT_FRESH.as_millis() as u64);
+        let gone_since = now_ms().saturating_sub(WAKE_TTL.as_millis() as u64);
+        let gone: Vec<&String> = heartbeats
+            .iter()
+            .filter(|(_, at)| **at < gone_since)
+            .map(|(id, _)| id)
+            .collect();
+        if !gone.is_empty() {
+            // Instances silent for a minute are gone; forget them.
+            let _: redis::RedisResult<()> = redis::cmd("HDEL")
+                .arg(&s.keys.instances)
+                .arg(gone)
+                .query_async(&mut conn)
+                .await;
+        }
         let instances = heartbeats
             .iter()
             .filter(|(id, at)| **at >= fresh_since || **id == s.instance)
@@ -964,10 +1003,18 @@ async fn read_loop(shared: Weak<Shared>, client: redis::Client, mut control_id: 
         };
         if last_heartbeat.elapsed() >= HEARTBEAT_EVERY {
             last_heartbeat = tokio::time::Instant::now();
-            let _: redis::RedisResult<()> = redis::cmd("HSET")
+            // The wake key expires if this instance goes away for good (ids are random, so
+            // a restarted server never reads an old one).
+            let _: redis::RedisResult<()> = redis::pipe()
+                .cmd("HSET")
                 .arg(&s.keys.instances)
                 .arg(&s.instance)
                 .arg(now_ms())
+                .ignore()
+                .cmd("PEXPIRE")
+                .arg(&s.keys.wake)
+                .arg(WAKE_TTL.as_millis() as u64)
+                .ignore()
                 .query_async(&mut c)
                 .await;
         }
