@@ -12,8 +12,8 @@
 //! while the stream stays open) and keeps its headers; a WebSocket upgrade passes and
 //! delivers lines; 1,500 polls (more than nginx's default keepalive_requests of 1,000) reuse
 //! one client connection; a GET is answered by the other instance when one is killed or hangs
-//! up after reading it; a POST that reached an instance which then hung up is not resent to
-//! the other one.
+//! up after reading it, and so is a POST whose connect failed (never sent: exactly once); a
+//! POST that reached an instance which then hung up is not resent to the other one.
 //!
 //! What the SSE check can and cannot catch (measured with nginx 1.22): a compressed stream
 //! (`gzip on` for text/event-stream) fails it, and so do a missing Upgrade header, the default
@@ -559,6 +559,23 @@ async fn a_get_is_answered_by_the_other_instance_when_one_is_killed() {
         "nginx tried the killed instance: {}",
         cluster.nginx.error_log()
     );
+}
+
+#[tokio::test]
+async fn a_post_whose_connect_failed_goes_to_the_other_instance_once() {
+    let mut cluster = Cluster::start().await;
+    cluster.instances[0].kill().await;
+
+    // A refused connect means the POST was never sent: nginx may (and does) try the next
+    // instance, and the line is appended exactly once.
+    let mut posted = Vec::new();
+    for n in 1..=4 {
+        let line = format!("post {n} with one instance killed");
+        let r = cluster.nginx.post_text(&LOGS, &line).await;
+        assert_eq!(r.status, StatusCode::OK, "POST {n}: {}", r.text());
+        posted.push(line);
+    }
+    assert_eq!(cluster.instances[1].lines().await, posted);
 }
 
 #[tokio::test]
