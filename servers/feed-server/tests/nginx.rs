@@ -13,7 +13,9 @@
 //! delivers lines; 1,500 polls (more than nginx's default keepalive_requests of 1,000) reuse
 //! one client connection; a GET is answered by the other instance when one is killed or hangs
 //! up after reading it, and so is a POST whose connect failed (never sent: exactly once); a
-//! POST that reached an instance which then hung up is not resent to the other one.
+//! POST that reached an instance which then hung up is not resent to the other one; an SSE
+//! stream whose instance dies ends (nginx does not splice it elsewhere), and the client's
+//! resume with Last-Event-ID through nginx continues on the survivor.
 //!
 //! What the SSE check can and cannot catch (measured with nginx 1.22): a compressed stream
 //! (`gzip on` for text/event-stream) fails it, and so do a missing Upgrade header, the default
@@ -38,7 +40,7 @@ use futures_util::StreamExt;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader, Lines};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, ChildStdout, Command};
 use tokio_tungstenite::connect_async;
@@ -628,5 +630,89 @@ async fn a_post_that_reached_an_instance_is_not_resent_to_another() {
         live.lines().await,
         accepted,
         "the live instance got only the POST sent to it"
+    );
+}
+
+#[tokio::test]
+async fn an_sse_stream_cut_by_its_dying_instance_ends_and_the_client_resumes_elsewhere() {
+    let mut cluster = Cluster::start().await;
+    cluster.append_everywhere("one").await;
+
+    // Raw bytes: the end of a stream cut mid-body may be an EOF or a reset, both fine here.
+    let mut conn = within("connect to nginx", TcpStream::connect(cluster.nginx.addr))
+        .await
+        .expect("connect to nginx");
+    let request = format!(
+        "GET {EVENTS} HTTP/1.1\r\nhost: {}\r\naccept: text/event-stream\r\n\r\n",
+        cluster.nginx.addr
+    );
+    conn.write_all(request.as_bytes()).await.expect("send GET");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    within("the first event through nginx", async {
+        while !String::from_utf8_lossy(&got).contains("\"line\":\"one\"") {
+            let n = conn.read(&mut buf).await.expect("read the stream");
+            assert!(
+                n > 0,
+                "stream ended early: {}",
+                String::from_utf8_lossy(&got)
+            );
+            got.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+
+    // The instance nginx picked is the one with an open SSE stream.
+    let mut serving = None;
+    for (i, instance) in cluster.instances.iter().enumerate() {
+        let m = send_to(instance.addr, Method::GET, "/metrics", &[], Bytes::new())
+            .await
+            .into_full()
+            .await
+            .text();
+        if m.contains("pushbench_open_connections{transport=\"sse\"} 1") {
+            serving = Some(i);
+        }
+    }
+    let serving = serving.expect("one instance serves the stream");
+    cluster.instances[serving].kill().await;
+
+    // nginx does not splice the stream onto the other instance: the client sees it end.
+    within("the cut stream to end", async {
+        loop {
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    let survivor = &cluster.instances[1 - serving];
+    survivor.append("two").await;
+
+    // The client resumes with Last-Event-ID through nginx, which sends it to the survivor.
+    let mut resumed = send_to(
+        cluster.nginx.addr,
+        Method::GET,
+        &EVENTS,
+        &[("accept", "text/event-stream"), ("last-event-id", "1")],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(resumed.status, StatusCode::OK);
+    let events = resumed
+        .read_events_until("the line after the resume point", |e| {
+            e.iter().any(|b| b.id.as_deref() == Some("2"))
+        })
+        .await;
+    let lines: Vec<(u64, String)> = events
+        .iter()
+        .filter(|e| e.event.is_none())
+        .map(check_line_event)
+        .collect();
+    assert_eq!(
+        lines,
+        [(2, "two".to_string())],
+        "from the resume point on, once"
     );
 }
