@@ -123,7 +123,7 @@ launched=()
 start_done=0
 
 undo_start() {
-  local entry pid name what i
+  local pid name what i
   ((start_done)) && return 0
   ((${#launched[@]})) || return 0
   echo "cluster.sh: start failed; stopping what it started" >&2
@@ -155,7 +155,11 @@ start_redis() {
     redis_pid=$!
     launched+=("$redis_pid redis-server redis-server")
     for ((i = 0; i < ready_tenths; i++)); do
-      [[ $(redis-cli -h 127.0.0.1 -p "$redis_port" ping 2>/dev/null) == PONG ]] && return 0
+      # PONG, and from this redis-server (not another that held the port first).
+      if [[ $(redis-cli -h 127.0.0.1 -p "$redis_port" ping 2>/dev/null) == PONG ]]; then
+        redis-cli -h 127.0.0.1 -p "$redis_port" info server 2>/dev/null |
+          tr -d '\r' | grep -qx "process_id:$redis_pid" && return 0
+      fi
       alive_as "$redis_pid" || break
       sleep 0.1
     done
@@ -228,8 +232,11 @@ start_nginx() {
     nginx_pid=$!
     launched+=("$nginx_pid nginx nginx")
     for ((i = 0; i < ready_tenths; i++)); do
-      curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$nginx_port/healthz" 2>/dev/null &&
+      # Our master wrote its pid file (so it holds the port), and requests pass through it.
+      if [[ $(cat "$dir/nginx/nginx.pid" 2>/dev/null) == "$nginx_pid" ]] &&
+        curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$nginx_port/healthz" 2>/dev/null; then
         return 0
+      fi
       alive_as "$nginx_pid" || break
       sleep 0.1
     done
@@ -285,6 +292,9 @@ start() {
 
   mkdir -p "$dir_arg" || die "cannot create $dir_arg"
   dir=$(cd "$dir_arg" && pwd)
+  # DIR goes into nginx.conf (and a sed expression): no spaces, quotes, ; | & or braces.
+  [[ $dir =~ ^[A-Za-z0-9._/+-]+$ ]] ||
+    die "DIR $dir has characters nginx.conf cannot take; use letters, digits and . _ / + -"
   if [[ -s $dir/cluster.env ]]; then
     local running
     # shellcheck disable=SC1091
@@ -295,6 +305,7 @@ start() {
       die "a cluster runs in $dir (pids $(echo $running)): scripts/cluster.sh stop $dir first"
     rm -f "$dir/cluster.env"
   fi
+  rm -f "$dir/nginx/nginx.pid"
 
   if [[ -z $feed_server ]]; then
     for feed_server in "$root/target/release/feed-server" "$root/target/debug/feed-server"; do
