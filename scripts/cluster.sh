@@ -24,8 +24,8 @@
 # are retried on another when it was taken meanwhile. EXTRA arguments go to every feed-server
 # (instances and publisher); --listen, --backend and --gen-topics are cluster.sh's to set.
 # The feed-server binary: --feed-server PATH, else $FEED_SERVER, else target/release, else
-# target/debug; it is not built here (a release build takes minutes: cargo build --release
-# -p feed-server).
+# target/debug, the first of these two built with --backend (start names the one it uses); it
+# is not built here (a release build takes minutes: cargo build --release -p feed-server).
 #
 # stop stops what DIR/cluster.env names: nginx first (no new requests), then the publisher,
 # the instances and Redis last; TERM, then KILL after $CLUSTER_STOP_TIMEOUT seconds (default
@@ -114,6 +114,12 @@ stop_process() {
   done
   echo "cluster.sh: $what (pid $pid) did not exit" >&2
   return 1
+}
+
+# Whether feed-server binary $1 has the Redis backend. Not `| grep -q`: grep quitting early
+# could fail the pipeline (pipefail, SIGPIPE).
+has_backend() {
+  [[ $("$1" --help 2>&1 || true) == *--backend* ]]
 }
 
 # --- start ---------------------------------------------------------------------------------
@@ -307,16 +313,25 @@ start() {
   fi
   rm -f "$dir/nginx/nginx.pid"
 
-  if [[ -z $feed_server ]]; then
-    for feed_server in "$root/target/release/feed-server" "$root/target/debug/feed-server"; do
-      [[ -x $feed_server ]] && break
+  if [[ -n $feed_server ]]; then
+    [[ -x $feed_server ]] || die "--feed-server $feed_server is not an executable file"
+    has_backend "$feed_server" ||
+      die "$feed_server has no --backend option (the Redis backend): rebuild it from a tree that has it"
+  else
+    # target/release, else target/debug; a stale build without --backend is skipped, saying so.
+    local candidate
+    for candidate in "$root/target/release/feed-server" "$root/target/debug/feed-server"; do
+      [[ -x $candidate ]] || continue
+      if has_backend "$candidate"; then
+        feed_server=$candidate
+        break
+      fi
+      echo "cluster.sh: skipping $candidate: built without --backend (stale build)" >&2
     done
+    [[ -n $feed_server ]] ||
+      die "no feed-server with --backend in target/release or target/debug: build it (cargo build --release -p feed-server) or give --feed-server PATH"
   fi
-  [[ -x $feed_server ]] ||
-    die "no feed-server binary at $feed_server: build it (cargo build --release -p feed-server) or give --feed-server PATH"
-  # Not `| grep -q`: grep quitting early could fail the pipeline (pipefail, SIGPIPE).
-  [[ $("$feed_server" --help 2>&1 || true) == *--backend* ]] ||
-    die "$feed_server has no --backend option (the Redis backend): rebuild it from a tree that has it"
+  echo "feed-server: $feed_server" >&2
 
   "$root/scripts/ensure-debian-packages.sh" redis-server nginx curl >&2
   trap undo_start EXIT
