@@ -9,8 +9,11 @@ cd "$(dirname "$0")/.."
 # browser) drive headless Chromium through chromedriver.
 # loadgen/tests/e2e_nchan.rs measures nchan (nginx + libnginx-mod-nchan, started by
 # scripts/nchan.sh, which polls its health route with curl) as an external target.
+# servers/feed-server/tests/nginx.rs runs deploy/nginx/pushbench.conf.template in nginx; the
+# Redis backend's tests and the cluster smoke below (scripts/cluster.sh: redis-server, nginx,
+# curl) start redis-server.
 scripts/ensure-debian-packages.sh pkg-config libfontconfig1-dev libfreetype-dev fonts-dejavu-core \
-  chromium chromium-driver nginx libnginx-mod-nchan curl
+  chromium chromium-driver nginx libnginx-mod-nchan curl redis-server
 
 # cargo-machete finds dependencies that no code uses: a pinned version from crates.io, built
 # with its own locked dependencies, installed once (when missing or another version).
@@ -36,3 +39,5 @@ echo "== cargo build (binaries the end-to-end tests spawn)"
 cargo build --locked --workspace --bins
 echo "== cargo test"
 cargo test --locked --workspace
+echo "== cluster smoke (scripts/cluster.sh: 2 instances on Redis behind nginx)"
+scripts/cluster-smoke.sh target/debug/feed-server
