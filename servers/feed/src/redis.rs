@@ -47,7 +47,7 @@
 //!
 //! # Finish and disconnect across instances
 //! [`Backend::finish`] marks the topic in its hash and writes `finish {topic, last}` to the
-//! control stream; every instance's reader then marks its local topic finished at `last`, and
+//! control stream, in one script (so no finish goes unannounced); every instance's reader then marks its local topic finished at `last`, and
 //! its subscribers end with [`Delivery::End`] once they have read up to `last` (the lines may
 //! reach the ring after the control message: the two are separate streams).
 //!
@@ -250,12 +250,16 @@ redis.call('SADD', KEYS[3], ARGV[3])
 return {1, next_seq - 1, 0, redis.call('XLEN', KEYS[2])}
 ",
             ),
-            // KEYS meta stream. Returns {1, last, 1, xlen} or {0} unknown.
+            // Returns {1, last, 1, xlen} or {0} unknown.
+            // KEYS meta stream control; ARGV topic control_maxlen. The control message is
+            // written in the same script, so no instance can miss a finish that happened.
             finish: with_status(
                 r"
 local s = status(KEYS[1], KEYS[2])
 if not s then return {0} end
 redis.call('HSET', KEYS[1], 'finished', 1)
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*',
+  'kind', 'finish', 'topic', ARGV[1], 'last', string.format('%d', s[1]))
 return {1, s[1], 1, s[3]}
 ",
             ),
@@ -763,12 +767,16 @@ impl Backend for RedisBackend {
             .finish
             .key(s.keys.meta(topic))
             .key(s.keys.stream(topic))
+            .key(&s.keys.control)
+            .arg(topic.to_string())
+            .arg(CONTROL_MAXLEN)
             .invoke_async(&mut s.conn())
             .await
             .map_err(|e| backend_error("finish", e))?;
         let status =
             parse_status(&array(v)?)?.ok_or_else(|| FeedError::UnknownTopic(topic.clone()))?;
-        // This instance's subscribers at once; the others through the control stream.
+        // This instance's subscribers at once; the others (and this one's reader again,
+        // harmlessly) through the control stream.
         let local = s
             .local
             .lock()
@@ -778,21 +786,6 @@ impl Backend for RedisBackend {
         if let Some(local) = local {
             mark_finished(&local, status.last_seq);
         }
-        let _: String = redis::cmd("XADD")
-            .arg(&s.keys.control)
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(CONTROL_MAXLEN)
-            .arg("*")
-            .arg("kind")
-            .arg("finish")
-            .arg("topic")
-            .arg(topic.to_string())
-            .arg("last")
-            .arg(status.last_seq)
-            .query_async(&mut s.conn())
-            .await
-            .map_err(|e| backend_error("finish", e))?;
         Ok(status)
     }
 

@@ -566,6 +566,10 @@ async fn a_subscriber_on_one_instance_sees_lines_and_finish_through_another() {
         (sub, started)
     };
     assert_eq!(next_seqs(&mut fresh_topic.0, 1).await, vec![1]);
+    eprintln!(
+        "a new topic's first line, appended on A, reached B's subscriber in {:?}",
+        fresh_topic.1.elapsed()
+    );
     assert!(
         fresh_topic.1.elapsed() < Duration::from_millis(500),
         "a new topic's first line took {:?}",
@@ -783,4 +787,41 @@ fn a_generator_continues_a_held_topic_and_loses_nothing_through_a_restart() {
         report.max_lateness >= Duration::from_millis(250),
         "the outage should show as lateness: {report:?}"
     );
+}
+
+/// However many subscribers and topics an instance has, Redis sees one blocked reader per
+/// instance (not one per subscriber), and one decoded line is shared by all its subscribers.
+#[tokio::test]
+async fn one_blocked_reader_per_instance_whatever_the_subscribers() {
+    let redis = RedisServer::start();
+    let a = redis_backend(&redis, "fan", 100, 10).await;
+    let b = redis_backend(&redis, "fan", 100, 10).await;
+    let mut subs = Vec::new();
+    for step in ["x", "y"] {
+        let t = named(step);
+        a.open(&t, 1).await.unwrap();
+        for _ in 0..50 {
+            subs.push(b.subscribe(&t, Some(0), 10).await.unwrap());
+        }
+    }
+    a.append(&named("x"), lines(&["hello"])).await.unwrap();
+    let mut delivered = Vec::new();
+    for sub in &mut subs[..50] {
+        match within(sub.next()).await {
+            Some(Delivery::Lines(ls)) => delivered.push(ls[0].clone()),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(
+        delivered.windows(2).all(|w| Arc::ptr_eq(&w[0], &w[1])),
+        "each subscriber got its own decoded copy"
+    );
+    // Give both readers time to be back in XREAD BLOCK.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let info = redis.command("INFO clients").unwrap();
+    let blocked = info
+        .lines()
+        .find_map(|l| l.strip_prefix("blocked_clients:"))
+        .expect("blocked_clients in INFO");
+    assert_eq!(blocked.trim(), "2", "{info}");
 }
