@@ -186,7 +186,7 @@ fn check_deployment(
 ) {
     let at = kind_name.span();
     match *kind {
-        FaultKind::KillInstance { instance, down } => {
+        FaultKind::KillInstance { instance, .. } => {
             if d.balancer != Balancer::Nginx || d.instances < 2 {
                 c.err(
                     at.clone(),
@@ -212,33 +212,28 @@ fn check_deployment(
                     ),
                 );
             }
-            let _ = down;
         }
-        FaultKind::RollingRestart { .. } => {
-            if d.balancer != Balancer::Nginx || d.instances < 2 {
-                c.err(
-                    at,
-                    format!(
-                        "`{}` = \"rolling_restart\" needs [deployment] instances >= 2 behind \
+        FaultKind::RollingRestart { .. } if d.balancer != Balancer::Nginx || d.instances < 2 => {
+            c.err(
+                at,
+                format!(
+                    "`{}` = \"rolling_restart\" needs [deployment] instances >= 2 behind \
                          balancer = \"nginx\" (and backend = \"redis\"): with one instance \
                          it is a restart; this file has {} instance(s), balancer \"{}\"",
-                        key("kind"),
-                        d.instances,
-                        d.balancer.name()
-                    ),
-                );
-            }
+                    key("kind"),
+                    d.instances,
+                    d.balancer.name()
+                ),
+            );
         }
-        FaultKind::RedisRestart { .. } => {
-            if d.backend != Backend::Redis {
-                c.err(
-                    at,
-                    format!(
-                        "`{}` = \"redis_restart\" needs [deployment] backend = \"redis\"",
-                        key("kind")
-                    ),
-                );
-            }
+        FaultKind::RedisRestart { .. } if d.backend != Backend::Redis => {
+            c.err(
+                at,
+                format!(
+                    "`{}` = \"redis_restart\" needs [deployment] backend = \"redis\"",
+                    key("kind")
+                ),
+            );
         }
         _ => {}
     }
