@@ -266,6 +266,24 @@ impl Cluster {
         })
     }
 
+    /// Its log files, relative to the transport's folder, by the name `files` gives them.
+    pub fn log_files(&self) -> Vec<(String, String)> {
+        let mut files = Vec::new();
+        if self.redis.is_some() {
+            files.push(("redis_log".into(), "redis.log".into()));
+        }
+        if self.publisher.is_some() {
+            files.push(("publisher_log".into(), "publisher.log".into()));
+        }
+        for i in 0..self.instances.len() {
+            files.push((format!("instance_{i}_log"), format!("instance-{i}.log")));
+        }
+        if self.nginx.is_some() {
+            files.push(("nginx_error_log".into(), "nginx/error.log".into()));
+        }
+        files
+    }
+
     /// Where clients connect: nginx, or the one instance.
     pub fn front(&self) -> SocketAddr {
         match &self.nginx {
