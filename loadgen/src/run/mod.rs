@@ -604,6 +604,12 @@ impl Conductor<'_> {
             .map(|s| s.rss_bytes)
             .unwrap_or(0);
         let mut died = self.server_died.take();
+        // Before the deployment stops: afterwards there is nothing left to list.
+        let server_pids = self
+            .watch
+            .as_ref()
+            .and_then(|w| w.pids().ok())
+            .unwrap_or_default();
         let mut deployment = None;
         if let Some(mut cluster) = self.cluster.take() {
             cluster.ledger.mark_end();
@@ -645,11 +651,7 @@ impl Conductor<'_> {
             server: ServerFacts {
                 measured: self.watch.is_some(),
                 pid: self.watch.as_ref().map_or(0, |w| w.main_pid()),
-                pids: self
-                    .watch
-                    .as_ref()
-                    .and_then(|w| w.pids().ok())
-                    .unwrap_or_default(),
+                pids: server_pids,
                 args: match self.sc.target {
                     None => server_args(self.sc, transport),
                     Some(_) => Vec::new(),
