@@ -32,17 +32,29 @@ pub fn nginx_binary() -> Option<PathBuf> {
 pub const INSTALL_NGINX: &str = "install nginx (scripts/ensure-debian-packages.sh nginx)";
 
 /// The template with its placeholders filled: `prefix` the private directory, `workers`
-/// nginx worker processes, `listen` its address, one upstream line per instance.
+/// nginx worker processes, `listen` its address, one upstream line per instance. Comment
+/// lines are left as written: the template's header names the placeholders, and a multi-line
+/// value put into a comment would leave its second line outside it.
 pub fn render(prefix: &Path, workers: u32, listen: SocketAddr, upstreams: &[SocketAddr]) -> String {
     let lines: Vec<String> = upstreams
         .iter()
         .map(|a| format!("        server {a} max_fails=1 fail_timeout=2s;"))
         .collect();
-    TEMPLATE
-        .replace("{{PREFIX}}", &prefix.display().to_string())
-        .replace("{{WORKERS}}", &workers.to_string())
-        .replace("{{LISTEN}}", &listen.to_string())
-        .replace("{{UPSTREAMS}}", &lines.join("\n"))
+    let mut out = String::with_capacity(TEMPLATE.len() + 64 * upstreams.len());
+    for line in TEMPLATE.lines() {
+        match line.trim_start().starts_with('#') {
+            true => out.push_str(line),
+            false => out.push_str(
+                &line
+                    .replace("{{PREFIX}}", &prefix.display().to_string())
+                    .replace("{{WORKERS}}", &workers.to_string())
+                    .replace("{{LISTEN}}", &listen.to_string())
+                    .replace("{{UPSTREAMS}}", &lines.join("\n")),
+            ),
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// A running nginx (master; its workers are its children).
@@ -173,6 +185,13 @@ mod tests {
         assert!(conf.contains("pid /tmp/pb-nginx/nginx.pid;"));
         assert!(conf.contains("        server 127.0.0.1:4001 max_fails=1 fail_timeout=2s;\n"));
         assert!(conf.contains("        server 127.0.0.1:4002 max_fails=1 fail_timeout=2s;\n"));
+        // Only directives are filled: the header comment stays one comment.
+        for line in conf.lines().filter(|l| l.contains("max_fails=1")) {
+            assert!(
+                line.starts_with("        server 127.0.0.1:400") || line.starts_with('#'),
+                "{line:?}"
+            );
+        }
         // What the deployment relies on: streams unbuffered, retries on another instance.
         assert!(conf.contains("proxy_buffering off;"));
         assert!(conf.contains("proxy_next_upstream error timeout"));
