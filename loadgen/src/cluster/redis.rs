@@ -284,3 +284,77 @@ pub async fn stream_entries(addr: SocketAddr, prefix: &str) -> std::io::Result<(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(what: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("pushbench-{what}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    async fn xadd(addr: SocketAddr, key: &str, n: u32) {
+        for i in 0..n {
+            let reply = command(addr, &["XADD", key, "*", "line", &format!("line {i}")])
+                .await
+                .expect("XADD");
+            assert!(matches!(reply, Reply::Bulk(Some(_))), "{reply:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn probes_count_stream_lines_and_aof_survives_a_kill() {
+        let dir = temp_dir("redis-probe");
+        let mut redis = RedisProcess::start(&dir, RedisPersistence::Aof, None)
+            .await
+            .unwrap_or_else(|e| panic!("{e} ({INSTALL_REDIS})"));
+        let empty = used_memory(redis.addr).await.expect("INFO memory");
+        assert!(empty > 0);
+        xadd(redis.addr, &format!("{REDIS_PREFIX}topic:a"), 30).await;
+        xadd(redis.addr, &format!("{REDIS_PREFIX}topic:b"), 12).await;
+        // Not a stream, and not under the prefix: both skipped.
+        command(redis.addr, &["SET", &format!("{REDIS_PREFIX}seq"), "1"])
+            .await
+            .unwrap();
+        xadd(redis.addr, "other:topic", 5).await;
+        assert_eq!(
+            stream_entries(redis.addr, REDIS_PREFIX).await.unwrap(),
+            (2, 42)
+        );
+        assert!(used_memory(redis.addr).await.unwrap() > empty);
+
+        // everysec: give the AOF its second, then crash and come back on the same port.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let port = redis.addr.port();
+        redis.kill().await;
+        assert!(command(redis.addr, &["PING"]).await.is_err(), "killed");
+        redis.start_again(None).await.expect("starts again");
+        assert_eq!(redis.addr.port(), port);
+        assert_eq!(
+            stream_entries(redis.addr, REDIS_PREFIX).await.unwrap(),
+            (2, 42),
+            "the AOF kept every line"
+        );
+        redis.stop().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn without_persistence_a_kill_loses_everything() {
+        let dir = temp_dir("redis-nopersist");
+        let mut redis = RedisProcess::start(&dir, RedisPersistence::None, None)
+            .await
+            .unwrap_or_else(|e| panic!("{e} ({INSTALL_REDIS})"));
+        xadd(redis.addr, &format!("{REDIS_PREFIX}topic:a"), 3).await;
+        redis.kill().await;
+        redis.start_again(None).await.expect("starts again");
+        assert_eq!(
+            stream_entries(redis.addr, REDIS_PREFIX).await.unwrap(),
+            (0, 0)
+        );
+        redis.stop().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
