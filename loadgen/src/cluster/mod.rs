@@ -185,6 +185,21 @@ impl Cluster {
         cpus: Option<&[usize]>,
         dir: &Path,
     ) -> Result<Self, ClusterError> {
+        let started = Self::start_all(deployment, binary, server_args, cpus, dir).await;
+        if started.is_err() {
+            // What did start was killed on drop; Redis's data is no result.
+            let _ = std::fs::remove_dir_all(dir.join("redis").join("appendonlydir"));
+        }
+        started
+    }
+
+    async fn start_all(
+        deployment: Deployment,
+        binary: &Path,
+        server_args: &[String],
+        cpus: Option<&[usize]>,
+        dir: &Path,
+    ) -> Result<Self, ClusterError> {
         let mut ledger = CostLedger::default();
         let redis = match deployment.backend {
             Backend::Redis => {

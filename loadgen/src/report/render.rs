@@ -859,7 +859,7 @@ fn faults_section(doc: &mut Doc, s: &Summary, run_dir: &Path) {
     }
     for c in columns
         .iter()
-        .filter(|c| c.kind == Some(FaultKind::Restart))
+        .filter(|c| c.kind.is_some_and(FaultKind::storms))
     {
         storm_table(doc, c);
     }
