@@ -31,7 +31,11 @@
 //! did, time to recover, lines caught up, lost by cause, the reconnect rate over time and the
 //! server's peak CPU after it, the untouched clients' latency meanwhile) and
 //! `calm_latency_us` (the latency before the first fault); `timeseries.jsonl` rows gain
-//! `reconnects`.
+//! `reconnects`. `deployment` ([`DeploymentCost`], runs pushbench started): the deployment,
+//! CPU per delivered event and RSS by role (instances, publisher, redis, nginx), Redis memory
+//! per held line, and why a figure is missing; fault kinds `kill_instance`, `rolling_restart`,
+//! `redis_restart`. A deployment's run folder also holds `redis.log`, `publisher.log`,
+//! `instance-N.log` and `nginx/` (its configuration and error log).
 
 use std::collections::BTreeMap;
 use std::io::Write;

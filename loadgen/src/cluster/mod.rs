@@ -131,6 +131,9 @@ pub struct Instance {
     pub process: Option<ServerProcess>,
     /// Processes started for it so far (names its logs).
     starts: u32,
+    /// Its generator's origin, when it runs one (the memory backend's single instance): a
+    /// restart passes it back so the feed's numbering goes on.
+    generator_origin_ns: Option<u64>,
 }
 
 /// The processes of one transport's deployment.
@@ -247,6 +250,7 @@ impl Cluster {
             ledger.add(Role::Instance, p.pid);
             instances.push(Instance {
                 addr: p.addr,
+                generator_origin_ns: p.generator_origin_ns,
                 process: Some(p),
                 starts: 1,
             });
