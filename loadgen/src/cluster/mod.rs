@@ -360,18 +360,16 @@ impl Cluster {
         let log = self
             .dir
             .join(format!("instance-{i}-start-{}.log", inst.starts));
-        let p = ServerProcess::start_on(
-            &self.binary,
-            &self.instance_args,
-            self.cpus.as_deref(),
-            log,
-            inst.addr,
-        )
-        .await
-        .map_err(|source| ClusterError::Server {
-            what: format!("instance {i} again"),
-            source,
-        })?;
+        let mut args = self.instance_args.clone();
+        if let Some(origin) = inst.generator_origin_ns {
+            args.extend(["--gen-origin-unix-ns".into(), origin.to_string()]);
+        }
+        let p = ServerProcess::start_on(&self.binary, &args, self.cpus.as_deref(), log, inst.addr)
+            .await
+            .map_err(|source| ClusterError::Server {
+                what: format!("instance {i} again"),
+                source,
+            })?;
         let pid = p.pid;
         self.ledger.add(Role::Instance, pid);
         inst.process = Some(p);
