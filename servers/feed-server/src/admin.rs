@@ -7,6 +7,10 @@
 //!   close with 1001, held long-polls answer at once. Clients resume from their own cursors;
 //!   the streams not chosen carry on undisturbed. Answers
 //!   `{"topic": "...", "dropped": N, "open": M}`, M being the streams open when the drop came.
+//!   With `--backend redis://...` the drop applies on every server sharing that Redis: each
+//!   ends the oldest `ceil(F × open)` of *its own* streams of the step, and the answer
+//!   totals `dropped` and `open` over the servers that answered within 2 s (so `dropped`
+//!   can exceed `ceil(F × open)` by one per server).
 //!   A fraction outside (0, 1], NaN or not a number is a 400 naming `fraction`. The load
 //!   generator's `drop` fault calls this with its `fraction`.
 //!

@@ -13,6 +13,7 @@ use pushbench_protocol::generated;
 use pushbench_sse::{ServeConfig, SseConfig};
 use pushbench_ws::WsConfig;
 
+use crate::backend::{parse_backend, BackendChoice, DEFAULT_REDIS_PREFIX};
 use crate::publish::PublishConfig;
 
 fn duration(s: &str) -> Result<Duration, String> {
@@ -44,10 +45,20 @@ pub struct Args {
     /// Tokio worker threads (default: one per core).
     #[arg(long)]
     pub workers: Option<usize>,
-    /// Lines of history kept per topic; resumes and late viewers are served from it.
+    /// Where the feed lives: `memory` (this process only) or `redis://HOST:PORT[/DB]`
+    /// (Redis Streams, shared by every server on that Redis and prefix: lines POSTed to one
+    /// are served by all, finish and admin drops apply to all). With Redis the server fails
+    /// at startup if Redis cannot be reached; later outages answer 503 and open streams wait.
+    #[arg(long, default_value = "memory", value_name = "memory|redis://HOST:PORT", value_parser = parse_backend)]
+    pub backend: String,
+    /// Prefix of every Redis key (`PREFIX:topic:...`), so runs and tests can share a Redis.
+    #[arg(long, default_value = DEFAULT_REDIS_PREFIX)]
+    pub redis_prefix: String,
+    /// Lines of history kept per topic; resumes and late viewers are served from it. With
+    /// Redis, each topic's stream is trimmed to exactly this many lines.
     #[arg(long, default_value_t = 10_000)]
     pub history: usize,
-    /// Most topics held at once.
+    /// Most topics held at once (with Redis: over all servers sharing the prefix).
     #[arg(long, default_value_t = 100_000)]
     pub max_topics: usize,
     /// Most open streams and in-flight requests; beyond it clients get 503 + Retry-After.
@@ -100,7 +111,9 @@ pub struct Args {
     /// which need this token as Authorization: Bearer. Off by default.
     #[arg(long, env = "FEED_SERVER_ADMIN_TOKEN")]
     pub admin_token: Option<String>,
-    /// Topics the built-in generator writes (0: no generator).
+    /// Topics the built-in generator writes (0: no generator). With a shared --backend run
+    /// it on one server only: each generator writes its own lines. On topics Redis already
+    /// holds it goes on after their last seq.
     #[arg(long, default_value_t = 4)]
     pub gen_topics: u32,
     /// Generated lines per second per topic (open loop).
@@ -170,6 +183,8 @@ fn check_origin(origin: u64, now_unix_ns: u64) -> Result<u64, String> {
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
     pub transports: Vec<Transport>,
+    /// Where the feed lives; `memory` sizes it either way.
+    pub backend: BackendChoice,
     pub memory: MemoryConfig,
     pub max_connections: u64,
     /// Bounds of the connection driver: header timeout and size, TCP connection limit.
@@ -187,6 +202,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             transports: Transport::ALL.to_vec(),
+            backend: BackendChoice::Memory,
             memory: MemoryConfig::default(),
             max_connections: 200_000,
             serve: ServeConfig::default(),
@@ -278,7 +294,22 @@ impl Args {
         {
             return Err("--admin-token must not be empty".into());
         }
+        if self.redis_prefix.is_empty() || self.redis_prefix.contains(char::is_whitespace) {
+            return Err(format!(
+                "--redis-prefix {:?} must be non-empty and without spaces",
+                self.redis_prefix
+            ));
+        }
+        let backend = if self.backend == "memory" {
+            BackendChoice::Memory
+        } else {
+            BackendChoice::Redis {
+                url: self.backend.clone(),
+                prefix: self.redis_prefix.clone(),
+            }
+        };
         Ok(ServerConfig {
+            backend,
             transports: if self.transport.is_empty() {
                 Transport::ALL.to_vec()
             } else {
@@ -351,5 +382,30 @@ mod tests {
         let e = resolve(&["--gen-topics", "0", "--gen-origin-unix-ns", &past]).unwrap_err();
         assert!(e.contains("--gen-topics"), "{e}");
         assert!(resolve(&["--gen-origin-unix-ns", "soon"]).is_err());
+    }
+
+    #[test]
+    fn the_backend_is_memory_or_a_checked_redis_url() {
+        assert_eq!(resolve(&[]).unwrap().backend, BackendChoice::Memory);
+        assert_eq!(
+            resolve(&[
+                "--backend",
+                "redis://127.0.0.1:6379",
+                "--redis-prefix",
+                "run1"
+            ])
+            .unwrap()
+            .backend,
+            BackendChoice::Redis {
+                url: "redis://127.0.0.1:6379".into(),
+                prefix: "run1".into()
+            }
+        );
+        for bad in ["redis://:x", "rediss://h:1", "mysql://h", "Memory", ""] {
+            let e = resolve(&["--backend", bad]).unwrap_err();
+            assert!(e.contains("--backend"), "{bad}: {e}");
+        }
+        let e = resolve(&["--backend", "redis://h:1", "--redis-prefix", ""]).unwrap_err();
+        assert!(e.contains("--redis-prefix"), "{e}");
     }
 }

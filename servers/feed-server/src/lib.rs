@@ -1,6 +1,7 @@
 //! `feed-server`: every pushbench transport on one port, over one shared log feed.
 //!
 //! # Layout
+//! - [`backend`]: `--backend`, memory or Redis Streams, and connecting to it.
 //! - [`config`]: the command line ([`config::Args`]) and what it resolves to.
 //! - [`publish`]: `POST .../logs` (append lines) and `POST .../logs/finish` (end a step).
 //! - [`viewer`]: the log viewer page at `/` (embedded HTML/CSS/JS).
@@ -16,6 +17,12 @@
 //!   embedders of the SSE crate: not `axum::serve`, which leaves hyper's header-read timeout
 //!   inert (no timer), bounds neither request heads nor connections, and whose HTTP/2
 //!   detection costs 8 KiB per connection (the reasons are in `pushbench_sse::serve`'s docs).
+//!
+//! # One server or several
+//! The feed lives in memory by default; `--backend redis://HOST:PORT` puts it in Redis
+//! Streams so that several servers serve one feed (see [`backend`] and
+//! `pushbench_feed::redis`). The routes behave the same either way; a Redis out of reach is a
+//! `503` with `Retry-After: 1`.
 //!
 //! # Bad input
 //! Every error answer is one line of JSON, `{"error":"..."}`, whatever produced it: the
@@ -41,6 +48,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod backend;
 pub mod config;
 pub mod listener;
 pub mod publish;

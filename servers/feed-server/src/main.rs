@@ -1,12 +1,10 @@
 //! `feed-server`: see the crate docs in `lib.rs`.
 
-use std::sync::Arc;
-
 use anyhow::{Context, Result};
 use clap::Parser;
 use feed_server::config::Args;
 use feed_server::{app, listener, serve_with};
-use pushbench_feed::{FeedContext, MemoryBackend, Metrics, Shutdown};
+use pushbench_feed::{FeedContext, Metrics, Shutdown};
 
 /// jemalloc, because an idle connection's cost is mostly buffers that are allocated but
 /// barely touched: hyper's 8 KiB read and header-write buffers each hold one request or
@@ -52,8 +50,11 @@ fn run_main() -> Result<()> {
     }
     let runtime = runtime.build().context("starting the tokio runtime")?;
 
+    let backend = runtime
+        .block_on(config.backend.connect(config.memory))
+        .map_err(anyhow::Error::msg)?;
     let feed = FeedContext {
-        backend: Arc::new(MemoryBackend::new(config.memory)),
+        backend,
         metrics: Metrics::new(config.max_connections),
         shutdown: Shutdown::new(),
     };

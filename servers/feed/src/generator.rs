@@ -17,6 +17,12 @@
 //! (clients would count duplicates); a client that resumes from before the restart is told
 //! where history now starts (see the lag policy in the crate docs).
 //!
+//! On a shared backend that kept its topics (Redis Streams), a restarted generator finds them
+//! still there: [`crate::Backend::open`] then changes nothing, and since the backend numbers
+//! appended lines, the new lines follow the topic's last seq without a gap or a duplicate
+//! (their `ts` still follows the schedule). The memory backend is unchanged: its topics are
+//! new after a restart and are opened at the schedule's seq.
+//!
 //! Skipping costs a few binary searches per topic, not a replay of the skipped lines. The text
 //! is the one part that is not replayed: it comes from one random stream shared by all topics,
 //! and reproducing it would mean generating every lost line. A generator that skipped lines
@@ -24,6 +30,16 @@
 //! for a given seed, origin and restart point, and one that skipped nothing (no origin, or an
 //! origin not yet reached) writes exactly the text it always did. The `[elapsed]` stamp in the
 //! text counts from the origin, so it continues across a restart too.
+//!
+//! # Backend errors
+//! A line is never dropped because the backend failed ([`FeedError::Backend`]: a shared
+//! backend out of reach). The lines of a failed append stay pending, with their scheduled
+//! `ts`, and go out with the lines due since, after a back-off (10 ms doubling to 1 s) that
+//! bounds how hard an absent backend is hammered; the outage then shows as latency. An
+//! append whose answer was lost may have landed: before sending it again the generator
+//! compares the topic's last seq with the one it knew. Creating the topics at the start is
+//! retried the same way. Lines refused for good ([`FeedError::Finished`], too many topics)
+//! are dropped as before.
 //!
 //! It runs on a dedicated OS thread rather than a tokio task: tokio's timer wheel has a 1 ms
 //! granularity, which would add up to a millisecond of artificial lateness to every line,
@@ -459,11 +475,33 @@ fn run(
     let mut report = GeneratorReport::default();
     // Create every step's log up front (empty), as a CI system does when a step starts, so
     // viewers that connect before its first line find it instead of a 404; numbered so that
-    // its first line gets its seq in the schedule.
-    for (topic, skipped) in topics.iter().zip(&skipped) {
-        if let Err(e) = runtime.block_on(backend.open(topic, skipped + 1)) {
-            tracing::warn!(topic = %topic, error = %e, "generator could not create its topic");
-        }
+    // its first line gets its seq in the schedule. A topic the backend already holds (a
+    // shared backend, a restarted publisher) is left as it is: the backend numbers the lines,
+    // so they go on after its last seq. A backend that cannot be reached is retried: a topic
+    // created by its first append instead would start again at seq 1.
+    let mut known_last: Vec<u64> = Vec::with_capacity(topics.len());
+    for (i, (topic, skipped)) in topics.iter().zip(&skipped).enumerate() {
+        let mut backoff = RETRY_MIN;
+        let last = loop {
+            match runtime.block_on(backend.open(topic, skipped + 1)) {
+                Ok(status) => {
+                    if status.finished {
+                        schedule.drop_topic(i);
+                    }
+                    break status.last_seq;
+                }
+                Err(FeedError::Backend(e)) if !shutdown.is_triggered() => {
+                    tracing::warn!(topic = %topic, error = %e, ?backoff, "generator could not create its topic; retrying");
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(RETRY_MAX);
+                }
+                Err(e) => {
+                    tracing::warn!(topic = %topic, error = %e, "generator could not create its topic");
+                    break *skipped;
+                }
+            }
+        };
+        known_last.push(last);
     }
     if skipped.iter().any(|&n| n > 0) {
         tracing::info!(
@@ -476,20 +514,18 @@ fn run(
     // topic (ci-logs: 10,000 wakes/s over 1,000 topics).
     let mut touched: Vec<usize> = Vec::new();
     let mut produced: Vec<u64> = skipped;
+    // Per topic, how many of its pending lines (a prefix) went out in an append that failed
+    // without saying whether it landed (a reply lost to a timeout): checked before resending.
+    let mut in_doubt: Vec<u64> = vec![0; topics.len()];
+    // Appends failing (the backend is away): the next try is not before `retry_at`.
+    let mut backoff = RETRY_MIN;
+    let mut retry_at = Instant::now();
     // Wake at least this often to notice shutdown.
     const MAX_SLEEP: Duration = Duration::from_millis(20);
 
     while !shutdown.is_triggered() {
-        let Some(next) = schedule.next_due() else {
-            std::thread::sleep(MAX_SLEEP);
-            continue;
-        };
-        let elapsed = clock.now_ns();
-        if next.at_ns > elapsed {
-            std::thread::sleep(Duration::from_nanos(next.at_ns - elapsed).min(MAX_SLEEP));
-            continue;
-        }
         // Everything due by now, grouped per topic so each topic gets one append.
+        let elapsed = clock.now_ns();
         while let Some(due) = schedule.next_due() {
             if due.at_ns > elapsed {
                 break;
@@ -506,21 +542,91 @@ fn run(
                 text: text.make(produced[due.topic], due.at_ns, line_bytes),
             });
         }
-        for i in touched.drain(..) {
-            let lines = std::mem::take(&mut pending[i]);
-            let n = lines.len() as u64;
-            match runtime.block_on(backend.append(&topics[i], lines)) {
-                Ok(_) => {
-                    report.lines += n;
-                    metrics.appended(n);
+        if !touched.is_empty() && Instant::now() >= retry_at {
+            let mut failed: Vec<usize> = Vec::new();
+            for i in touched.drain(..) {
+                let topic = &topics[i];
+                if in_doubt[i] > 0 {
+                    // Did the failed append land? The backend's last seq tells (appends are
+                    // atomic: all of its lines or none). Someone else appending to a generated
+                    // topic meanwhile would be taken for it.
+                    match runtime.block_on(backend.status(topic)) {
+                        Ok(st) => {
+                            if st.last_seq >= known_last[i] + in_doubt[i] {
+                                let n = in_doubt[i];
+                                pending[i].drain(..n as usize);
+                                report.lines += n;
+                                metrics.appended(n);
+                                known_last[i] = st.last_seq;
+                            }
+                            in_doubt[i] = 0;
+                        }
+                        Err(e) => {
+                            tracing::debug!(topic = %topic, error = %e, "generator cannot check its last append");
+                            failed.push(i);
+                            continue;
+                        }
+                    }
+                    if pending[i].is_empty() {
+                        continue;
+                    }
                 }
-                Err(FeedError::Finished(_)) => schedule.drop_topic(i),
-                Err(e) => tracing::warn!(topic = %topics[i], error = %e, "generator append failed"),
+                // A copy, so the lines can be sent again if the backend is away: the
+                // generator never drops a line on a backend error, it sends it late, with its
+                // scheduled `ts` (the outage shows as latency, as open loop wants).
+                let lines = pending[i].clone();
+                let n = lines.len() as u64;
+                match runtime.block_on(backend.append(topic, lines)) {
+                    Ok(receipt) => {
+                        pending[i].clear();
+                        report.lines += n;
+                        metrics.appended(n);
+                        known_last[i] = receipt.last_seq;
+                    }
+                    Err(FeedError::Finished(_)) => {
+                        pending[i].clear();
+                        schedule.drop_topic(i);
+                    }
+                    Err(FeedError::Backend(e)) => {
+                        tracing::warn!(topic = %topic, error = %e, lines = n, ?backoff, "generator append failed; will send the lines again");
+                        in_doubt[i] = n;
+                        failed.push(i);
+                    }
+                    Err(e) => {
+                        // Refused for good (e.g. too many topics): retrying would not help.
+                        pending[i].clear();
+                        tracing::warn!(topic = %topic, error = %e, "generator append failed");
+                    }
+                }
             }
+            if failed.is_empty() {
+                backoff = RETRY_MIN;
+            } else {
+                retry_at = Instant::now() + backoff;
+                backoff = (backoff * 2).min(RETRY_MAX);
+                touched = failed;
+            }
+        }
+        // Sleep until the next line is due (or the next retry), but not past MAX_SLEEP.
+        let mut sleep = MAX_SLEEP;
+        if let Some(next) = schedule.next_due() {
+            sleep = sleep.min(Duration::from_nanos(
+                next.at_ns.saturating_sub(clock.now_ns()),
+            ));
+        }
+        if !touched.is_empty() {
+            sleep = sleep.min(retry_at.saturating_duration_since(Instant::now()));
+        }
+        if !sleep.is_zero() {
+            std::thread::sleep(sleep);
         }
     }
     report
 }
+
+/// Bounds of the back-off between retries while the backend is away.
+const RETRY_MIN: Duration = Duration::from_millis(10);
+const RETRY_MAX: Duration = Duration::from_secs(1);
 
 #[cfg(test)]
 mod tests {
@@ -734,6 +840,145 @@ mod tests {
             report.max_lateness < Duration::from_millis(50),
             "{report:?}"
         );
+    }
+
+    /// A memory backend that is away for a while: its first appends fail, some after landing
+    /// (a lost reply), and so do its first opens.
+    struct Flaky {
+        inner: MemoryBackend,
+        fail_opens: std::sync::atomic::AtomicU32,
+        /// Appends to fail; the odd-numbered ones land first.
+        fail_appends: std::sync::atomic::AtomicU32,
+    }
+
+    fn take_one(n: &std::sync::atomic::AtomicU32) -> Option<u32> {
+        n.fetch_update(
+            std::sync::atomic::Ordering::SeqCst,
+            std::sync::atomic::Ordering::SeqCst,
+            |v| v.checked_sub(1),
+        )
+        .ok()
+    }
+
+    #[async_trait::async_trait]
+    impl crate::Backend for Flaky {
+        async fn append(
+            &self,
+            topic: &TopicId,
+            lines: Vec<NewLine>,
+        ) -> Result<crate::AppendReceipt, FeedError> {
+            match take_one(&self.fail_appends) {
+                Some(left) if left % 2 == 1 => {
+                    self.inner.append(topic, lines).await?;
+                    Err(FeedError::Backend("reply lost".into()))
+                }
+                Some(_) => Err(FeedError::Backend("away".into())),
+                None => self.inner.append(topic, lines).await,
+            }
+        }
+        async fn open(
+            &self,
+            topic: &TopicId,
+            next_seq: u64,
+        ) -> Result<crate::TopicStatus, FeedError> {
+            if take_one(&self.fail_opens).is_some() {
+                return Err(FeedError::Backend("away".into()));
+            }
+            self.inner.open(topic, next_seq).await
+        }
+        async fn finish(&self, topic: &TopicId) -> Result<crate::TopicStatus, FeedError> {
+            self.inner.finish(topic).await
+        }
+        async fn status(&self, topic: &TopicId) -> Result<crate::TopicStatus, FeedError> {
+            self.inner.status(topic).await
+        }
+        async fn read(
+            &self,
+            topic: &TopicId,
+            after: Option<u64>,
+            limit: usize,
+        ) -> Result<crate::ReadBatch, FeedError> {
+            self.inner.read(topic, after, limit).await
+        }
+        async fn subscribe(
+            &self,
+            topic: &TopicId,
+            after: Option<u64>,
+            max_batch: usize,
+        ) -> Result<crate::Subscription, FeedError> {
+            self.inner.subscribe(topic, after, max_batch).await
+        }
+        async fn topics(&self) -> Vec<TopicId> {
+            self.inner.topics().await
+        }
+        async fn disconnect(
+            &self,
+            topic: &TopicId,
+            fraction: f64,
+        ) -> Result<crate::Disconnected, FeedError> {
+            self.inner.disconnect(topic, fraction).await
+        }
+    }
+
+    /// A backend away at the start and for the first appends: no line is lost or sent twice,
+    /// each keeps its scheduled `ts`, and the topic is numbered as the schedule says.
+    #[test]
+    fn backend_errors_delay_lines_but_never_drop_or_repeat_them() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let flaky = Arc::new(Flaky {
+            inner: MemoryBackend::default(),
+            fail_opens: 3.into(),
+            // Retried after 10, 20, 40 and 80 ms: all sent by 150 ms.
+            fail_appends: 4.into(),
+        });
+        let backend: SharedBackend = flaky.clone();
+        let shutdown = Shutdown::new();
+        // 2 s into the schedule at 100 lines/s: ~200 lines skipped, the first sent is ~201,
+        // although the topic could only be opened (at that seq) on the fourth try.
+        let origin = unix_nanos() - 2_000_000_000;
+        let config = GeneratorConfig {
+            topics: 1,
+            lines_per_sec: 100.0,
+            origin_unix_ns: Some(origin),
+            ..GeneratorConfig::default()
+        };
+        let started = unix_nanos() - origin;
+        let ids = config.topic_ids().unwrap();
+        let handle = spawn(
+            config.clone(),
+            backend.clone(),
+            Metrics::new(10),
+            shutdown.clone(),
+            rt.handle().clone(),
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(700));
+        shutdown.trigger();
+        let report = handle.join().unwrap();
+        assert_eq!(
+            flaky.fail_opens.load(std::sync::atomic::Ordering::SeqCst),
+            0
+        );
+        assert_eq!(
+            flaky.fail_appends.load(std::sync::atomic::Ordering::SeqCst),
+            0
+        );
+        let read = rt.block_on(backend.read(&ids[0], None, 10_000)).unwrap();
+        let first = read.lines[0].seq;
+        let k0 = first - 1;
+        let skipped_at = |ns: u64| first_later(ns, |k| Schedule::steady_at(&config, 0, k));
+        assert!(
+            (skipped_at(started)..=skipped_at(started + 50_000_000)).contains(&k0),
+            "first seq {first}: not numbered as the schedule says"
+        );
+        for (i, line) in read.lines.iter().enumerate() {
+            let k = k0 + i as u64;
+            assert_eq!(line.seq, k + 1, "no gap, no duplicate");
+            assert_eq!(line.ts, origin + Schedule::steady_at(&config, 0, k));
+        }
+        assert_eq!(report.lines, read.lines.len() as u64, "{report:?}");
+        // ~70 lines due in 700 ms, none dropped for the failures.
+        assert!(read.lines.len() >= 60, "{}", read.lines.len());
     }
 
     #[test]

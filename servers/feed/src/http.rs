@@ -60,14 +60,18 @@ impl From<FeedError> for ApiError {
             FeedError::BeyondHead { .. } => StatusCode::BAD_REQUEST,
             FeedError::HistoryTruncated { .. } => StatusCode::GONE,
             FeedError::TooManyTopics(_) => StatusCode::SERVICE_UNAVAILABLE,
-            FeedError::Backend(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            // The shared store (Redis) is unreachable: a passing outage, not a server bug, so
+            // clients and balancers retry.
+            FeedError::Backend(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
+        let retry_after = matches!(e, FeedError::Backend(_)).then_some(1);
         let oldest_seq = match &e {
             FeedError::HistoryTruncated { oldest, .. } => Some(*oldest),
             _ => None,
         };
         ApiError {
             oldest_seq,
+            retry_after,
             ..ApiError::new(status, e.to_string())
         }
     }

@@ -11,10 +11,14 @@
 //!   topic ids, the payload, routes, transports, close codes, event names).
 //! - [`line`]: [`Line`], one log line with its `seq`, scheduled `ts` and pre-encoded JSON.
 //! - [`backend`]: the [`Backend`] trait (append, finish, read, subscribe, disconnect) and the
-//!   [`Subscription`] stream with its [`Delivery`] items. In-memory today; a Redis Streams
-//!   backend slots in behind the same trait.
+//!   [`Subscription`] stream with its [`Delivery`] items. Implemented in memory and on
+//!   Redis Streams.
 //! - [`memory`]: [`MemoryBackend`], the in-process hub: one bounded history ring per topic that
 //!   is also the live fan-out buffer.
+//! - `redis` (feature `redis`): `RedisBackend`, the same trait on Redis Streams, for several
+//!   server instances over one feed: seqs assigned by a Lua script, one blocking `XREAD` per
+//!   instance fanned out in-process, finish and disconnect through a control stream (design
+//!   and measured memory cost in its module docs).
 //! - [`generator`]: an open-loop generator that stamps each line with the time it was *scheduled*,
 //!   so a late generator shows up as latency instead of being hidden.
 //! - [`metrics`]: counters and gauges per transport, rendered in the Prometheus text format, and
@@ -54,6 +58,8 @@ pub mod http;
 pub mod line;
 pub mod memory;
 pub mod metrics;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod shutdown;
 pub mod topic;
 

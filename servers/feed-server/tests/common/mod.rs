@@ -81,8 +81,17 @@ impl TestServer {
     /// Serves `config` (its `memory` and `max_connections` size the feed, its `serve` bounds
     /// the connections).
     pub async fn start(config: ServerConfig) -> TestServer {
+        let backend = Arc::new(MemoryBackend::new(config.memory));
+        TestServer::start_on(config, backend).await
+    }
+
+    /// Serves `config` over a given backend (a Redis one, shared with other servers).
+    pub async fn start_on(
+        config: ServerConfig,
+        backend: pushbench_feed::SharedBackend,
+    ) -> TestServer {
         let feed = FeedContext {
-            backend: Arc::new(MemoryBackend::new(config.memory)),
+            backend,
             metrics: Metrics::new(config.max_connections),
             shutdown: Shutdown::new(),
         };
