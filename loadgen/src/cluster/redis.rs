@@ -23,9 +23,9 @@ pub const REDIS_SERVER: &str = "redis-server";
 pub const INSTALL_REDIS: &str =
     "install redis-server (scripts/ensure-debian-packages.sh redis-server)";
 
-/// The key prefix every feed-server of a run uses (`--redis-prefix`); the run's Redis is
-/// fresh, so one constant prefix is enough.
-pub const REDIS_PREFIX: &str = "pushbench:";
+/// The key prefix every feed-server of a run uses (`--redis-prefix`; keys are
+/// `PREFIX:topic:...`); the run's Redis is fresh, so one constant prefix is enough.
+pub const REDIS_PREFIX: &str = "pushbench";
 
 /// A running redis-server.
 pub struct RedisProcess {
@@ -253,7 +253,7 @@ pub async fn used_memory(addr: SocketAddr) -> std::io::Result<u64> {
 /// The streams under `prefix` and the entries they hold: (streams, entries). Keys of other
 /// types under the prefix (the backend's own bookkeeping) are skipped.
 pub async fn stream_entries(addr: SocketAddr, prefix: &str) -> std::io::Result<(u64, u64)> {
-    let pattern = format!("{prefix}*");
+    let pattern = format!("{prefix}:*");
     let mut cursor = "0".to_string();
     let (mut streams, mut entries) = (0, 0);
     loop {
@@ -312,10 +312,10 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e} ({INSTALL_REDIS})"));
         let empty = used_memory(redis.addr).await.expect("INFO memory");
         assert!(empty > 0);
-        xadd(redis.addr, &format!("{REDIS_PREFIX}topic:a"), 30).await;
-        xadd(redis.addr, &format!("{REDIS_PREFIX}topic:b"), 12).await;
+        xadd(redis.addr, &format!("{REDIS_PREFIX}:topic:a"), 30).await;
+        xadd(redis.addr, &format!("{REDIS_PREFIX}:topic:b"), 12).await;
         // Not a stream, and not under the prefix: both skipped.
-        command(redis.addr, &["SET", &format!("{REDIS_PREFIX}seq"), "1"])
+        command(redis.addr, &["SET", &format!("{REDIS_PREFIX}:seq"), "1"])
             .await
             .unwrap();
         xadd(redis.addr, "other:topic", 5).await;
@@ -347,7 +347,7 @@ mod tests {
         let mut redis = RedisProcess::start(&dir, RedisPersistence::None, None)
             .await
             .unwrap_or_else(|e| panic!("{e} ({INSTALL_REDIS})"));
-        xadd(redis.addr, &format!("{REDIS_PREFIX}topic:a"), 3).await;
+        xadd(redis.addr, &format!("{REDIS_PREFIX}:topic:a"), 3).await;
         redis.kill().await;
         redis.start_again(None).await.expect("starts again");
         assert_eq!(
