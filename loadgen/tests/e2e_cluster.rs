@@ -152,13 +152,24 @@ fn through_nginx_a_killed_instance_loses_no_line_of_any_transport() {
         let t = &r.transport;
         assert_exactly_once(r);
         let kill = fault(r, "kill_instance");
-        assert!(kill.reconnects > 0, "{t}: the kill hit nobody: {kill:?}");
-        assert_eq!(
-            kill.recovery_us.count, kill.sessions_broken,
-            "{t}: every broken session recovered"
-        );
         let rolling = fault(r, "rolling_restart");
-        assert!(rolling.reconnects > 0, "{t}: {rolling:?}");
+        for f in [kill, rolling] {
+            assert!(
+                f.notes.iter().any(|n| n.contains("started again")),
+                "{t}: the fault did not happen: {f:?}"
+            );
+            assert_eq!(
+                f.recovery_us.count, f.sessions_broken,
+                "{t}: every broken session recovered: {f:?}"
+            );
+        }
+        // Streams held by the killed instance break and resume through nginx on the other.
+        // A poll or a held long-poll is an idempotent GET that nginx itself retries on the
+        // other instance (`proxy_next_upstream`): the client sees no break at all.
+        if t == "sse" || t == "ws" {
+            assert!(kill.reconnects > 0, "{t}: the kill hit nobody: {kill:?}");
+            assert!(rolling.reconnects > 0, "{t}: {rolling:?}");
+        }
         let d = r.deployment.as_ref().expect("deployment figures");
         for role in ["instances", "publisher", "redis", "nginx"] {
             assert!(d.roles.contains_key(role), "{t}: no {role} in {d:?}");
@@ -166,7 +177,11 @@ fn through_nginx_a_killed_instance_loses_no_line_of_any_transport() {
         // Two instances, the killed one's successor and two rolled ones.
         assert_eq!(d.roles["instances"].processes, 5, "{t}: {d:?}");
         let m = d.redis_memory.as_ref().expect("redis memory");
-        assert!(m.lines_held.unwrap_or(0) > 0, "{t}: {m:?}");
+        // Every line the feed wrote is held (history 10,000 is far above the run's lines):
+        // at least what the 10 clients of each topic expected.
+        assert_eq!(m.streams, Some(4), "{t}: one stream per topic: {m:?}");
+        let held = m.lines_held.unwrap_or(0);
+        assert!(held >= r.events.expected / 10, "{t}: {m:?}");
         assert!(m.bytes_per_line.is_some_and(|b| b > 0.0), "{t}: {m:?}");
     }
 }

@@ -250,10 +250,11 @@ pub async fn used_memory(addr: SocketAddr) -> std::io::Result<u64> {
     }
 }
 
-/// The streams under `prefix` and the entries they hold: (streams, entries). Keys of other
-/// types under the prefix (the backend's own bookkeeping) are skipped.
+/// The topic streams under `prefix` and the lines they hold: (streams, entries). Other keys
+/// (the backend's control stream and bookkeeping) are not lines, and are skipped.
 pub async fn stream_entries(addr: SocketAddr, prefix: &str) -> std::io::Result<(u64, u64)> {
-    let pattern = format!("{prefix}:*");
+    // The backend's topic streams (`PREFIX:topic:…`), not its control and meta keys.
+    let pattern = format!("{prefix}:topic:*");
     let mut cursor = "0".to_string();
     let (mut streams, mut entries) = (0, 0);
     loop {
