@@ -150,6 +150,8 @@ pub struct Cluster {
     pub ledger: CostLedger,
     /// `used_memory` of the empty Redis, before the publisher wrote a line.
     pub redis_baseline_bytes: Option<u64>,
+    /// A `redis_restart` killed redis-server and has not started it again.
+    redis_down: bool,
 }
 
 /// `server_args` for a serving instance: no generator of its own (`--gen-topics 0`) when a
@@ -282,6 +284,7 @@ impl Cluster {
             dir: dir.to_path_buf(),
             ledger,
             redis_baseline_bytes,
+            redis_down: false,
         })
     }
 
@@ -323,7 +326,12 @@ impl Cluster {
     /// Every live process's pid, the roots the run samples as "the server".
     pub fn pids(&self) -> Vec<u32> {
         let mut pids = Vec::new();
-        pids.extend(self.redis.as_ref().map(|r| r.pid));
+        pids.extend(
+            self.redis
+                .as_ref()
+                .filter(|_| !self.redis_down)
+                .map(|r| r.pid),
+        );
         pids.extend(self.publisher.as_ref().map(|p| p.pid));
         pids.extend(
             self.instances
@@ -380,6 +388,7 @@ impl Cluster {
     pub async fn kill_redis(&mut self) -> Option<String> {
         self.ledger.sample();
         let r = self.redis.as_mut()?;
+        self.redis_down = true;
         Some(r.kill().await)
     }
 
@@ -393,6 +402,7 @@ impl Cluster {
             });
         };
         r.start_again(cpus.as_deref()).await?;
+        self.redis_down = false;
         let pid = r.pid;
         self.ledger.add(Role::Redis, pid);
         Ok(pid)
@@ -404,6 +414,9 @@ impl Cluster {
         let Some(r) = &self.redis else {
             return RedisMemory::missing("the memory backend has no Redis");
         };
+        if self.redis_down {
+            return RedisMemory::missing("redis-server was down at the end (a redis_restart)");
+        }
         let used = match redis::used_memory(r.addr).await {
             Ok(u) => u,
             Err(e) => return RedisMemory::missing(&format!("INFO memory failed: {e}")),
