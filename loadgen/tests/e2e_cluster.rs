@@ -4,7 +4,8 @@
 //!
 //! Three tests: the rendered nginx configuration passes `nginx -t`; one in-memory instance
 //! behind nginx (the balancer's own path, every transport); `scenarios/cluster-smoke.toml` as
-//! shipped (two instances on Redis, `kill_instance` mid-stream, then `rolling_restart`).
+//! shipped (two instances on Redis, `kill_instance` mid-stream, then `rolling_restart`, then
+//! `redis_restart`).
 //! redis-server and nginx must be installed; a test that cannot find one fails saying so.
 
 mod common;
@@ -109,7 +110,7 @@ fn one_instance_behind_nginx_delivers_every_line_once() {
         "cluster-smoke.toml",
         &[
             ("name = \"cluster-smoke\"", "name = \"nginx-memory\""),
-            ("duration = \"8s\"", "duration = \"3s\""),
+            ("duration = \"9s\"", "duration = \"3s\""),
             (
                 "backend = \"redis\"\ninstances = 2\nbalancer = \"nginx\"",
                 "balancer = \"nginx\"",
@@ -170,7 +171,17 @@ fn through_nginx_a_killed_instance_loses_no_line_of_any_transport() {
             assert!(kill.reconnects > 0, "{t}: the kill hit nobody: {kill:?}");
             assert!(rolling.reconnects > 0, "{t}: {rolling:?}");
         }
+        // Redis killed and started again on its AOF: no client loses or repeats a line.
+        let redis = fault(r, "redis_restart");
+        assert!(
+            redis
+                .notes
+                .iter()
+                .any(|n| n.contains("redis-server started again")),
+            "{t}: {redis:?}"
+        );
         let d = r.deployment.as_ref().expect("deployment figures");
+        assert_eq!(d.roles["redis"].processes, 2, "{t}: {d:?}");
         for role in ["instances", "publisher", "redis", "nginx"] {
             assert!(d.roles.contains_key(role), "{t}: no {role} in {d:?}");
         }

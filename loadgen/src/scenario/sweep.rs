@@ -116,7 +116,9 @@ fn patch(
 }
 
 /// A short form (`memory`, `redis`, `nginx:N`) into `[deployment]`: backend, instances and
-/// balancer, each spanned at the sweep value; the section's other keys stay as written.
+/// balancer, each spanned at the sweep value. The section's other keys stay as written where
+/// they apply (`nginx_workers` behind nginx, `redis_persistence` on Redis) and are dropped
+/// where they do not, so one file sweeps all three.
 fn patch_deployment(raw: &mut RawScenario, value: &Spanned<toml::Value>) -> Result<(), PatchError> {
     let text = value
         .get_ref()
@@ -128,6 +130,12 @@ fn patch_deployment(raw: &mut RawScenario, value: &Spanned<toml::Value>) -> Resu
     section.backend = Some(Spanned::new(at.clone(), d.backend.name().to_string()));
     section.balancer = Some(Spanned::new(at.clone(), d.balancer.name().to_string()));
     section.instances = Some(Spanned::new(at, i64::from(d.instances)));
+    if !d.uses_nginx() {
+        section.nginx_workers = None;
+    }
+    if !d.uses_redis() {
+        section.redis_persistence = None;
+    }
     Ok(())
 }
 

@@ -166,6 +166,14 @@ mod tests {
         assert_eq!(runs[1].1.deployment.backend, Backend::Redis);
         assert_eq!(runs[2].1.deployment.instances, 2);
         assert_eq!(runs[2].1.deployment.balancer, Balancer::Nginx);
+        // The keys that apply to one deployment only stay with the ones they apply to.
+        let sc = ok(&format!(
+            "{MINIMAL}[deployment]\nnginx_workers = 2\nbalancer = \"nginx\"\n\
+             [sweep]\nfield = \"deployment\"\nvalues = [\"memory\", \"nginx:2\"]\n"
+        ));
+        let runs = sc.expand_sweep();
+        assert_eq!(runs[0].1.deployment, Deployment::default());
+        assert_eq!(runs[1].1.deployment.nginx_workers, 2);
         let msg = err(&format!(
             "{MINIMAL}[sweep]\nfield = \"deployment\"\nvalues = [\"memory\", \"k8s\"]\n"
         ));
