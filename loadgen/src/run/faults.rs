@@ -3,13 +3,17 @@
 //! [`FaultSchedule`] decides *when* (pure: start each fault at the measured phase's start
 //! plus its `at`, end a window `duration` later, bring a killed server back `down` later);
 //! the conductor's methods below do it: the admin route for `drop`, killing and restarting
-//! feed-server for `restart`, the load generator's proxy for the network kinds. Slow
+//! feed-server for `restart`, the load generator's proxy for the network kinds; with a
+//! `[deployment]`, killing and starting its processes (`kill_instance`, `rolling_restart`
+//! one instance per step, `redis_restart`, and `restart` of every instance at once). Slow
 //! consumers need nothing here: their clients carry their read limits from the start.
 //!
 //! A restart keeps the measurement honest across two processes: the server's CPU over the
 //! measured phase is the old process's share plus the new one's (`ProcWindow::carried_cpu_us`),
 //! the time series samples the new process from its first second, and the run does not
-//! mistake the planned death for a crash.
+//! mistake the planned death for a crash. A deployment's sampled set is rebuilt around every
+//! such change (`before_change`, `after_change`), the old set's CPU carried the same way; its
+//! per-role figures come from the cluster's ledger, which reads each process before it dies.
 
 use std::time::Duration;
 

@@ -2,8 +2,9 @@
 //! the figures that go into `summary.json`.
 //!
 //! One transport's run, in order ([`run_transport`]):
-//! 1. start `feed-server` (pinned) or check the external target is there, and sample its
-//!    baseline memory (`target`);
+//! 1. start `feed-server` (pinned), or the scenario's `[deployment]` (redis-server, the
+//!    publisher, the instances, nginx: [`crate::cluster`]), or check the external target is
+//!    there, and sample its baseline memory (`target`);
 //! 2. plan the topics, the clients and the phases (`plan`), start the publisher (external
 //!    targets) and the worker threads; clients connect over the ramp-up;
 //! 3. warm-up (recorded for loss, not for latency), then the measured phase: the
