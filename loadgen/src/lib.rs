@@ -9,6 +9,8 @@
 //! - [`scenario`]: the scenario file schema, its validation and sweeps; a folder of limits,
 //!   errors, loading, raw types, resolution (one module per section) and sweeps.
 //! - [`orchestrate`]: starting, pinning and stopping the server under test.
+//! - [`cluster`]: a `[deployment]`'s other processes (redis-server, the publisher, instances,
+//!   nginx), the faults that kill and restart them, and their cost per role.
 //! - [`run`]: one transport's run, from server start to merged figures. A folder: `plan`
 //!   (server arguments, topics, client specs, [`run::Timeline`]), `target` (the server under
 //!   test), `collector` (worker messages → time series), and [`run::summarize`], the pure
@@ -42,6 +44,7 @@
 //! reading TCP_INFO in [`wire`].
 
 pub mod clients;
+pub mod cluster;
 pub mod control;
 pub mod controlplane;
 pub mod endpoint;

@@ -147,6 +147,22 @@ impl ServerProcesses {
         Ok(ServerProcesses { roots: vec![pid] })
     }
 
+    /// Several processes and their descendants (a deployment: instances, redis, nginx).
+    pub fn roots(roots: Vec<u32>) -> Result<Self, MonitorError> {
+        if let Some(&gone) = roots
+            .iter()
+            .find(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+        {
+            return Err(MonitorError::NoSuchPid(gone));
+        }
+        if roots.is_empty() {
+            return Err(MonitorError::NoSuchProcess(
+                "(no process in the deployment)".into(),
+            ));
+        }
+        Ok(ServerProcesses { roots })
+    }
+
     /// Every process named `name` whose parent is not also named so (nginx's master, not its
     /// workers, which come along as descendants), resolved now.
     pub fn named(name: &str) -> Result<Self, MonitorError> {

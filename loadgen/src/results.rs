@@ -31,7 +31,11 @@
 //! did, time to recover, lines caught up, lost by cause, the reconnect rate over time and the
 //! server's peak CPU after it, the untouched clients' latency meanwhile) and
 //! `calm_latency_us` (the latency before the first fault); `timeseries.jsonl` rows gain
-//! `reconnects`.
+//! `reconnects`. `deployment` ([`DeploymentCost`], runs pushbench started): the deployment,
+//! CPU per delivered event and RSS by role (instances, publisher, redis, nginx), Redis memory
+//! per held line, and why a figure is missing; fault kinds `kill_instance`, `rolling_restart`,
+//! `redis_restart`. A deployment's run folder also holds `redis.log`, `publisher.log`,
+//! `instance-N.log` and `nginx/` (its configuration and error log).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -505,12 +509,50 @@ pub struct TransportResult {
     /// With faults: delivery latency in the measured phase before the first fault, the
     /// baseline of each fault's `bystander_latency_us`. `None` without faults.
     pub calm_latency_us: Option<Percentiles>,
+    /// What serves the clients and what each of its roles cost (schema 2 addition; absent
+    /// in older summaries and for external targets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<DeploymentCost>,
     /// Things a reader must know before trusting the figures.
     pub warnings: Vec<String>,
     /// Serialised histograms (HdrHistogram V2 + deflate, base64), for merging and redrawing.
     pub histograms: BTreeMap<String, String>,
     /// Files of this run, relative to the run folder.
     pub files: BTreeMap<String, String>,
+}
+
+/// A run's deployment (`[deployment]`) and its cost per role, over the measured phase.
+/// Figures a deployment cannot have (no Redis on the memory backend, no nginx without a
+/// balancer) are absent, with the reason in `missing`; never 0.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeploymentCost {
+    /// `memory`, `redis`, `redis+nginx ×2`: what the report and the chart call it.
+    pub label: String,
+    pub backend: String,
+    pub instances: u32,
+    pub balancer: String,
+    /// By role: `instances`, `publisher`, `redis`, `nginx`.
+    pub roles: BTreeMap<String, RoleCostResult>,
+    /// Every role's CPU, µs, and per delivered event in the measured phase.
+    pub cpu_us_total: u64,
+    pub cpu_us_per_event_total: f64,
+    /// Redis's memory for the feed (Redis backend only).
+    pub redis_memory: Option<crate::cluster::RedisMemory>,
+    /// Figure (a role's name, or `redis_memory`) → why it is missing.
+    pub missing: BTreeMap<String, String>,
+}
+
+/// One role of a deployment.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RoleCostResult {
+    /// Processes of this role the run started (restarts count again).
+    pub processes: u32,
+    pub cpu_us: u64,
+    pub cpu_us_per_event: f64,
+    /// Of its processes alive at the end (with their descendants).
+    pub rss_end_bytes: u64,
 }
 
 /// What one scheduled fault did to one transport's clients: everything from its start until

@@ -183,9 +183,12 @@ impl ProxyFault {
             FaultKind::Bandwidth { bytes_per_sec } => ProxyFault::Bandwidth { bytes_per_sec },
             FaultKind::Blackhole => ProxyFault::Blackhole,
             FaultKind::CutMidEvent => ProxyFault::CutMidEvent,
-            FaultKind::Drop | FaultKind::Restart { .. } | FaultKind::SlowConsumers { .. } => {
-                return None
-            }
+            FaultKind::Drop
+            | FaultKind::Restart { .. }
+            | FaultKind::SlowConsumers { .. }
+            | FaultKind::KillInstance { .. }
+            | FaultKind::RollingRestart { .. }
+            | FaultKind::RedisRestart { .. } => return None,
         })
     }
 

@@ -29,6 +29,9 @@ pub enum FaultKind {
     CutMidEvent,
     Restart,
     SlowConsumers,
+    KillInstance,
+    RollingRestart,
+    RedisRestart,
 }
 
 impl FaultKind {
@@ -45,8 +48,23 @@ impl FaultKind {
             "cut_mid_event" => FaultKind::CutMidEvent,
             "restart" => FaultKind::Restart,
             "slow_consumers" => FaultKind::SlowConsumers,
+            "kill_instance" => FaultKind::KillInstance,
+            "rolling_restart" => FaultKind::RollingRestart,
+            "redis_restart" => FaultKind::RedisRestart,
             _ => return None,
         })
+    }
+
+    /// Whether it kills server processes and so starts a reconnect storm (the report's
+    /// storm table and chart).
+    pub fn storms(self) -> bool {
+        matches!(
+            self,
+            FaultKind::Restart
+                | FaultKind::KillInstance
+                | FaultKind::RollingRestart
+                | FaultKind::RedisRestart
+        )
     }
 }
 

@@ -29,6 +29,8 @@
 //! RUN_DIR/charts/faults.{png,svg}             runs with faults only: recovery p50/p99 per
 //!                                             fault, reconnects per second after each restart
 //! RUN_DIR/charts/sweep.{png,svg}              sweeps only: each metric against the swept value
+//! RUN_DIR/charts/deployment.{png,svg}         runs on Redis or behind nginx: latency, CPU
+//!                                             per event, Redis memory per line, by deployment
 //! OUT_DIR/compare.md, OUT_DIR/charts/compare_*.{png,svg}
 //! ```
 //! For a sweep, the per-run charts show the largest swept value (the heaviest load); the

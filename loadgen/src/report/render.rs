@@ -102,6 +102,7 @@ pub fn run_report(
     if has_faults(summary) {
         faults_section(&mut doc, summary, run_dir);
     }
+    deployment_section(&mut doc, summary);
 
     doc.heading(2, "Charts");
     if data::is_sweep(summary) {
@@ -263,6 +264,81 @@ fn verdict_table(doc: &mut Doc, group: &VerdictGroup) {
 }
 
 /// "sse", "sse r2" or "sse @ clients.count=100".
+/// The cost of the deployment beside the backend, when a run was on Redis or behind nginx:
+/// latency, CPU per delivered event by role, RSS by role, Redis memory per held line.
+fn deployment_section(doc: &mut Doc, summary: &Summary) {
+    let runs: Vec<&TransportResult> = summary
+        .runs
+        .iter()
+        .filter(|r| r.status.is_measured() && r.deployment.is_some())
+        .collect();
+    let any_cluster = runs
+        .iter()
+        .filter_map(|r| r.deployment.as_ref())
+        .any(|d| d.backend != "memory" || d.balancer != "none" || d.instances > 1);
+    if !any_cluster {
+        return;
+    }
+    doc.heading(2, "Deployment cost");
+    doc.para(
+        "Each process of the deployment sampled on its own over the measured phase: the serving \
+         instances, the publisher (the feed-server running the generator into Redis), \
+         redis-server and nginx (master and workers). CPU is per delivered event; a process \
+         restarted by a fault counts once per process it ran as. Redis memory per held line: \
+         INFO used_memory after the run minus the empty Redis's at its start, over the total \
+         XLEN of the topic streams. A dash: the deployment has no such process or figure, \
+         with the reason below the table.",
+    );
+    const ROLES: [&str; 4] = ["instances", "publisher", "redis", "nginx"];
+    let mut header: Vec<String> = ["run", "deployment", "p50 ms", "p99 ms", "CPU µs/ev total"]
+        .map(String::from)
+        .to_vec();
+    header.extend(ROLES.map(|r| format!("{r} µs/ev")));
+    header.extend(ROLES.map(|r| format!("{r} RSS MiB")));
+    header.extend(["Redis B/line".to_string(), "lines held".to_string()]);
+    let mut reasons: Vec<String> = Vec::new();
+    let rows = runs
+        .iter()
+        .filter_map(|r| Some((r, r.deployment.as_ref()?)))
+        .map(|(r, d)| {
+            let mut row = vec![
+                run_label(r),
+                d.label.clone(),
+                ms(r.latency_us.p50),
+                ms(r.latency_us.p99),
+                fmt_sig(d.cpu_us_per_event_total),
+            ];
+            row.extend(ROLES.map(|role| {
+                d.roles
+                    .get(role)
+                    .map_or("—".into(), |c| fmt_sig(c.cpu_us_per_event))
+            }));
+            row.extend(ROLES.map(|role| {
+                d.roles.get(role).map_or("—".into(), |c| {
+                    fmt_sig(c.rss_end_bytes as f64 / (1024.0 * 1024.0))
+                })
+            }));
+            let m = d.redis_memory.as_ref();
+            row.push(m.and_then(|m| m.bytes_per_line).map_or("—".into(), fmt_sig));
+            row.push(
+                m.and_then(|m| m.lines_held)
+                    .map_or("—".into(), |n| n.to_string()),
+            );
+            for (figure, why) in &d.missing {
+                let text = format!("{}: {figure}: {why}", d.label);
+                if !reasons.contains(&text) {
+                    reasons.push(text);
+                }
+            }
+            row
+        })
+        .collect();
+    doc.table(header, rows);
+    if !reasons.is_empty() {
+        doc.list(reasons);
+    }
+}
+
 fn run_label(r: &TransportResult) -> String {
     r.label()
 }
@@ -783,7 +859,7 @@ fn faults_section(doc: &mut Doc, s: &Summary, run_dir: &Path) {
     }
     for c in columns
         .iter()
-        .filter(|c| c.kind == Some(FaultKind::Restart))
+        .filter(|c| c.kind.is_some_and(FaultKind::storms))
     {
         storm_table(doc, c);
     }

@@ -3,13 +3,17 @@
 //! [`FaultSchedule`] decides *when* (pure: start each fault at the measured phase's start
 //! plus its `at`, end a window `duration` later, bring a killed server back `down` later);
 //! the conductor's methods below do it: the admin route for `drop`, killing and restarting
-//! feed-server for `restart`, the load generator's proxy for the network kinds. Slow
+//! feed-server for `restart`, the load generator's proxy for the network kinds; with a
+//! `[deployment]`, killing and starting its processes (`kill_instance`, `rolling_restart`
+//! one instance per step, `redis_restart`, and `restart` of every instance at once). Slow
 //! consumers need nothing here: their clients carry their read limits from the start.
 //!
 //! A restart keeps the measurement honest across two processes: the server's CPU over the
 //! measured phase is the old process's share plus the new one's (`ProcWindow::carried_cpu_us`),
 //! the time series samples the new process from its first second, and the run does not
-//! mistake the planned death for a crash.
+//! mistake the planned death for a crash. A deployment's sampled set is rebuilt around every
+//! such change (`before_change`, `after_change`), the old set's CPU carried the same way; its
+//! per-role figures come from the cluster's ledger, which reads each process before it dies.
 
 use std::time::Duration;
 
@@ -39,6 +43,8 @@ pub(super) enum FaultStep {
     End(usize),
     /// A restarted server is started again.
     BringUp(usize),
+    /// A rolling restart's next instance (fault, instance).
+    Roll(usize, usize),
 }
 
 /// When each fault starts and ends, and what the injectors said.
@@ -72,20 +78,25 @@ impl FaultSchedule {
 
     /// The clients' view: each fault's window on the Unix clock, `planned_unix` being
     /// `planned` (the run's clock origin) on it.
-    pub(super) fn windows(faults: &[Fault], measure_start_unix: u64) -> Vec<FaultWindow> {
+    pub(super) fn windows(
+        faults: &[Fault],
+        measure_start_unix: u64,
+        instances: u32,
+    ) -> Vec<FaultWindow> {
         faults
             .iter()
             .map(|f| {
                 let start_ns = measure_start_unix + f.at.as_nanos() as u64;
-                let end = match f.kind {
-                    FaultKind::Restart { down } => down,
-                    _ => f.duration,
+                let end = match f.kind.restarts_history() {
+                    // A rolling restart's length depends on the instances; its lower bound.
+                    true => f.kind.planned_outage(instances),
+                    false => f.duration,
                 };
                 FaultWindow {
                     start_ns,
                     end_ns: start_ns + end.as_nanos() as u64,
                     one_shot: !f.kind.lasts(),
-                    restart: matches!(f.kind, FaultKind::Restart { .. }),
+                    restart: f.kind.restarts_history(),
                 }
             })
             .collect()
@@ -128,7 +139,11 @@ impl Conductor<'_> {
             match step {
                 FaultStep::Start(i) => self.inject(i).await,
                 FaultStep::End(i) => self.end_window(i),
-                FaultStep::BringUp(i) => self.bring_server_up(i).await,
+                FaultStep::BringUp(i) => match self.cluster.is_some() {
+                    true => self.bring_cluster_up(i).await,
+                    false => self.bring_server_up(i).await,
+                },
+                FaultStep::Roll(i, k) => self.roll_instance(i, k).await,
             }
         }
     }
@@ -154,7 +169,15 @@ impl Conductor<'_> {
                     Err(e) => self.note(i, crate::error::chain(&e)),
                 }
             }
+            FaultKind::Restart { down } if self.cluster.is_some() => {
+                self.kill_instances(i, None, Some(down)).await
+            }
             FaultKind::Restart { down } => self.kill_server(i, down).await,
+            FaultKind::KillInstance { instance, down } => {
+                self.kill_instances(i, Some(instance as usize), down).await
+            }
+            FaultKind::RollingRestart { .. } => self.roll_instance(i, 0).await,
+            FaultKind::RedisRestart { down } => self.kill_redis(i, down).await,
             FaultKind::SlowConsumers { .. } => {
                 let slow = (0..self.clients)
                     .filter(|&c| fault.selects_client(c))
@@ -248,6 +271,154 @@ impl Conductor<'_> {
         self.faults.facts[i].notes.push(note);
     }
 
+    /// Before a deployment's processes change: the sampled set's CPU in the measured phase so
+    /// far stays counted (the next set starts from its own reading, `after_change`).
+    fn before_change(&mut self) {
+        if let Ok(last) = sample_server(self.watch.as_ref()) {
+            let now = (last, crate::monitor::sample(0).unwrap_or(last), None);
+            let start = self.at_measure_start.get_or_insert(now);
+            self.server_cpu_carried_us += last.cpu_us.saturating_sub(start.0.cpu_us);
+            start.0.cpu_us = last.cpu_us;
+        }
+    }
+
+    /// After they changed: sample the deployment's live processes from here on.
+    fn after_change(&mut self, i: usize) {
+        let Some(cluster) = &self.cluster else { return };
+        match cluster.watch() {
+            Ok(watch) => {
+                if let Ok(first) = watch.sample() {
+                    if let Some(start) = self.at_measure_start.as_mut() {
+                        start.0.cpu_us = first.cpu_us;
+                    }
+                    self.collector.replace_server(Some(watch.clone()), first);
+                }
+                self.watch = Some(watch);
+            }
+            Err(e) => self.note(i, format!("cannot sample the deployment: {e}")),
+        }
+    }
+
+    /// SIGKILL serving instance `which` (all of them for `None`), and their clients move to
+    /// the others through nginx; started again `down` later if given.
+    async fn kill_instances(&mut self, i: usize, which: Option<usize>, down: Option<Duration>) {
+        self.before_change();
+        let Some(cluster) = self.cluster.as_mut() else {
+            return self.note(i, "no deployment to kill an instance of".into());
+        };
+        let targets: Vec<usize> = match which {
+            Some(k) => vec![k],
+            None => (0..cluster.instances.len()).collect(),
+        };
+        let mut notes = Vec::new();
+        for k in &targets {
+            match cluster.kill_instance(*k).await {
+                Some(how) => notes.push(format!("instance {k} killed (SIGKILL): {how}")),
+                None => notes.push(format!("instance {k} was not running")),
+            }
+        }
+        for n in notes {
+            self.note(i, n);
+        }
+        self.after_change(i);
+        self.killed_instances = targets;
+        if let Some(down) = down {
+            self.faults
+                .schedule(Instant::now() + down, FaultStep::BringUp(i));
+        }
+    }
+
+    /// redis-server SIGKILLed now, started again `down` later on its port and data.
+    async fn kill_redis(&mut self, i: usize, down: Duration) {
+        self.before_change();
+        let how = match self.cluster.as_mut() {
+            Some(c) => c.kill_redis().await,
+            None => None,
+        };
+        match how {
+            Some(how) => self.note(i, format!("redis-server killed (SIGKILL): {how}")),
+            None => return self.note(i, "no redis-server to kill".into()),
+        }
+        self.after_change(i);
+        self.redis_down = true;
+        self.faults
+            .schedule(Instant::now() + down, FaultStep::BringUp(i));
+    }
+
+    /// Brings back what fault `i` took down: redis-server, or the killed instances.
+    async fn bring_cluster_up(&mut self, i: usize) {
+        let down_since = unix_nanos();
+        let Some(cluster) = self.cluster.as_mut() else {
+            return;
+        };
+        let mut notes = Vec::new();
+        let mut failed = None;
+        if std::mem::take(&mut self.redis_down) {
+            match cluster.start_redis().await {
+                Ok(pid) => notes.push(format!(
+                    "redis-server started again (pid {pid}) in {}",
+                    took_since(down_since)
+                )),
+                Err(e) => failed = Some(format!("redis-server: {}", crate::error::chain(&e))),
+            }
+        }
+        for k in std::mem::take(&mut self.killed_instances) {
+            match cluster.start_instance(k).await {
+                Ok(pid) => notes.push(format!(
+                    "instance {k} started again (pid {pid}) in {}",
+                    took_since(down_since)
+                )),
+                Err(e) => failed = Some(format!("instance {k}: {}", crate::error::chain(&e))),
+            }
+        }
+        for n in notes {
+            self.note(i, n);
+        }
+        self.after_change(i);
+        if let Some(why) = failed {
+            self.server_died = Some(format!("a fault could not start {why} again"));
+            self.control.stop();
+        }
+    }
+
+    /// A rolling restart's step: instance `k` stopped (SIGTERM, wait), started again on its
+    /// port and healthy; the next `pause` later.
+    async fn roll_instance(&mut self, i: usize, k: usize) {
+        let FaultKind::RollingRestart { pause } = self.faults.fault(i).kind else {
+            return;
+        };
+        self.before_change();
+        let Some(cluster) = self.cluster.as_mut() else {
+            return self.note(i, "no deployment to restart".into());
+        };
+        let since = unix_nanos();
+        let stopped = cluster.stop_instance(k).await;
+        let started = cluster.start_instance(k).await;
+        let count = cluster.instances.len();
+        match (stopped, started) {
+            (Some(how), Ok(pid)) => self.note(
+                i,
+                format!(
+                    "instance {k} stopped ({how}) and started again (pid {pid}) in {}",
+                    took_since(since)
+                ),
+            ),
+            (None, _) => self.note(i, format!("instance {k} was not running")),
+            (_, Err(e)) => {
+                self.server_died = Some(format!(
+                    "the rolling restart could not start instance {k} again: {}",
+                    crate::error::chain(&e)
+                ));
+                self.control.stop();
+            }
+        }
+        self.after_change(i);
+        if k + 1 < count {
+            self.faults
+                .schedule(Instant::now() + pause, FaultStep::Roll(i, k + 1));
+        }
+    }
+
     /// SIGKILL now; started again `down` later.
     async fn kill_server(&mut self, i: usize, down: Duration) {
         let Some(server) = self.process.take() else {
@@ -330,6 +501,11 @@ impl Conductor<'_> {
     }
 }
 
+fn took_since(since_ns: u64) -> String {
+    let took = Duration::from_nanos(unix_nanos().saturating_sub(since_ns));
+    humantime::format_duration(Duration::from_millis(took.as_millis() as u64)).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -387,6 +563,7 @@ mod tests {
                 ),
             ],
             10,
+            1,
         );
         assert!(w[0].one_shot && w[0].restart);
         assert_eq!(w[0].end_ns - w[0].start_ns, 1_000_000_000);

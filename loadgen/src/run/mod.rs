@@ -2,8 +2,9 @@
 //! the figures that go into `summary.json`.
 //!
 //! One transport's run, in order ([`run_transport`]):
-//! 1. start `feed-server` (pinned) or check the external target is there, and sample its
-//!    baseline memory (`target`);
+//! 1. start `feed-server` (pinned), or the scenario's `[deployment]` (redis-server, the
+//!    publisher, the instances, nginx: [`crate::cluster`]), or check the external target is
+//!    there, and sample its baseline memory (`target`);
 //! 2. plan the topics, the clients and the phases (`plan`), start the publisher (external
 //!    targets) and the worker threads; clients connect over the ramp-up;
 //! 3. warm-up (recorded for loss, not for latency), then the measured phase: the
@@ -23,7 +24,8 @@ mod target;
 pub use faults::FAULT_ADMIN_TOKEN;
 pub use plan::{assign_topics, generated_topics, server_args, Timeline};
 pub use summarize::{
-    poll_stats, summarize, FaultFacts, Measurements, MergedWorkers, ProcWindow, ServerFacts,
+    poll_stats, summarize, DeploymentFacts, FaultFacts, Measurements, MergedWorkers, ProcWindow,
+    ServerFacts,
 };
 
 use std::path::{Path, PathBuf};
@@ -153,6 +155,11 @@ async fn run_in(
             .files
             .insert("server_log".into(), format!("{label}/server.log"));
     }
+    if let Some(cluster) = &server.cluster {
+        for (name, file) in cluster.log_files() {
+            result.files.insert(name, format!("{label}/{file}"));
+        }
+    }
     let measurements = measure(sc, transport, server, &tdir, label, opts, result).await?;
     let mut summary = summarize(&measurements);
     summary.transport = std::mem::take(&mut result.transport);
@@ -180,6 +187,7 @@ async fn measure(
         process,
         endpoint,
         watch,
+        cluster,
     } = server;
     let mut warnings = Vec::new();
     if watch.is_none() {
@@ -227,6 +235,7 @@ async fn measure(
     .with_faults(FaultSchedule::windows(
         &sc.faults,
         at_unix(timeline.measure_start),
+        sc.deployment.instances,
     ));
     if uses_proxy {
         control = control.with_proxy_marks(proxy_marks.clone());
@@ -316,7 +325,11 @@ async fn measure(
         control: control.clone(),
         control_client,
         topics,
-        feed_server: process.as_ref().map(|p| format!("http://{}", p.addr)),
+        feed_server: match &cluster {
+            Some(c) => c.generator_addr().map(|a| format!("http://{a}")),
+            None => process.as_ref().map(|p| format!("http://{}", p.addr)),
+        },
+        cluster,
         server_args: server_args(sc, transport),
         server_binary: sc
             .server
@@ -330,6 +343,9 @@ async fn measure(
         proxy_faults: Vec::new(),
         proxy_armed: Vec::new(),
         restarting: false,
+        cluster_exit: None,
+        killed_instances: Vec::new(),
+        redis_down: false,
         restart_addr: None,
         generator_origin_ns: None,
         server_cpu_carried_us: 0,
@@ -421,9 +437,17 @@ struct Conductor<'a> {
     proxy_faults: Vec<(usize, FaultId)>,
     /// One-shot proxy faults not cleared yet.
     proxy_armed: Vec<usize>,
+    /// The deployment's processes, when `[deployment]` is not the single in-memory server.
+    cluster: Option<crate::cluster::Cluster>,
     /// A restart fault has killed the server and not brought it back yet: its absence is
     /// planned, not a death.
     restarting: bool,
+    /// How the deployment's processes ended (set when `finish` stops them).
+    cluster_exit: Option<String>,
+    /// Instances a fault killed that its bring-up starts again.
+    killed_instances: Vec<usize>,
+    /// A `redis_restart` killed redis-server and has not started it again.
+    redis_down: bool,
     restart_addr: Option<std::net::SocketAddr>,
     generator_origin_ns: Option<u64>,
     /// The CPU of server processes killed by restart faults, inside the measured phase.
@@ -500,6 +524,15 @@ impl Conductor<'_> {
         };
         let now_self = sample(0).unwrap_or(last_self);
         let now = (now_server, now_self, sample_machine().ok());
+        if let Some(cluster) = &mut self.cluster {
+            cluster.ledger.sample();
+            if elapsed >= self.timeline.measure_start {
+                cluster.ledger.mark_start();
+            }
+            if elapsed >= self.timeline.measure_end {
+                cluster.ledger.mark_end();
+            }
+        }
         if self.at_measure_start.is_none() && elapsed >= self.timeline.measure_start {
             self.at_measure_start = Some(now);
         }
@@ -518,6 +551,9 @@ impl Conductor<'_> {
             self.finished_topics = true;
             self.at_measure_start.get_or_insert(now);
             self.at_measure_end.get_or_insert(now);
+            if let Some(cluster) = &mut self.cluster {
+                cluster.ledger.mark_end();
+            }
             self.finish_steps().await?;
             let drain = match interrupted {
                 true => Duration::from_secs(1),
@@ -569,6 +605,28 @@ impl Conductor<'_> {
             .map(|s| s.rss_bytes)
             .unwrap_or(0);
         let mut died = self.server_died.take();
+        // Before the deployment stops: afterwards there is nothing left to list.
+        let server_pids = self
+            .watch
+            .as_ref()
+            .and_then(|w| w.pids().ok())
+            .unwrap_or_default();
+        let mut deployment = None;
+        if let Some(mut cluster) = self.cluster.take() {
+            cluster.ledger.mark_end();
+            let redis_memory = match cluster.redis.is_some() {
+                true => Some(cluster.redis_memory().await),
+                false => None,
+            };
+            let facts = DeploymentFacts::of(&cluster, redis_memory);
+            let ended = cluster.stop().await;
+            deployment = Some(facts);
+            let ended: Vec<String> = ended
+                .into_iter()
+                .map(|(n, how)| format!("{n}: {how}"))
+                .collect();
+            self.cluster_exit = Some(ended.join("; "));
+        }
         let exit = match process {
             Some(mut server) => {
                 if died.is_none() && !server.is_running() {
@@ -576,6 +634,7 @@ impl Conductor<'_> {
                 }
                 server.stop().await
             }
+            None if self.cluster_exit.is_some() => self.cluster_exit.take().unwrap_or_default(),
             None if self.restart_addr.is_some() => {
                 "killed by a restart fault and not started again before the run ended".into()
             }
@@ -593,11 +652,7 @@ impl Conductor<'_> {
             server: ServerFacts {
                 measured: self.watch.is_some(),
                 pid: self.watch.as_ref().map_or(0, |w| w.main_pid()),
-                pids: self
-                    .watch
-                    .as_ref()
-                    .and_then(|w| w.pids().ok())
-                    .unwrap_or_default(),
+                pids: server_pids,
                 args: match self.sc.target {
                     None => server_args(self.sc, transport),
                     Some(_) => Vec::new(),
@@ -627,6 +682,8 @@ impl Conductor<'_> {
             warnings: self.warnings,
             faults: self.faults.facts,
             series: self.series,
+            deployment,
+            deployment_kind: self.sc.target.is_none().then_some(self.sc.deployment),
         })
     }
 

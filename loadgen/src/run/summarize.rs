@@ -10,15 +10,16 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 
 use crate::clients::failure::FailureReason;
+use crate::cluster::{Cluster, RedisMemory, Role, RoleCost};
 use crate::monitor::{MachineSample, ProcSample};
 use crate::publisher::{top_reasons, PublishReport};
 use crate::record::{Counters, FaultRecord, Recorder};
 use crate::results::{
-    encode_histogram, Connections, EventCounts, FaultResult, LoadgenHealth, MachineLoad,
-    Percentiles, PollStats, Problem, ProblemKind, SeriesRow, ServerCost, ThreadScheduling,
-    TransportResult, WireBytes,
+    encode_histogram, Connections, DeploymentCost, EventCounts, FaultResult, LoadgenHealth,
+    MachineLoad, Percentiles, PollStats, Problem, ProblemKind, RoleCostResult, SeriesRow,
+    ServerCost, ThreadScheduling, TransportResult, WireBytes,
 };
-use crate::scenario::{Fault, Injector, Transport};
+use crate::scenario::{Deployment, Fault, Injector, Transport};
 use crate::worker::WorkerResult;
 
 /// Publisher lag p99 above which the run warns that latency carries the load generator's own
@@ -146,6 +147,100 @@ pub struct Measurements {
     pub faults: Vec<FaultFacts>,
     /// The time series' rows, as the collector wrote them.
     pub series: Vec<SeriesRow>,
+    /// The deployment's cost per role, when pushbench started one (not the single in-memory
+    /// feed-server, whose figures are `server`).
+    pub deployment: Option<DeploymentFacts>,
+    /// The scenario's deployment; `None` for an external target.
+    pub deployment_kind: Option<Deployment>,
+}
+
+/// What a deployment's ledger and Redis said at the end.
+#[derive(Clone, Debug, Default)]
+pub struct DeploymentFacts {
+    pub roles: Vec<(Role, RoleCost)>,
+    pub redis_memory: Option<RedisMemory>,
+}
+
+impl DeploymentFacts {
+    pub fn of(cluster: &Cluster, redis_memory: Option<RedisMemory>) -> Self {
+        DeploymentFacts {
+            roles: Role::ALL
+                .into_iter()
+                .filter(|r| cluster.ledger.has(*r))
+                .map(|r| (r, cluster.ledger.cost(r)))
+                .collect(),
+            redis_memory,
+        }
+    }
+}
+
+/// The deployment's figures: from its ledger, or for the single in-memory feed-server from
+/// the server's own (it is the one instance). Roles it does not have are named missing.
+fn deployment_cost(
+    m: &Measurements,
+    d: &Deployment,
+    server: &ServerCost,
+    events: f64,
+) -> DeploymentCost {
+    let mut out = DeploymentCost {
+        label: d.to_string(),
+        backend: d.backend.name().into(),
+        instances: d.instances,
+        balancer: d.balancer.name().into(),
+        ..DeploymentCost::default()
+    };
+    let roles: Vec<(Role, RoleCost)> = match &m.deployment {
+        Some(f) => f.roles.clone(),
+        None => vec![(
+            Role::Instance,
+            RoleCost {
+                processes: 1,
+                cpu_us: server.cpu_us,
+                rss_end_bytes: server.rss_end_bytes,
+            },
+        )],
+    };
+    for (role, cost) in &roles {
+        out.roles.insert(
+            role.name().into(),
+            RoleCostResult {
+                processes: cost.processes,
+                cpu_us: cost.cpu_us,
+                cpu_us_per_event: cost.cpu_us as f64 / events,
+                rss_end_bytes: cost.rss_end_bytes,
+            },
+        );
+        out.cpu_us_total += cost.cpu_us;
+    }
+    out.cpu_us_per_event_total = out.cpu_us_total as f64 / events;
+    for role in Role::ALL {
+        if out.roles.contains_key(role.name()) {
+            continue;
+        }
+        let why = match role {
+            Role::Publisher | Role::Redis => "the memory backend has none",
+            Role::Nginx => "no balancer",
+            Role::Instance => "no instance was sampled",
+        };
+        out.missing.insert(role.name().into(), why.into());
+    }
+    out.redis_memory = m.deployment.as_ref().and_then(|f| f.redis_memory.clone());
+    match &out.redis_memory {
+        None => {
+            out.missing.insert(
+                "redis_memory".into(),
+                "the memory backend has no Redis".into(),
+            );
+        }
+        Some(r) if r.bytes_per_line.is_none() => {
+            out.missing.insert(
+                "redis_memory".into(),
+                r.missing.clone().unwrap_or_else(|| "not measured".into()),
+            );
+        }
+        Some(_) => {}
+    }
+    out
 }
 
 /// A scheduled fault and what its injector reported.
@@ -273,6 +368,10 @@ pub fn summarize(m: &Measurements) -> TransportResult {
         threads: s.start.threads,
         exit: m.server.exit.clone(),
     };
+    result.deployment = m
+        .deployment_kind
+        .as_ref()
+        .map(|d| deployment_cost(m, d, &result.server, events_in_window));
     if m.transport.served_by() == pushbench_protocol::Transport::Poll {
         result.poll = Some(poll_stats(&c, m.measure_window_ns, m.clients_ended_ns));
     }
@@ -633,6 +732,8 @@ mod tests {
             warnings: Vec::new(),
             faults: Vec::new(),
             series: Vec::new(),
+            deployment: None,
+            deployment_kind: None,
         }
     }
 

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::cluster::{Cluster, ClusterError};
 use crate::endpoint::{Endpoint, EndpointError};
 use crate::monitor::{MonitorError, ServerProcesses};
 use crate::orchestrate::{OrchestrateError, ServerProcess};
@@ -35,6 +36,8 @@ pub enum TargetError {
     Server(#[from] OrchestrateError),
     #[error(transparent)]
     Monitor(#[from] MonitorError),
+    #[error("starting the deployment")]
+    Cluster(#[from] ClusterError),
 }
 
 /// The server of one transport's run.
@@ -45,6 +48,9 @@ pub struct ServerUnderTest {
     pub endpoint: Endpoint,
     /// The processes sampled for its cost; `None` for an external target that names none.
     pub watch: Option<ServerProcesses>,
+    /// A `[deployment]` other than the single in-memory feed-server: its processes (then
+    /// `process` is `None`).
+    pub cluster: Option<Cluster>,
 }
 
 impl ServerUnderTest {
@@ -55,6 +61,30 @@ impl ServerUnderTest {
         log: &Path,
         opts: &RunOptions,
     ) -> Result<Self, TargetError> {
+        if sc.target.is_none() && !sc.deployment.is_default() {
+            let binary = sc
+                .server
+                .binary
+                .clone()
+                .unwrap_or_else(|| opts.server_binary.clone());
+            let dir = log.parent().unwrap_or(Path::new("."));
+            let cluster = Cluster::start(
+                sc.deployment,
+                &binary,
+                &server_args(sc, transport),
+                opts.pinning.as_ref().map(|p| p.server_cpus.as_slice()),
+                dir,
+            )
+            .await?;
+            let endpoint = Endpoint::feed_server(cluster.front(), transport);
+            let watch = Some(cluster.watch()?);
+            return Ok(ServerUnderTest {
+                process: None,
+                endpoint,
+                watch,
+                cluster: Some(cluster),
+            });
+        }
         let (process, endpoint) = match &sc.target {
             Some(target) => {
                 let endpoint = Endpoint::external(target, transport).await?;
@@ -111,6 +141,7 @@ impl ServerUnderTest {
             process,
             endpoint,
             watch,
+            cluster: None,
         })
     }
 }

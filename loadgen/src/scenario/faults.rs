@@ -8,7 +8,11 @@
 //!   same port, its in-memory history gone);
 //! - the load generator's TCP proxy between clients and server (`faults::proxy`): `reset`,
 //!   `idle_cut`, `latency`, `bandwidth`, `blackhole`, `cut_mid_event`;
-//! - the clients: `slow_consumers` read their socket at a limited rate.
+//! - the clients: `slow_consumers` read their socket at a limited rate;
+//! - the deployment (`[deployment]`, pushbench's processes): `kill_instance` (SIGKILL one
+//!   serving instance behind the balancer, optionally started again), `rolling_restart` (each
+//!   instance in turn, SIGTERM and start again, as a deploy does) and `redis_restart` (SIGKILL
+//!   redis-server, started again on its port and data directory).
 
 use std::fmt;
 use std::time::Duration;
@@ -53,6 +57,18 @@ pub enum FaultKind {
     Restart { down: Duration },
     /// While it lasts, `fraction` of the clients read at most this many bytes per second.
     SlowConsumers { bytes_per_sec: u64 },
+    /// Serving instance `instance` (0-based) is killed (SIGKILL); its clients reconnect
+    /// through the balancer to another. Started again on its port after `down` if given.
+    KillInstance {
+        instance: u32,
+        down: Option<Duration>,
+    },
+    /// Every serving instance in turn: SIGTERM, wait for its exit, start it again on its port,
+    /// wait for `/healthz`, then `pause` before the next.
+    RollingRestart { pause: Duration },
+    /// redis-server is killed (SIGKILL) and started again after `down` on its port and data
+    /// directory: what it persisted survives.
+    RedisRestart { down: Duration },
 }
 
 /// Who carries a fault out.
@@ -70,7 +86,7 @@ pub enum Injector {
 
 impl FaultKind {
     /// Every kind's name in scenario files.
-    pub const NAMES: [&'static str; 9] = [
+    pub const NAMES: [&'static str; 12] = [
         "drop",
         "reset",
         "idle_cut",
@@ -80,6 +96,9 @@ impl FaultKind {
         "cut_mid_event",
         "restart",
         "slow_consumers",
+        "kill_instance",
+        "rolling_restart",
+        "redis_restart",
     ];
 
     pub fn name(&self) -> &'static str {
@@ -93,6 +112,9 @@ impl FaultKind {
             FaultKind::CutMidEvent => "cut_mid_event",
             FaultKind::Restart { .. } => "restart",
             FaultKind::SlowConsumers { .. } => "slow_consumers",
+            FaultKind::KillInstance { .. } => "kill_instance",
+            FaultKind::RollingRestart { .. } => "rolling_restart",
+            FaultKind::RedisRestart { .. } => "redis_restart",
         }
     }
 
@@ -111,10 +133,39 @@ impl FaultKind {
     pub fn injector(&self) -> Injector {
         match self {
             FaultKind::Drop => Injector::Server,
-            FaultKind::Restart { .. } => Injector::Orchestrator,
+            FaultKind::Restart { .. }
+            | FaultKind::KillInstance { .. }
+            | FaultKind::RollingRestart { .. }
+            | FaultKind::RedisRestart { .. } => Injector::Orchestrator,
             FaultKind::SlowConsumers { .. } => Injector::Clients,
             _ => Injector::Proxy,
         }
+    }
+}
+
+impl FaultKind {
+    /// How long after `at` a server process is down on purpose (its absence is not a death),
+    /// as far as the schedule knows; a rolling restart's length depends on how fast each
+    /// instance comes back, so this is its lower bound (`pause` per instance).
+    pub fn planned_outage(&self, instances: u32) -> Duration {
+        match *self {
+            FaultKind::Restart { down } | FaultKind::RedisRestart { down } => down,
+            FaultKind::KillInstance { down, .. } => down.unwrap_or_default(),
+            FaultKind::RollingRestart { pause } => pause * instances,
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// Whether lines a client finds gone afterwards are counted as lost by this fault's
+    /// restart (a server, or Redis, lost its history), rather than plain loss.
+    pub fn restarts_history(&self) -> bool {
+        matches!(
+            self,
+            FaultKind::Restart { .. }
+                | FaultKind::KillInstance { .. }
+                | FaultKind::RollingRestart { .. }
+                | FaultKind::RedisRestart { .. }
+        )
     }
 }
 
@@ -149,7 +200,14 @@ impl Fault {
             FaultKind::Bandwidth { bytes_per_sec } | FaultKind::SlowConsumers { bytes_per_sec } => {
                 format!("({bytes_per_sec} B/s)")
             }
-            FaultKind::Restart { down } => format!("(down {})", hd(down)),
+            FaultKind::Restart { down } | FaultKind::RedisRestart { down } => {
+                format!("(down {})", hd(down))
+            }
+            FaultKind::KillInstance { instance, down } => match down {
+                Some(down) => format!("(instance {instance}, down {})", hd(down)),
+                None => format!("(instance {instance})"),
+            },
+            FaultKind::RollingRestart { pause } => format!("(pause {})", hd(pause)),
             _ => String::new(),
         };
         let window = match self.kind.lasts() {
@@ -189,6 +247,14 @@ impl Serialize for Fault {
                 m.serialize_entry("bytes_per_sec", &bytes_per_sec)?
             }
             FaultKind::Restart { down } => m.serialize_entry("down", &hd(down))?,
+            FaultKind::KillInstance { instance, down } => {
+                m.serialize_entry("instance", &instance)?;
+                if let Some(down) = down {
+                    m.serialize_entry("duration", &hd(down))?;
+                }
+            }
+            FaultKind::RollingRestart { pause } => m.serialize_entry("pause", &hd(pause))?,
+            FaultKind::RedisRestart { down } => m.serialize_entry("duration", &hd(down))?,
             FaultKind::Drop | FaultKind::Reset | FaultKind::Blackhole | FaultKind::CutMidEvent => {}
         }
         m.end()

@@ -17,6 +17,7 @@
 //!
 //! # Layout
 //! - this module: the resolved types consumers use ([`Scenario`], [`Transport`], ...).
+//! - `deployment`: the `[deployment]` section ([`Deployment`]) and its short forms.
 //! - `faults`: the `[[faults]]` list ([`Fault`], [`FaultKind`]).
 //! - `limits`: the bounds every value is checked against ([`MAX_CLIENTS`], ...).
 //! - `error`: [`ScenarioError`], [`Diagnostic`], and placing byte spans at lines and columns.
@@ -34,6 +35,7 @@ use std::time::Duration;
 use serde::ser::SerializeStruct;
 use serde::{Serialize, Serializer};
 
+pub mod deployment;
 mod error;
 pub mod faults;
 mod limits;
@@ -44,6 +46,7 @@ mod sweep;
 #[cfg(test)]
 mod test_util;
 
+pub use deployment::{Backend, Balancer, Deployment, RedisPersistence};
 pub use error::{Diagnostic, ScenarioError};
 pub use faults::{Fault, FaultKind, Injector};
 pub use limits::{
@@ -96,6 +99,9 @@ pub struct Scenario {
     /// path.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub faults: Vec<Fault>,
+    /// What serves the clients (`[deployment]`): one in-memory feed-server by default.
+    #[serde(skip_serializing_if = "Deployment::is_default")]
+    pub deployment: Deployment,
     /// The sweep this file declares. The concrete scenarios of [`Scenario::expand_sweep`] have
     /// none.
     pub sweep: Option<Sweep>,
@@ -328,6 +334,8 @@ pub enum SweepValue {
     Float(f64),
     #[serde(serialize_with = "ser_duration")]
     Duration(Duration),
+    /// A named choice (`deployment = "nginx:2"`).
+    Text(String),
 }
 
 fn ser_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

@@ -29,6 +29,17 @@ pub(super) struct RawScenario {
     pub(super) target: S<RawTarget>,
     pub(super) sweep: S<RawSweep>,
     pub(super) faults: S<Vec<Spanned<RawFault>>>,
+    pub(super) deployment: S<RawDeployment>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDeployment {
+    pub(super) backend: S<String>,
+    pub(super) instances: S<i64>,
+    pub(super) balancer: S<String>,
+    pub(super) nginx_workers: S<i64>,
+    pub(super) redis_persistence: S<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -123,6 +134,8 @@ pub(super) struct RawFault {
     pub(super) jitter: S<DurationText>,
     pub(super) bytes_per_sec: S<i64>,
     pub(super) down: S<DurationText>,
+    pub(super) instance: S<i64>,
+    pub(super) pause: S<DurationText>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

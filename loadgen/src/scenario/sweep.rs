@@ -6,9 +6,10 @@ use toml::Spanned;
 use super::error::Diag;
 use super::raw::{RawBurst, RawChurn, RawScenario, RawSweep, S};
 use super::resolve::{resolve, Check};
-use super::{Scenario, Sweep, SweepValue};
+use super::{Deployment, Scenario, Sweep, SweepValue};
 
-/// The fields a sweep may vary: every numeric or duration field.
+/// The fields a sweep may vary: every numeric or duration field, and `deployment` (its short
+/// forms `memory`, `redis`, `nginx:N`: one command compares the three).
 pub const SWEEPABLE_FIELDS: &[&str] = &[
     "duration",
     "warmup",
@@ -33,6 +34,7 @@ pub const SWEEPABLE_FIELDS: &[&str] = &[
     "churn.pause",
     "server.workers",
     "server.max_connections",
+    "deployment",
 ];
 
 /// Why a sweep value could not be put in place.
@@ -108,8 +110,33 @@ fn patch(
         "churn.pause" => set(&mut churn(raw)?.pause, value),
         "server.workers" => set(&mut sec(&mut raw.server).workers, value),
         "server.max_connections" => set(&mut sec(&mut raw.server).max_connections, value),
+        "deployment" => patch_deployment(raw, value),
         _ => Err(PatchError::Unknown),
     }
+}
+
+/// A short form (`memory`, `redis`, `nginx:N`) into `[deployment]`: backend, instances and
+/// balancer, each spanned at the sweep value. The section's other keys stay as written where
+/// they apply (`nginx_workers` behind nginx, `redis_persistence` on Redis) and are dropped
+/// where they do not, so one file sweeps all three.
+fn patch_deployment(raw: &mut RawScenario, value: &Spanned<toml::Value>) -> Result<(), PatchError> {
+    let text = value
+        .get_ref()
+        .as_str()
+        .ok_or_else(|| PatchError::Type("expected a string such as \"nginx:2\"".into()))?;
+    let d = Deployment::from_short(text).map_err(|e| PatchError::Type(e.to_string()))?;
+    let at = value.span();
+    let section = sec(&mut raw.deployment);
+    section.backend = Some(Spanned::new(at.clone(), d.backend.name().to_string()));
+    section.balancer = Some(Spanned::new(at.clone(), d.balancer.name().to_string()));
+    section.instances = Some(Spanned::new(at, i64::from(d.instances)));
+    if !d.uses_nginx() {
+        section.nginx_workers = None;
+    }
+    if !d.uses_redis() {
+        section.redis_persistence = None;
+    }
+    Ok(())
 }
 
 /// How a sweep value appears in labels: as written, without quotes.
@@ -190,6 +217,7 @@ pub(super) fn expand_raw_sweep(
         let sweep_value = match value.get_ref() {
             toml::Value::Integer(i) => SweepValue::Integer(*i),
             toml::Value::Float(x) => SweepValue::Float(*x),
+            toml::Value::String(s) if name == "deployment" => SweepValue::Text(s.clone()),
             // A bad duration is reported when the concrete scenario is resolved below.
             toml::Value::String(s) => {
                 SweepValue::Duration(humantime::parse_duration(s.trim()).unwrap_or_default())
@@ -421,7 +449,9 @@ mod tests {
         let full = FULL.replace("field = \"clients.count\"", "field = \"duration\"");
         let raw: RawScenario = toml::from_str(&full).expect("parses");
         for field in SWEEPABLE_FIELDS {
-            let value = if field.ends_with("lines_per_sec") || field.ends_with("exponent") {
+            let value = if *field == "deployment" {
+                toml::Value::String("nginx:2".into())
+            } else if field.ends_with("lines_per_sec") || field.ends_with("exponent") {
                 toml::Value::Float(2.0)
             } else if [
                 "duration",

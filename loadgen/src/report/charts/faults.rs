@@ -68,7 +68,7 @@ pub(super) fn faults_chart(
 
     let restarts: Vec<_> = columns
         .iter()
-        .filter(|c| c.kind == Some(FaultKind::Restart))
+        .filter(|c| c.kind.is_some_and(FaultKind::storms))
         .collect();
     for c in &restarts {
         let lines: Vec<Line> = c

@@ -18,7 +18,7 @@
 //! - `numbers`: tick steps and labels ([`fmt_tick`]).
 //! - one module per chart family: `spectrum` (latency by percentile), `bars` (wire bytes,
 //!   server cost, comparison figures), `timeseries`, `faults` (recovery and reconnect
-//!   storms), `sweep`.
+//!   storms), `sweep`, `deployment` (the cost of a deployment beside the backend).
 //! - `run` and `compare`: the charts of a run ([`render_run_charts`]) and of a comparison
 //!   ([`render_compare_charts`]).
 
@@ -28,6 +28,7 @@ use plotters::prelude::*;
 
 mod bars;
 mod compare;
+mod deployment;
 mod draw;
 mod faults;
 mod numbers;

@@ -8,6 +8,7 @@ use crate::report::ReportError;
 use crate::results::{Summary, TransportResult};
 
 use super::bars::bars_chart;
+use super::deployment::deployment_chart;
 use super::draw::{probe_fonts, render};
 use super::faults::faults_chart;
 use super::spectrum::{spectrum_chart, spectrum_lines};
@@ -93,6 +94,9 @@ pub fn render_run_charts(
     }
     if data::is_sweep(summary) {
         specs.push(sweep_chart(summary, &groups));
+    }
+    if let Some(spec) = deployment_chart(summary) {
+        specs.push(spec);
     }
     specs.iter().map(|s| render(charts_dir, s)).collect()
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::check::{Check, Least};
+use crate::scenario::deployment::{Backend, Balancer, Deployment};
 use crate::scenario::faults::{Fault, FaultKind, Injector};
 use crate::scenario::raw::{RawFault, S};
 
@@ -18,6 +19,7 @@ pub(super) fn resolve_faults(
     raw: &S<Vec<Spanned<RawFault>>>,
     measured: Duration,
     external_target: bool,
+    deployment: &Deployment,
 ) -> Vec<Fault> {
     let Some(list) = raw else {
         return Vec::new();
@@ -44,6 +46,15 @@ pub(super) fn resolve_faults(
             (true, d) => {
                 let d = c.required(d, &at, &key("duration"), "how long it lasts");
                 c.duration(d, &key("duration"), Duration::from_secs(1), Least::Positive)
+            }
+            // Their `duration` is the time down, read with the kind.
+            (false, Some(_))
+                if matches!(
+                    kind,
+                    FaultKind::KillInstance { .. } | FaultKind::RedisRestart { .. }
+                ) =>
+            {
+                Duration::ZERO
             }
             (false, Some(d)) => {
                 c.err(
@@ -80,6 +91,22 @@ pub(super) fn resolve_faults(
                         ),
                     );
                     1.0
+                } else if matches!(
+                    kind,
+                    FaultKind::KillInstance { .. }
+                        | FaultKind::RollingRestart { .. }
+                        | FaultKind::RedisRestart { .. }
+                ) && x < 1.0
+                {
+                    c.err(
+                        v.span(),
+                        format!(
+                            "`{}`: a `{kind}` hits whole processes, not a share of the clients; \
+                             leave `fraction` out",
+                            key("fraction")
+                        ),
+                    );
+                    1.0
                 } else {
                     x
                 }
@@ -96,6 +123,9 @@ pub(super) fn resolve_faults(
                     key("kind")
                 ),
             );
+        }
+        if !external_target {
+            check_deployment(c, &kind, deployment, kind_name, f, &key);
         }
         let fault = Fault {
             kind,
@@ -120,7 +150,8 @@ pub(super) fn resolve_faults(
     // One at a time, in order: each fault's reconnects and losses are its own.
     for pair in faults.windows(2) {
         let ((before, _), (next, span)) = (&pair[0], &pair[1]);
-        if next.at < before.end() + Duration::from_millis(1).max(restart_tail(before)) {
+        let tail = restart_tail(before, deployment);
+        if next.at < before.end() + Duration::from_millis(1).max(tail) {
             c.err(
                 span.clone(),
                 format!(
@@ -129,7 +160,7 @@ pub(super) fn resolve_faults(
                     next.kind,
                     humantime::format_duration(next.at),
                     before.kind,
-                    humantime::format_duration(before.end() + restart_tail(before))
+                    humantime::format_duration(before.end() + tail)
                 ),
             );
         }
@@ -137,11 +168,74 @@ pub(super) fn resolve_faults(
     faults.into_iter().map(|(f, _)| f).collect()
 }
 
-/// A restart is over once the server is back: `down` after `at`.
-fn restart_tail(f: &Fault) -> Duration {
-    match f.kind {
-        FaultKind::Restart { down } => down,
-        _ => Duration::ZERO,
+/// A restart is over once the server is back: `down` after `at` (a rolling restart: at
+/// least `pause` per instance).
+fn restart_tail(f: &Fault, deployment: &Deployment) -> Duration {
+    f.kind.planned_outage(deployment.instances)
+}
+
+/// The deployment kinds need the processes they act on; `restart` with Redis restarts every
+/// serving instance at once, without Redis the one feed-server.
+fn check_deployment(
+    c: &mut Check,
+    kind: &FaultKind,
+    d: &Deployment,
+    kind_name: &Spanned<String>,
+    f: &RawFault,
+    key: &dyn Fn(&str) -> String,
+) {
+    let at = kind_name.span();
+    match *kind {
+        FaultKind::KillInstance { instance, .. } => {
+            if d.balancer != Balancer::Nginx || d.instances < 2 {
+                c.err(
+                    at.clone(),
+                    format!(
+                        "`{}` = \"kill_instance\" needs [deployment] instances >= 2 behind \
+                         balancer = \"nginx\" (and backend = \"redis\"), so its clients have \
+                         another instance to go to; this file has {} instance(s), balancer \
+                         \"{}\"",
+                        key("kind"),
+                        d.instances,
+                        d.balancer.name()
+                    ),
+                );
+            } else if instance >= d.instances {
+                let span = f.instance.as_ref().map_or(at.clone(), |i| i.span());
+                c.err(
+                    span,
+                    format!(
+                        "`{}` = {instance} is not an instance: there are {} (0..={})",
+                        key("instance"),
+                        d.instances,
+                        d.instances - 1
+                    ),
+                );
+            }
+        }
+        FaultKind::RollingRestart { .. } if d.balancer != Balancer::Nginx || d.instances < 2 => {
+            c.err(
+                at,
+                format!(
+                    "`{}` = \"rolling_restart\" needs [deployment] instances >= 2 behind \
+                         balancer = \"nginx\" (and backend = \"redis\"): with one instance \
+                         it is a restart; this file has {} instance(s), balancer \"{}\"",
+                    key("kind"),
+                    d.instances,
+                    d.balancer.name()
+                ),
+            );
+        }
+        FaultKind::RedisRestart { .. } if d.backend != Backend::Redis => {
+            c.err(
+                at,
+                format!(
+                    "`{}` = \"redis_restart\" needs [deployment] backend = \"redis\"",
+                    key("kind")
+                ),
+            );
+        }
+        _ => {}
     }
 }
 
@@ -153,7 +247,7 @@ fn resolve_kind(
 ) -> Option<FaultKind> {
     let name = kind.get_ref().as_str();
     // The kind-specific keys, and which kinds take each.
-    let own: [(&str, bool, &[&str]); 5] = [
+    let own: [(&str, bool, &[&str]); 7] = [
         ("after", f.after.is_some(), &["idle_cut"]),
         ("delay", f.delay.is_some(), &["latency"]),
         ("jitter", f.jitter.is_some(), &["latency"]),
@@ -163,6 +257,8 @@ fn resolve_kind(
             &["bandwidth", "slow_consumers"],
         ),
         ("down", f.down.is_some(), &["restart"]),
+        ("instance", f.instance.is_some(), &["kill_instance"]),
+        ("pause", f.pause.is_some(), &["rolling_restart"]),
     ];
     if !FaultKind::NAMES.contains(&name) {
         c.err(
@@ -181,6 +277,8 @@ fn resolve_kind(
                 "delay" => f.delay.as_ref().map(|v| v.span()),
                 "jitter" => f.jitter.as_ref().map(|v| v.span()),
                 "bytes_per_sec" => f.bytes_per_sec.as_ref().map(|v| v.span()),
+                "instance" => f.instance.as_ref().map(|v| v.span()),
+                "pause" => f.pause.as_ref().map(|v| v.span()),
                 _ => f.down.as_ref().map(|v| v.span()),
             };
             c.err(
@@ -269,6 +367,50 @@ fn resolve_kind(
             );
             FaultKind::Restart { down }
         }
+        "kill_instance" => {
+            let instance = match &f.instance {
+                None => 0,
+                Some(v) => match u32::try_from(*v.get_ref()) {
+                    Ok(n) => n,
+                    Err(_) => {
+                        c.err(
+                            v.span(),
+                            format!(
+                                "`{}` must be an instance index (0, 1, ...), got {}",
+                                key("instance"),
+                                v.get_ref()
+                            ),
+                        );
+                        0
+                    }
+                },
+            };
+            let down = f.duration.as_ref().map(|d| {
+                c.duration(
+                    Some(d),
+                    &key("duration"),
+                    Duration::from_secs(1),
+                    Least::Zero,
+                )
+            });
+            FaultKind::KillInstance { instance, down }
+        }
+        "rolling_restart" => FaultKind::RollingRestart {
+            pause: c.duration(
+                f.pause.as_ref(),
+                &key("pause"),
+                Duration::from_secs(1),
+                Least::Zero,
+            ),
+        },
+        "redis_restart" => FaultKind::RedisRestart {
+            down: c.duration(
+                f.duration.as_ref(),
+                &key("duration"),
+                Duration::from_secs(1),
+                Least::Zero,
+            ),
+        },
         _ => unreachable!("checked against NAMES above"),
     })
 }
@@ -330,6 +472,87 @@ mod tests {
             "{base}[[faults]]\nkind = \"drop\"\nat = \"1s\"\nduration = \"2s\"\n"
         ));
         assert_diag(&msg, 12, 12, &["happens once", "no duration"]);
+    }
+
+    /// `five_seconds()` with Redis and two instances behind nginx (lines 9-13).
+    fn cluster() -> String {
+        format!(
+            "{}[deployment]\nbackend = \"redis\"\ninstances = 2\nbalancer = \"nginx\"\n",
+            five_seconds()
+        )
+    }
+
+    #[test]
+    fn deployment_faults_resolve() {
+        let sc = ok(&format!(
+            "{}[[faults]]\nkind = \"kill_instance\"\nat = \"1s\"\ninstance = 1\nduration = \"500ms\"\n\
+             [[faults]]\nkind = \"rolling_restart\"\nat = \"2s\"\npause = \"200ms\"\n\
+             [[faults]]\nkind = \"redis_restart\"\nat = \"4s\"\n",
+            cluster()
+        ));
+        assert_eq!(
+            sc.faults[0].kind,
+            FaultKind::KillInstance {
+                instance: 1,
+                down: Some(Duration::from_millis(500))
+            }
+        );
+        assert_eq!(sc.faults[0].duration, Duration::ZERO);
+        assert_eq!(
+            sc.faults[1].kind,
+            FaultKind::RollingRestart {
+                pause: Duration::from_millis(200)
+            }
+        );
+        assert_eq!(
+            sc.faults[2].kind,
+            FaultKind::RedisRestart {
+                down: Duration::from_secs(1)
+            }
+        );
+    }
+
+    #[test]
+    fn deployment_faults_need_their_processes() {
+        let base = five_seconds();
+        let msg = err(&format!(
+            "{base}[[faults]]\nkind = \"kill_instance\"\nat = \"1s\"\n"
+        ));
+        assert_diag(
+            &msg,
+            10,
+            8,
+            &["needs [deployment] instances >= 2", "1 instance(s)"],
+        );
+        let msg = err(&format!(
+            "{base}[[faults]]\nkind = \"redis_restart\"\nat = \"1s\"\n"
+        ));
+        assert_diag(&msg, 10, 8, &["needs [deployment] backend = \"redis\""]);
+        let msg = err(&format!(
+            "{}[[faults]]\nkind = \"kill_instance\"\nat = \"1s\"\ninstance = 2\n",
+            cluster()
+        ));
+        assert_diag(
+            &msg,
+            16,
+            12,
+            &["`faults[0].instance` = 2 is not an instance"],
+        );
+        let msg = err(&format!(
+            "{}[[faults]]\nkind = \"rolling_restart\"\nat = \"1s\"\nfraction = 0.5\n",
+            cluster()
+        ));
+        assert_diag(&msg, 16, 12, &["hits whole processes"]);
+        let msg = err(&format!(
+            "{}[[faults]]\nkind = \"drop\"\nat = \"1s\"\npause = \"1s\"\n",
+            cluster()
+        ));
+        assert_diag(
+            &msg,
+            16,
+            9,
+            &["`faults[0].pause` belongs to rolling_restart faults"],
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ use super::{
 };
 use check::Least;
 use clients::resolve_clients;
+use deployment::resolve_deployment;
 use faults::resolve_faults;
 use feed::resolve_feed;
 use target::resolve_target;
@@ -23,6 +24,7 @@ pub(crate) use check::Check;
 
 mod check;
 mod clients;
+mod deployment;
 mod faults;
 mod feed;
 mod target;
@@ -257,7 +259,14 @@ pub(super) fn resolve(raw: &RawScenario, default_name: &str) -> Result<Scenario,
         }
     }
 
-    let faults = resolve_faults(&mut c, &raw.faults, duration, raw.target.is_some());
+    let deployment = resolve_deployment(&mut c, &raw.deployment, raw.target.is_some());
+    let faults = resolve_faults(
+        &mut c,
+        &raw.faults,
+        duration,
+        raw.target.is_some(),
+        &deployment,
+    );
 
     if c.diags.is_empty() {
         Ok(Scenario {
@@ -277,6 +286,7 @@ pub(super) fn resolve(raw: &RawScenario, default_name: &str) -> Result<Scenario,
             server,
             target,
             faults,
+            deployment,
             sweep: None,
             source: String::new(),
             variants: Vec::new(),
