@@ -49,8 +49,14 @@ impl RedisProcess {
             what: format!("creating {}", dir.display()),
             source,
         })?;
+        // Absolute: redis-server changes into `--dir` before it opens `--logfile`, so a
+        // relative log path (a run under ./results) would name a file that does not exist.
+        let dir = std::path::absolute(dir).map_err(|source| ClusterError::Io {
+            what: format!("resolving {}", dir.display()),
+            source,
+        })?;
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
-        Self::start_on(dir, persistence, cpus, addr).await
+        Self::start_on(&dir, persistence, cpus, addr).await
     }
 
     async fn start_on(
@@ -344,7 +350,13 @@ mod tests {
 
     #[tokio::test]
     async fn without_persistence_a_kill_loses_everything() {
-        let dir = temp_dir("redis-nopersist");
+        // A relative data directory, as a run under ./results gives: redis-server changes
+        // into it before it opens its log, which must therefore be named absolutely.
+        let dir = PathBuf::from(format!(
+            "../target/tmp/pushbench-redis-nopersist-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
         let mut redis = RedisProcess::start(&dir, RedisPersistence::None, None)
             .await
             .unwrap_or_else(|e| panic!("{e} ({INSTALL_REDIS})"));
