@@ -6,8 +6,11 @@
 //!   [`Backend::disconnect`](crate::Backend::disconnect) cuts the oldest.
 //! - [`check_cursor`]: the check of a client's cursor that every `read` and `subscribe` makes.
 //! - [`step`]: what a cursor does next (a batch, `End`, wait, or "its next line is older than
-//!   the ring"), decided under its topic's lock.
-//! - [`subscription`]: a cursor as the [`Subscription`] stream the transports read.
+//!   the ring"), decided under its topic's lock; [`Position`] carries out what both backends
+//!   do alike.
+//! - [`subscription`]: a cursor as the [`Subscription`] stream the transports read, closed
+//!   among its topic's open cursors however it ends (done, or dropped by a client that went
+//!   away).
 //!
 //! Waiting for a change, and what to do about lines older than the ring (the memory backend
 //! reports the cursor lagged; the Redis one reads them from Redis first), stay with each
@@ -18,6 +21,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use futures_util::stream;
+use tokio::sync::watch;
 
 use crate::backend::{drop_count, Delivery, Disconnected, FeedError, Subscription, TopicStatus};
 use crate::line::Line;
@@ -198,17 +202,138 @@ pub(crate) fn step(
     }
 }
 
-/// A backend's subscriber, which [`subscription`] turns into a stream.
+/// A cursor's place in its topic: the part of both backends' cursors that is the same.
+pub(crate) struct Position {
+    /// This cursor's id among the topic's [`OpenCursors`].
+    pub(crate) id: u64,
+    /// Seq of the last line delivered.
+    pub(crate) after: u64,
+    /// Marked on every change of the topic's state; the cursor waits on it.
+    changed: watch::Receiver<()>,
+    /// Lines per delivery at most.
+    pub(crate) max_batch: usize,
+    /// Ended: it yields nothing more (and is closed among the open cursors).
+    pub(crate) done: bool,
+}
+
+/// What is left to a backend after [`Position::take`].
+pub(crate) enum Taken {
+    /// Yield this (`None`: the stream ends).
+    Yield(Option<Delivery>),
+    /// Wait for the next change.
+    Wait,
+    /// The cursor's next line is older than the ring, which starts at `oldest_seq`.
+    BeforeRing { oldest_seq: u64 },
+}
+
+impl Position {
+    /// A cursor `id` at `after`, woken by `changed` (subscribed, and marked, before the cursor
+    /// was checked: an append in between is then seen as a change, never missed).
+    pub(crate) fn new(
+        id: u64,
+        after: u64,
+        changed: watch::Receiver<()>,
+        max_batch: usize,
+    ) -> Position {
+        Position {
+            id,
+            after,
+            changed,
+            max_batch: max_batch.max(1),
+            done: false,
+        }
+    }
+
+    /// Waits for a change (the first call always passes: the receiver starts marked). The
+    /// sender lives as long as the topic, which the cursor holds, so this only fails if the
+    /// topic is gone: the cursor has then ended, and this says `false`.
+    pub(crate) async fn changed(&mut self) -> bool {
+        if self.changed.changed().await.is_err() {
+            self.done = true;
+            return false;
+        }
+        true
+    }
+
+    /// Marks the cursor changed, so that the next [`Position::changed`] passes at once (more
+    /// to read, or a read to retry).
+    pub(crate) fn mark_changed(&mut self) {
+        self.changed.mark_changed();
+    }
+
+    /// The next step over `ring` ([`step`] for this cursor).
+    pub(crate) fn step(&self, ring: &Ring, cursors: &OpenCursors, finished: Option<u64>) -> Step {
+        step(ring, cursors, self.id, self.after, finished, self.max_batch)
+    }
+
+    /// Carries out a step as far as both backends do alike: a batch moves the cursor on, and
+    /// if more waits beyond it the cursor stays marked so that it reads on without waiting
+    /// for another change; a cut ends the stream like a lost connection, without `End`.
+    pub(crate) fn take(&mut self, step: Step) -> Taken {
+        match step {
+            Step::Cut => {
+                self.done = true;
+                Taken::Yield(None)
+            }
+            Step::End { last_seq } => {
+                self.done = true;
+                Taken::Yield(Some(Delivery::End { last_seq }))
+            }
+            Step::Deliver { lines, more } => {
+                self.after = lines.last().map_or(self.after, |l| l.seq);
+                if more {
+                    self.changed.mark_changed();
+                }
+                Taken::Yield(Some(Delivery::Lines(lines)))
+            }
+            Step::Wait => Taken::Wait,
+            Step::BeforeRing { oldest_seq } => Taken::BeforeRing { oldest_seq },
+        }
+    }
+}
+
+/// A backend's cursor, which [`subscription`] turns into a stream.
 pub(crate) trait Subscriber: Send + 'static {
-    /// The next delivery; `None` once the stream has ended.
-    fn next_delivery(&mut self) -> impl Future<Output = Option<Delivery>> + Send;
+    fn position(&self) -> &Position;
+
+    /// The next delivery, waiting as long as it takes; sets `done` once the stream ends.
+    fn step(&mut self) -> impl Future<Output = Option<Delivery>> + Send;
+
+    /// Takes the cursor out of its topic's open cursors.
+    fn close(&self);
+}
+
+/// A subscriber whose stream has not been dropped.
+struct Open<S: Subscriber>(S);
+
+impl<S: Subscriber> Open<S> {
+    async fn next(&mut self) -> Option<Delivery> {
+        if self.0.position().done {
+            return None;
+        }
+        let delivery = self.0.step().await;
+        if self.0.position().done {
+            self.0.close();
+        }
+        delivery
+    }
+}
+
+impl<S: Subscriber> Drop for Open<S> {
+    /// A subscription dropped before its end (the client went away) is no longer open: it
+    /// must not count, nor be chosen, in a later disconnect.
+    fn drop(&mut self) {
+        if !self.0.position().done {
+            self.0.close();
+        }
+    }
 }
 
 /// The stream of a subscriber's deliveries.
 pub(crate) fn subscription(subscriber: impl Subscriber) -> Subscription {
-    Subscription::new(stream::unfold(subscriber, |mut s| async move {
-        let delivery = s.next_delivery().await?;
-        Some((delivery, s))
+    Subscription::new(stream::unfold(Open(subscriber), |mut open| async move {
+        let delivery = open.next().await?;
+        Some((delivery, open))
     }))
 }
 

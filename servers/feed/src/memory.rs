@@ -11,7 +11,7 @@ use crate::backend::{
     AppendReceipt, Backend, Delivery, Disconnected, FeedError, NewLine, ReadBatch, Subscription,
     TopicStatus,
 };
-use crate::cursor::{self, check_cursor, OpenCursors, Ring, Step, Subscriber};
+use crate::cursor::{self, check_cursor, OpenCursors, Position, Ring, Subscriber, Taken};
 use crate::line::Line;
 use crate::topic::TopicId;
 
@@ -204,11 +204,7 @@ impl Backend for MemoryBackend {
         };
         let cursor = Cursor {
             topic: t,
-            id,
-            after,
-            changed,
-            max_batch: max_batch.max(1),
-            done: false,
+            position: Position::new(id, after, changed, max_batch),
         };
         Ok(cursor::subscription(cursor))
     }
@@ -242,98 +238,42 @@ impl Backend for MemoryBackend {
 /// One subscriber's position in its topic.
 struct Cursor {
     topic: Arc<Topic>,
-    /// This cursor's id among the topic's open cursors.
-    id: u64,
-    /// Seq of the last line delivered.
-    after: u64,
-    changed: watch::Receiver<()>,
-    max_batch: usize,
-    /// Ended: it has left the topic's sets and yields nothing more.
-    done: bool,
-}
-
-impl Drop for Cursor {
-    /// A subscription dropped before its end (the client went away) is no longer open: it
-    /// must not count, nor be chosen, in a later drop.
-    fn drop(&mut self) {
-        if !self.done {
-            if let Ok(mut st) = self.topic.state.lock() {
-                st.cursors.close(self.id);
-            }
-        }
-    }
+    position: Position,
 }
 
 impl Subscriber for Cursor {
-    async fn next_delivery(&mut self) -> Option<Delivery> {
-        if self.done {
-            return None;
-        }
-        let delivery = self.step().await;
-        if self.done {
-            self.topic
-                .state
-                .lock()
-                .expect("topic lock")
-                .cursors
-                .close(self.id);
-        }
-        delivery
+    fn position(&self) -> &Position {
+        &self.position
     }
-}
 
-impl Cursor {
+    fn close(&self) {
+        if let Ok(mut st) = self.topic.state.lock() {
+            st.cursors.close(self.position.id);
+        }
+    }
+
     async fn step(&mut self) -> Option<Delivery> {
-        loop {
-            // Wait for a change (the first call always passes: the receiver starts marked).
-            // The sender lives as long as the topic, which this cursor holds, so this only
-            // fails if the topic is gone; end the stream then.
-            if self.changed.changed().await.is_err() {
-                self.done = true;
-                return None;
-            }
-            let next = {
+        while self.position.changed().await {
+            let step = {
                 let st = self.topic.state.lock().expect("topic lock");
-                cursor::step(
-                    &st.ring,
-                    &st.cursors,
-                    self.id,
-                    self.after,
-                    st.final_seq(),
-                    self.max_batch,
-                )
+                self.position.step(&st.ring, &st.cursors, st.final_seq())
             };
-            match next {
-                Step::Wait => {}
-                Step::Cut => {
-                    // Dropped on purpose: end like a lost connection, without `End`.
-                    self.done = true;
-                    return None;
-                }
-                Step::BeforeRing { oldest_seq } => {
+            match self.position.take(step) {
+                Taken::Yield(delivery) => return delivery,
+                Taken::Wait => {}
+                Taken::BeforeRing { oldest_seq } => {
                     // The ring is the whole history here: the lines are gone.
-                    self.done = true;
-                    tracing::debug!(topic = %self.topic.id, after = self.after, "subscriber lagged");
+                    self.position.done = true;
+                    let after = self.position.after;
+                    tracing::debug!(topic = %self.topic.id, after, "subscriber lagged");
                     return Some(Delivery::Lagged {
-                        missing_from: self.after + 1,
+                        missing_from: after + 1,
                         oldest_seq,
                     });
                 }
-                Step::Deliver { lines, more } => {
-                    self.after = lines.last().map_or(self.after, |l| l.seq);
-                    // More may be waiting beyond this batch: stay marked so the next call
-                    // reads on without waiting for another append.
-                    if more {
-                        self.changed.mark_changed();
-                    }
-                    return Some(Delivery::Lines(lines));
-                }
-                Step::End { last_seq } => {
-                    self.done = true;
-                    return Some(Delivery::End { last_seq });
-                }
             }
         }
+        None
     }
 }
 

@@ -92,7 +92,7 @@ use crate::backend::{
     TopicStatus,
 };
 use crate::clock::unix_nanos;
-use crate::cursor::{self, check_cursor, OpenCursors, Ring, Step, Subscriber};
+use crate::cursor::{self, check_cursor, OpenCursors, Position, Ring, Subscriber, Taken};
 use crate::line::Line;
 use crate::topic::TopicId;
 
@@ -773,11 +773,7 @@ impl Backend for RedisBackend {
             .open();
         let cursor = Cursor {
             holder,
-            id,
-            after,
-            changed,
-            max_batch: max_batch.max(1),
-            done: false,
+            position: Position::new(id, after, changed, max_batch),
         };
         Ok(cursor::subscription(cursor))
     }
@@ -1079,102 +1075,62 @@ async fn handle_control(s: &Shared, map: &HashMap<String, Value>) {
 /// One subscriber's position, on one instance.
 struct Cursor {
     holder: Holder,
-    id: u64,
-    /// Seq of the last line delivered.
-    after: u64,
-    changed: watch::Receiver<()>,
-    max_batch: usize,
-    done: bool,
-}
-
-impl Drop for Cursor {
-    fn drop(&mut self) {
-        if !self.done {
-            if let Ok(mut st) = self.holder.local.state.lock() {
-                st.cursors.close(self.id);
-            }
-        }
-    }
+    position: Position,
 }
 
 impl Subscriber for Cursor {
-    async fn next_delivery(&mut self) -> Option<Delivery> {
-        if self.done {
-            return None;
-        }
-        let delivery = self.step().await;
-        if self.done {
-            let mut st = self.holder.local.state.lock().expect("topic lock");
-            st.cursors.close(self.id);
-        }
-        delivery
+    fn position(&self) -> &Position {
+        &self.position
     }
-}
 
-impl Cursor {
+    fn close(&self) {
+        if let Ok(mut st) = self.holder.local.state.lock() {
+            st.cursors.close(self.position.id);
+        }
+    }
+
     async fn step(&mut self) -> Option<Delivery> {
         let mut backoff = BACKOFF_MIN;
-        loop {
-            if self.changed.changed().await.is_err() {
-                self.done = true;
-                return None;
-            }
-            let next = {
+        while self.position.changed().await {
+            let step = {
                 let st = self.holder.local.state.lock().expect("topic lock");
-                cursor::step(
-                    &st.ring,
-                    &st.cursors,
-                    self.id,
-                    self.after,
-                    st.finished,
-                    self.max_batch,
-                )
+                self.position.step(&st.ring, &st.cursors, st.finished)
             };
-            match next {
-                Step::Cut => {
-                    self.done = true;
-                    return None;
-                }
-                Step::Wait => {}
-                Step::End { last_seq } => {
-                    self.done = true;
-                    return Some(Delivery::End { last_seq });
-                }
-                Step::Deliver { lines, more } => {
-                    self.after = lines.last().map_or(self.after, |l| l.seq);
-                    if more {
-                        self.changed.mark_changed();
-                    }
-                    return Some(Delivery::Lines(lines));
-                }
-                Step::BeforeRing { oldest_seq } => {
+            match self.position.take(step) {
+                Taken::Yield(delivery) => return delivery,
+                Taken::Wait => {}
+                Taken::BeforeRing { oldest_seq } => {
                     // Lines `after + 1 ..= upto` are older than the ring: read them from Redis.
                     let upto = oldest_seq - 1;
-                    let limit = self.max_batch.min((upto - self.after) as usize);
+                    let limit = self
+                        .position
+                        .max_batch
+                        .min((upto - self.position.after) as usize);
                     let topic = &self.holder.local.id;
                     match self
                         .holder
                         .shared
-                        .read_raw(topic, Some(self.after), limit)
+                        .read_raw(topic, Some(self.position.after), limit)
                         .await
                     {
                         Ok((status, lines)) => {
-                            self.changed.mark_changed();
+                            self.position.mark_changed();
                             match lines.first() {
-                                Some(first) if first.seq == self.after + 1 => {
+                                Some(first) if first.seq == self.position.after + 1 => {
                                     let lines: Vec<_> =
                                         lines.into_iter().take_while(|l| l.seq <= upto).collect();
-                                    self.after = lines.last().map_or(self.after, |l| l.seq);
+                                    self.position.after =
+                                        lines.last().map_or(self.position.after, |l| l.seq);
                                     return Some(Delivery::Lines(lines));
                                 }
                                 first => {
-                                    self.done = true;
+                                    self.position.done = true;
                                     let oldest = first
                                         .map_or(status.oldest_seq, |l| l.seq)
-                                        .max(self.after + 2);
-                                    tracing::debug!(%topic, after = self.after, "subscriber lagged");
+                                        .max(self.position.after + 2);
+                                    tracing::debug!(%topic, after = self.position.after, "subscriber lagged");
                                     return Some(Delivery::Lagged {
-                                        missing_from: self.after + 1,
+                                        missing_from: self.position.after + 1,
                                         oldest_seq: oldest,
                                     });
                                 }
@@ -1183,9 +1139,9 @@ impl Cursor {
                         Err(FeedError::UnknownTopic(_)) => {
                             // Redis lost the topic (restarted without its data): what this
                             // cursor needs is gone.
-                            self.done = true;
+                            self.position.done = true;
                             return Some(Delivery::Lagged {
-                                missing_from: self.after + 1,
+                                missing_from: self.position.after + 1,
                                 oldest_seq: upto + 1,
                             });
                         }
@@ -1193,11 +1149,12 @@ impl Cursor {
                             tracing::debug!(%topic, error = %e, ?backoff, "history read failed; retrying");
                             tokio::time::sleep(backoff).await;
                             backoff = (backoff * 2).min(BACKOFF_MAX);
-                            self.changed.mark_changed();
+                            self.position.mark_changed();
                         }
                     }
                 }
             }
         }
+        None
     }
 }
