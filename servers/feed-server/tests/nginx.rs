@@ -39,10 +39,8 @@ use common::*;
 use futures_util::StreamExt;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, StatusCode};
-use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::process::{Child, ChildStdout, Command};
 use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -190,23 +188,11 @@ impl Nginx {
     }
 
     async fn get(&self, path: &str) -> Answer {
-        send_to(self.addr, Method::GET, path, &[], Bytes::new())
-            .await
-            .into_full()
-            .await
+        get_from(self.addr, path, &[]).await
     }
 
     async fn post_text(&self, path: &str, body: &str) -> Answer {
-        send_to(
-            self.addr,
-            Method::POST,
-            path,
-            &[("content-type", "text/plain; charset=utf-8")],
-            body.to_string(),
-        )
-        .await
-        .into_full()
-        .await
+        post_text_to(self.addr, path, body.to_string()).await
     }
 }
 
@@ -230,87 +216,27 @@ impl Drop for Nginx {
 }
 
 /// A feed-server process (no generator, one worker thread); killed when dropped.
-struct Instance {
-    child: Child,
-    /// Its stdout after `listening on`, kept open so the server never writes to a closed
-    /// pipe.
-    _stdout: Lines<BufReader<ChildStdout>>,
-    addr: SocketAddr,
+type Instance = ServerProcess;
+
+async fn start_instance() -> Instance {
+    ServerProcess::start(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--gen-topics",
+        "0",
+        "--workers",
+        "1",
+    ])
+    .await
 }
 
-impl Instance {
-    async fn start() -> Instance {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_feed-server"))
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--gen-topics",
-                "0",
-                "--workers",
-                "1",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start feed-server");
-        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
-        let first = within("feed-server's `listening on`", stdout.next_line())
-            .await
-            .expect("read stdout")
-            .expect("feed-server exited before it was ready");
-        let addr = first
-            .strip_prefix("listening on http://")
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("first line is not `listening on`: {first:?}"));
-        Instance {
-            child,
-            _stdout: stdout,
-            addr,
-        }
-    }
-
-    /// SIGKILL, as a crashed instance: its port refuses connections afterwards.
-    async fn kill(&mut self) {
-        self.child.start_kill().expect("SIGKILL feed-server");
-        within("feed-server to die", self.child.wait())
-            .await
-            .expect("reap feed-server");
-    }
-
-    /// Appends `body` to [`TOPIC`] directly (not through nginx).
-    async fn append(&self, body: &str) {
-        let r = send_to(
-            self.addr,
-            Method::POST,
-            &LOGS,
-            &[("content-type", "text/plain; charset=utf-8")],
-            body.to_string(),
-        )
-        .await
-        .into_full()
-        .await;
-        assert_eq!(r.status, StatusCode::OK, "append: {}", r.text());
-    }
-
-    /// The line texts [`TOPIC`] holds on this instance (directly, not through nginx).
-    async fn lines(&self) -> Vec<String> {
-        let r = send_to(
-            self.addr,
-            Method::GET,
-            &format!("{LOGS}?after=0"),
-            &[],
-            Bytes::new(),
-        )
-        .await
-        .into_full()
-        .await;
-        match r.status {
-            StatusCode::OK => texts(&r.json()),
-            StatusCode::NOT_FOUND => Vec::new(),
-            s => panic!("poll of {}: {s} {}", self.addr, r.text()),
-        }
+/// The line texts [`TOPIC`] holds on `instance` (directly, not through nginx).
+async fn lines_on(instance: &Instance) -> Vec<String> {
+    let r = instance.get(&format!("{LOGS}?after=0"), &[]).await;
+    match r.status {
+        StatusCode::OK => texts(&r.json()),
+        StatusCode::NOT_FOUND => Vec::new(),
+        s => panic!("poll of {}: {s} {}", instance.addr, r.text()),
     }
 }
 
@@ -322,7 +248,7 @@ struct Cluster {
 
 impl Cluster {
     async fn start() -> Cluster {
-        let instances = vec![Instance::start().await, Instance::start().await];
+        let instances = vec![start_instance().await, start_instance().await];
         let addrs: Vec<SocketAddr> = instances.iter().map(|i| i.addr).collect();
         let nginx = Nginx::start(&addrs).await;
         Cluster { instances, nginx }
@@ -487,19 +413,7 @@ async fn a_poller_keeps_one_connection_for_more_polls_than_nginx_allows_by_defau
     let cluster = Cluster::start().await;
     cluster.append_everywhere("polled").await;
 
-    let stream = within(
-        "TCP connect to nginx",
-        TcpStream::connect(cluster.nginx.addr),
-    )
-    .await
-    .expect("connect to nginx");
-    let (mut sender, conn) = within(
-        "HTTP handshake",
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)),
-    )
-    .await
-    .expect("HTTP/1.1 handshake");
-    let conn = tokio::spawn(conn);
+    let (mut sender, conn) = connect_http1(cluster.nginx.addr).await;
     let path = format!("{LOGS}?after=0");
     let started = Instant::now();
     for n in 1..=POLLS_ON_ONE_CONNECTION {
@@ -577,13 +491,13 @@ async fn a_post_whose_connect_failed_goes_to_the_other_instance_once() {
         assert_eq!(r.status, StatusCode::OK, "POST {n}: {}", r.text());
         posted.push(line);
     }
-    assert_eq!(cluster.instances[1].lines().await, posted);
+    assert_eq!(lines_on(&cluster.instances[1]).await, posted);
 }
 
 #[tokio::test]
 async fn a_get_is_retried_when_an_instance_hangs_up_before_answering() {
     let hang_up = HangUp::start().await;
-    let live = Instance::start().await;
+    let live = start_instance().await;
     live.append("answered").await;
     let nginx = Nginx::start(&[hang_up.addr, live.addr]).await;
 
@@ -603,7 +517,7 @@ async fn a_get_is_retried_when_an_instance_hangs_up_before_answering() {
 #[tokio::test]
 async fn a_post_that_reached_an_instance_is_not_resent_to_another() {
     let hang_up = HangUp::start().await;
-    let live = Instance::start().await;
+    let live = start_instance().await;
     let nginx = Nginx::start(&[hang_up.addr, live.addr]).await;
 
     // Round robin sends the first or second POST to the instance that hangs up: nginx must
@@ -627,7 +541,7 @@ async fn a_post_that_reached_an_instance_is_not_resent_to_another() {
     );
     assert_eq!(refused.len(), 1, "that POST was answered 502: {refused:?}");
     assert_eq!(
-        live.lines().await,
+        lines_on(&live).await,
         accepted,
         "the live instance got only the POST sent to it"
     );
@@ -665,11 +579,7 @@ async fn an_sse_stream_cut_by_its_dying_instance_ends_and_the_client_resumes_els
     // The instance nginx picked is the one with an open SSE stream.
     let mut serving = None;
     for (i, instance) in cluster.instances.iter().enumerate() {
-        let m = send_to(instance.addr, Method::GET, "/metrics", &[], Bytes::new())
-            .await
-            .into_full()
-            .await
-            .text();
+        let m = instance.get("/metrics", &[]).await.text();
         if m.contains("pushbench_open_connections{transport=\"sse\"} 1") {
             serving = Some(i);
         }

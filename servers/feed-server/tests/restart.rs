@@ -7,95 +7,39 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::time::Duration;
 
-use bytes::Bytes;
 use common::*;
-use hyper::{Method, StatusCode};
+use hyper::StatusCode;
 use pushbench_protocol::{generated, Route};
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdout, Command};
 
 /// Lines per second of the generated step: one every 50 ms.
 const RATE: u64 = 20;
 const PERIOD_NS: u64 = 1_000_000_000 / RATE;
 
-/// A feed-server process; killed when dropped, whatever the test did.
-struct Process {
-    child: Child,
-    /// Its stdout after the `listening on` line, kept open so the server never writes to a
-    /// closed pipe.
-    _stdout: Lines<BufReader<ChildStdout>>,
-    origin_unix_ns: u64,
-    addr: SocketAddr,
+/// `feed-server --listen LISTEN` with one generated step at [`RATE`], plus `args`, once it
+/// printed its generator origin and then its address.
+async fn start(listen: &str, args: &[&str]) -> (ServerProcess, u64) {
+    let rate = RATE.to_string();
+    let mut all = vec!["--listen", listen, "--gen-topics", "1", "--gen-rate", &rate];
+    all.extend_from_slice(args);
+    let server = ServerProcess::start(&all).await;
+    let origin = server
+        .origin_unix_ns
+        .expect("a generating server prints its generator origin first");
+    (server, origin)
 }
 
-impl Process {
-    /// `feed-server --listen LISTEN` with one generated step at [`RATE`], plus `args`, once it
-    /// printed its generator origin and then its address.
-    async fn start(listen: &str, args: &[&str]) -> Process {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_feed-server"))
-            .args(["--listen", listen, "--gen-topics", "1"])
-            .args(["--gen-rate", &RATE.to_string()])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start feed-server");
-        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
-        let mut next_line = async || {
-            within("a line of feed-server's stdout", stdout.next_line())
-                .await
-                .expect("read stdout")
-                .expect("feed-server exited before it was ready")
-        };
-        let first = next_line().await;
-        let origin_unix_ns = first
-            .strip_prefix("generator origin unix_ns=")
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("first line is not the generator origin: {first:?}"));
-        let second = next_line().await;
-        let addr = second
-            .strip_prefix("listening on http://")
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("second line is not `listening on`: {second:?}"));
-        Process {
-            child,
-            _stdout: stdout,
-            origin_unix_ns,
-            addr,
-        }
-    }
-
-    /// SIGKILL, as the load generator's `restart` fault does: no graceful shutdown.
-    async fn kill(mut self) {
-        self.child.start_kill().expect("SIGKILL feed-server");
-        within("feed-server to die", self.child.wait())
-            .await
-            .expect("reap feed-server");
-    }
-
-    async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Answer {
-        send_to(self.addr, Method::GET, path, headers, Bytes::new())
-            .await
-            .into_full()
-            .await
-    }
-
-    /// A poll of the generated step that must succeed: its `(seq, ts)` pairs.
-    async fn poll(&self, query: &str) -> Vec<(u64, u64)> {
-        let r = self.get(&format!("{}?{query}", logs()), &[]).await;
-        assert_eq!(r.status, StatusCode::OK, "poll ?{query}: {}", r.text());
-        r.json()["lines"]
-            .as_array()
-            .expect("lines array")
-            .iter()
-            .map(|l| (l["seq"].as_u64().unwrap(), l["ts"].as_u64().unwrap()))
-            .collect()
-    }
+/// A poll of the generated step that must succeed: its `(seq, ts)` pairs.
+async fn poll(server: &ServerProcess, query: &str) -> Vec<(u64, u64)> {
+    let r = server.get(&format!("{}?{query}", logs()), &[]).await;
+    assert_eq!(r.status, StatusCode::OK, "poll ?{query}: {}", r.text());
+    r.json()["lines"]
+        .as_array()
+        .expect("lines array")
+        .iter()
+        .map(|l| (l["seq"].as_u64().unwrap(), l["ts"].as_u64().unwrap()))
+        .collect()
 }
 
 /// The one generated step's poll route.
@@ -118,29 +62,30 @@ fn assert_continuous(lines: &[(u64, u64)]) {
 
 #[tokio::test]
 async fn a_restarted_server_continues_the_feed_and_says_where_history_starts() {
-    let first = Process::start("127.0.0.1:0", &[]).await;
+    let (mut first, origin) = start("127.0.0.1:0", &[]).await;
     // A client follows the first server for a few lines (long polls: each returns once a
     // line exists).
-    let mut seen = first.poll("after=0&wait=5s").await;
+    let mut seen = poll(&first, "after=0&wait=5s").await;
     while seen.len() < 3 {
         let after = seen.last().map_or(0, |l| l.0);
-        seen.extend(first.poll(&format!("after={after}&wait=5s")).await);
+        seen.extend(poll(&first, &format!("after={after}&wait=5s")).await);
     }
     assert_eq!(seen[0].0, 1, "a fresh server numbers from 1");
     assert_continuous(&seen);
     let (cursor, cursor_ts) = *seen.last().unwrap();
 
-    let (addr, origin) = (first.addr.to_string(), first.origin_unix_ns);
+    let addr = first.addr.to_string();
     first.kill().await;
     // The feed goes on while no server runs: these lines are lost with the first process.
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let second = Process::start(&addr, &["--gen-origin-unix-ns", &origin.to_string()]).await;
+    let (mut second, second_origin) =
+        start(&addr, &["--gen-origin-unix-ns", &origin.to_string()]).await;
     assert_eq!(
         second.addr,
         addr.parse::<SocketAddr>().unwrap(),
         "same port"
     );
-    assert_eq!(second.origin_unix_ns, origin, "the schedule it was given");
+    assert_eq!(second_origin, origin, "the schedule it was given");
 
     // The client's cursor is older than the new server's (empty) history.
     let gone = second.get(&format!("{}?after={cursor}", logs()), &[]).await;
@@ -157,10 +102,10 @@ async fn a_restarted_server_continues_the_feed_and_says_where_history_starts() {
     );
 
     // Resuming after oldest_seq - 1 gets the lines from oldest_seq on, numbered on.
-    let mut resumed = second.poll(&format!("after={}&wait=5s", oldest - 1)).await;
+    let mut resumed = poll(&second, &format!("after={}&wait=5s", oldest - 1)).await;
     while resumed.len() < 3 {
         let after = resumed.last().unwrap().0;
-        resumed.extend(second.poll(&format!("after={after}&wait=5s")).await);
+        resumed.extend(poll(&second, &format!("after={after}&wait=5s")).await);
     }
     assert_eq!(resumed[0].0, oldest, "the first line is the oldest held");
     assert_continuous(&resumed);

@@ -785,6 +785,46 @@ mod tests {
         assert_eq!(first_later(u64::MAX - 1, |k| k), u64::MAX);
     }
 
+    /// One steady step's schedule, or `topics` of them, at `lines_per_sec`, with its origin
+    /// `ago_ns` in the past: what a server restarted that far into its predecessor's schedule
+    /// is given.
+    fn schedule_started_ago(topics: u32, lines_per_sec: f64, ago_ns: u64) -> GeneratorConfig {
+        GeneratorConfig {
+            topics,
+            lines_per_sec,
+            origin_unix_ns: Some(unix_nanos() - ago_ns),
+            ..GeneratorConfig::default()
+        }
+    }
+
+    /// Starts a generator of `config` on `backend`, appending through `rt`.
+    fn start(
+        config: &GeneratorConfig,
+        backend: &SharedBackend,
+        shutdown: &Shutdown,
+        rt: &tokio::runtime::Runtime,
+    ) -> Generator {
+        spawn(
+            config.clone(),
+            backend.clone(),
+            Metrics::new(10),
+            shutdown.clone(),
+            rt.handle().clone(),
+        )
+        .unwrap()
+    }
+
+    /// Checks that `lines` are the first topic's schedule from its line `k0` on: seqs
+    /// contiguous from `k0 + 1` (no line twice), each stamped with its scheduled time.
+    fn assert_on_schedule(lines: &[Arc<crate::Line>], config: &GeneratorConfig, k0: u64) {
+        let origin = config.origin_unix_ns.expect("a schedule with an origin");
+        for (i, line) in lines.iter().enumerate() {
+            let k = k0 + i as u64;
+            assert_eq!(line.seq, k + 1, "no gap, no duplicate");
+            assert_eq!(line.ts, origin + Schedule::steady_at(config, 0, k));
+        }
+    }
+
     /// A server restarted 2.5 s into its predecessor's schedule: topic 1 (phase 0.618 at
     /// 10 lines/s, lines at 61.8 ms + k × 100 ms) had 25 lines due, so its first line is 26.
     #[test]
@@ -792,24 +832,12 @@ mod tests {
         let rt = tokio::runtime::Runtime::new().unwrap();
         let backend: SharedBackend = Arc::new(MemoryBackend::default());
         let shutdown = Shutdown::new();
-        let origin = unix_nanos() - 2_500_000_000;
-        let config = GeneratorConfig {
-            topics: 2,
-            lines_per_sec: 10.0,
-            origin_unix_ns: Some(origin),
-            ..GeneratorConfig::default()
-        };
+        let config = schedule_started_ago(2, 10.0, 2_500_000_000);
+        let origin = config.origin_unix_ns.unwrap();
         let ids = config.topic_ids().unwrap();
         let skipped = first_later(2_500_000_000, |k| Schedule::steady_at(&config, 0, k));
         assert_eq!(skipped, 25);
-        let handle = spawn(
-            config.clone(),
-            backend.clone(),
-            Metrics::new(10),
-            shutdown.clone(),
-            rt.handle().clone(),
-        )
-        .unwrap();
+        let handle = start(&config, &backend, &shutdown, &rt);
         assert_eq!(handle.origin_unix_ns(), origin);
         // The topic is opened before its first line is due, at the seq that line will get.
         let status = loop {
@@ -828,12 +856,8 @@ mod tests {
         let report = handle.join().unwrap();
         let read = rt.block_on(backend.read(&ids[0], None, 100)).unwrap();
         assert!(read.lines.len() >= 3, "{report:?} {:?}", read.lines);
-        for (i, line) in read.lines.iter().enumerate() {
-            // Contiguous from 26 (no line twice), stamped with its scheduled time.
-            let k = skipped + i as u64;
-            assert_eq!(line.seq, k + 1);
-            assert_eq!(line.ts, origin + Schedule::steady_at(&config, 0, k));
-        }
+        // Contiguous from 26, stamped with their scheduled times.
+        assert_on_schedule(&read.lines, &config, skipped);
         // Appends came at the schedule's pace, not as a catch-up burst of the skipped lines.
         assert!(report.lines <= 2 * 5, "{report:?}");
         assert!(
@@ -935,23 +959,10 @@ mod tests {
         let shutdown = Shutdown::new();
         // 2 s into the schedule at 100 lines/s: ~200 lines skipped, the first sent is ~201,
         // although the topic could only be opened (at that seq) on the fourth try.
-        let origin = unix_nanos() - 2_000_000_000;
-        let config = GeneratorConfig {
-            topics: 1,
-            lines_per_sec: 100.0,
-            origin_unix_ns: Some(origin),
-            ..GeneratorConfig::default()
-        };
-        let started = unix_nanos() - origin;
+        let config = schedule_started_ago(1, 100.0, 2_000_000_000);
+        let started = unix_nanos() - config.origin_unix_ns.unwrap();
         let ids = config.topic_ids().unwrap();
-        let handle = spawn(
-            config.clone(),
-            backend.clone(),
-            Metrics::new(10),
-            shutdown.clone(),
-            rt.handle().clone(),
-        )
-        .unwrap();
+        let handle = start(&config, &backend, &shutdown, &rt);
         std::thread::sleep(Duration::from_millis(700));
         shutdown.trigger();
         let report = handle.join().unwrap();
@@ -971,11 +982,7 @@ mod tests {
             (skipped_at(started)..=skipped_at(started + 50_000_000)).contains(&k0),
             "first seq {first}: not numbered as the schedule says"
         );
-        for (i, line) in read.lines.iter().enumerate() {
-            let k = k0 + i as u64;
-            assert_eq!(line.seq, k + 1, "no gap, no duplicate");
-            assert_eq!(line.ts, origin + Schedule::steady_at(&config, 0, k));
-        }
+        assert_on_schedule(&read.lines, &config, k0);
         assert_eq!(report.lines, read.lines.len() as u64, "{report:?}");
         // ~70 lines due in 700 ms, none dropped for the failures.
         assert!(read.lines.len() >= 60, "{}", read.lines.len());
@@ -1023,14 +1030,7 @@ mod tests {
         };
         let ids = config.topic_ids().unwrap();
         let before = unix_nanos();
-        let handle = spawn(
-            config,
-            backend.clone(),
-            Metrics::new(10),
-            shutdown.clone(),
-            rt.handle().clone(),
-        )
-        .unwrap();
+        let handle = start(&config, &backend, &shutdown, &rt);
         // Every topic exists from the start, before its first line.
         std::thread::sleep(Duration::from_millis(20));
         for id in &ids {

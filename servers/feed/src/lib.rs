@@ -19,6 +19,8 @@
 //!   server instances over one feed: seqs assigned by a Lua script, one blocking `XREAD` per
 //!   instance fanned out in-process, finish and disconnect through a control stream (design
 //!   and measured memory cost in its module docs).
+//! - `cursor` (private): what both backends' subscribers share: the ring of recent lines, the
+//!   open cursors a disconnect picks from, the cursor check and a cursor's next step.
 //! - [`generator`]: an open-loop generator that stamps each line with the time it was *scheduled*,
 //!   so a late generator shows up as latency instead of being hidden.
 //! - [`metrics`]: counters and gauges per transport, rendered in the Prometheus text format, and
@@ -52,6 +54,7 @@
 
 pub mod backend;
 pub mod clock;
+mod cursor;
 pub mod generator;
 #[cfg(feature = "axum")]
 pub mod http;

@@ -77,22 +77,22 @@
 //! ring of decoded lines for the topics it has subscribers to.
 //! See `stream_memory_per_line` in `tests/backend_suite.rs`.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures_util::stream;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::streams::StreamReadReply;
-use redis::{AsyncConnectionConfig, Script, Value};
+use redis::{AsyncConnectionConfig, Script, ScriptInvocation, Value};
 use tokio::sync::watch;
 
 use crate::backend::{
-    drop_count, AppendReceipt, Backend, Delivery, Disconnected, FeedError, NewLine, ReadBatch,
-    Subscription, TopicStatus,
+    AppendReceipt, Backend, Delivery, Disconnected, FeedError, NewLine, ReadBatch, Subscription,
+    TopicStatus,
 };
 use crate::clock::unix_nanos;
+use crate::cursor::{self, check_cursor, OpenCursors, Position, Ring, Subscriber, Taken};
 use crate::line::Line;
 use crate::topic::TopicId;
 
@@ -315,50 +315,29 @@ struct LocalTopic {
 struct LocalState {
     /// Set once the topic's status has been read from Redis; before, the reader skips it.
     ready: bool,
-    /// Recent lines, contiguous, ending at `last_seen`.
-    ring: VecDeque<Arc<Line>>,
-    capacity: usize,
-    /// The newest seq this instance knows of; the reader reads on after `0-{last_seen}`.
-    last_seen: u64,
+    /// Recent lines. `ring.last_seq()` is the newest seq this instance knows of; the reader
+    /// reads on after `0-{last_seq}`.
+    ring: Ring,
     /// The final seq, once the topic is finished.
     finished: Option<u64>,
     /// Cursors holding this topic (alive, whatever their state); at 0 it leaves the map.
     holders: usize,
-    next_cursor: u64,
-    live: BTreeSet<u64>,
-    cut: HashSet<u64>,
+    cursors: OpenCursors,
 }
 
 impl LocalState {
-    fn ring_first(&self) -> u64 {
-        self.last_seen + 1 - self.ring.len() as u64
-    }
-
-    /// Adds lines read from Redis, in order. One that does not follow `last_seen` (the reader
-    /// fell further behind than Redis keeps) restarts the ring there: cursors in the gap then
-    /// read Redis, which no longer has their lines, and lag.
+    /// Adds lines read from Redis, in order, skipping those already held. One that does not
+    /// follow the newest (the reader fell further behind than Redis keeps) restarts the ring
+    /// there: cursors in the gap then read Redis, which no longer has their lines, and lag.
     fn feed(&mut self, lines: impl IntoIterator<Item = Arc<Line>>) -> bool {
         let mut any = false;
         for line in lines {
-            if line.seq <= self.last_seen {
-                continue;
+            if line.seq > self.ring.last_seq() {
+                self.ring.push(line);
+                any = true;
             }
-            if line.seq != self.last_seen + 1 {
-                self.ring.clear();
-            }
-            self.last_seen = line.seq;
-            if self.ring.len() == self.capacity {
-                self.ring.pop_front();
-            }
-            self.ring.push_back(line);
-            any = true;
         }
         any
-    }
-
-    fn lines_after(&self, after: u64, limit: usize) -> Vec<Arc<Line>> {
-        let start = (after + 1).saturating_sub(self.ring_first()) as usize;
-        self.ring.iter().skip(start).take(limit).cloned().collect()
     }
 }
 
@@ -404,7 +383,7 @@ fn parse_status(v: &[Value]) -> Result<Option<TopicStatus>, FeedError> {
     let len = int_at(v, 3)?;
     Ok(Some(TopicStatus {
         last_seq,
-        oldest_seq: last_seq + 1 - len.min(last_seq),
+        oldest_seq: cursor::oldest_seq(last_seq, len),
         finished: int_at(v, 2)? == 1,
     }))
 }
@@ -445,28 +424,6 @@ fn parse_entry(v: &Value) -> Result<Arc<Line>, FeedError> {
         (Some(ts), Some(text)) => Ok(Arc::new(Line::new(seq, ts, text))),
         _ => Err(bad()),
     }
-}
-
-/// Resolves a cursor against a status, as the memory backend does.
-fn check_cursor(topic: &TopicId, st: &TopicStatus, after: Option<u64>) -> Result<u64, FeedError> {
-    let Some(after) = after else {
-        return Ok(st.oldest_seq - 1);
-    };
-    if after > st.last_seq {
-        return Err(FeedError::BeyondHead {
-            topic: topic.clone(),
-            after,
-            last_seq: st.last_seq,
-        });
-    }
-    if after + 1 < st.oldest_seq {
-        return Err(FeedError::HistoryTruncated {
-            topic: topic.clone(),
-            after,
-            oldest: st.oldest_seq,
-        });
-    }
-    Ok(after)
 }
 
 /// Checks that `url` is a Redis URL this backend can use, without connecting.
@@ -564,12 +521,17 @@ impl Shared {
         self.commands.clone()
     }
 
+    /// A call of `script` on `topic`: its first two keys are always the topic's hash and
+    /// stream.
+    fn on_topic<'a>(&self, script: &'a Script, topic: &TopicId) -> ScriptInvocation<'a> {
+        let mut call = script.key(self.keys.meta(topic));
+        call.key(self.keys.stream(topic));
+        call
+    }
+
     async fn status(&self, topic: &TopicId) -> Result<TopicStatus, FeedError> {
         let v: Value = self
-            .scripts
-            .status
-            .key(self.keys.meta(topic))
-            .key(self.keys.stream(topic))
+            .on_topic(&self.scripts.status, topic)
             .invoke_async(&mut self.conn())
             .await
             .map_err(|e| backend_error("status", e))?;
@@ -585,10 +547,7 @@ impl Shared {
         limit: usize,
     ) -> Result<(TopicStatus, Vec<Arc<Line>>), FeedError> {
         let v: Value = self
-            .scripts
-            .read
-            .key(self.keys.meta(topic))
-            .key(self.keys.stream(topic))
+            .on_topic(&self.scripts.read, topic)
             .arg(after.map_or(-1, |a| a as i64))
             .arg(limit)
             .invoke_async(&mut self.conn())
@@ -636,14 +595,10 @@ impl Shared {
                         key: self.keys.stream(topic),
                         state: Mutex::new(LocalState {
                             ready: false,
-                            ring: VecDeque::new(),
-                            capacity: self.config.history,
-                            last_seen: 0,
+                            ring: Ring::new(self.config.history, 0),
                             finished: None,
                             holders: 0,
-                            next_cursor: 0,
-                            live: BTreeSet::new(),
-                            cut: HashSet::new(),
+                            cursors: OpenCursors::default(),
                         }),
                         changed: watch::Sender::new(()),
                     })
@@ -666,7 +621,7 @@ impl Shared {
                 let mut st = holder.local.state.lock().expect("topic lock");
                 if !st.ready {
                     st.ready = true;
-                    st.last_seen = status.last_seq;
+                    st.ring.reset(status.last_seq);
                     if status.finished {
                         st.finished = Some(status.last_seq);
                     }
@@ -712,9 +667,8 @@ impl Backend for RedisBackend {
         lines: Vec<NewLine>,
     ) -> Result<AppendReceipt, FeedError> {
         let s = &self.shared;
-        let mut call = s.scripts.append.key(s.keys.meta(topic));
-        call.key(s.keys.stream(topic))
-            .key(&s.keys.topics)
+        let mut call = s.on_topic(&s.scripts.append, topic);
+        call.key(&s.keys.topics)
             .arg(s.config.history)
             .arg(s.config.max_topics)
             .arg(topic.to_string())
@@ -741,10 +695,7 @@ impl Backend for RedisBackend {
     async fn open(&self, topic: &TopicId, next_seq: u64) -> Result<TopicStatus, FeedError> {
         let s = &self.shared;
         let v: Value = s
-            .scripts
-            .open
-            .key(s.keys.meta(topic))
-            .key(s.keys.stream(topic))
+            .on_topic(&s.scripts.open, topic)
             .key(&s.keys.topics)
             .arg(next_seq)
             .arg(s.config.max_topics)
@@ -763,10 +714,7 @@ impl Backend for RedisBackend {
     async fn finish(&self, topic: &TopicId) -> Result<TopicStatus, FeedError> {
         let s = &self.shared;
         let v: Value = s
-            .scripts
-            .finish
-            .key(s.keys.meta(topic))
-            .key(s.keys.stream(topic))
+            .on_topic(&s.scripts.finish, topic)
             .key(&s.keys.control)
             .arg(topic.to_string())
             .arg(CONTROL_MAXLEN)
@@ -816,28 +764,18 @@ impl Backend for RedisBackend {
         changed.mark_changed();
         let status = self.shared.status(topic).await?;
         let after = check_cursor(topic, &status, after)?;
-        let id = {
-            let mut st = holder.local.state.lock().expect("topic lock");
-            let id = st.next_cursor;
-            st.next_cursor += 1;
-            st.live.insert(id);
-            id
-        };
+        let id = holder
+            .local
+            .state
+            .lock()
+            .expect("topic lock")
+            .cursors
+            .open();
         let cursor = Cursor {
             holder,
-            id,
-            after,
-            changed,
-            max_batch: max_batch.max(1),
-            done: false,
+            position: Position::new(id, after, changed, max_batch),
         };
-        Ok(Subscription::new(stream::unfold(
-            cursor,
-            |mut c| async move {
-                let delivery = c.next().await?;
-                Some((delivery, c))
-            },
-        )))
+        Ok(cursor::subscription(cursor))
     }
 
     async fn topics(&self) -> Vec<TopicId> {
@@ -946,17 +884,12 @@ fn mark_finished(local: &LocalTopic, last: u64) {
 
 /// Drops the oldest `fraction` of this instance's subscriptions of a topic.
 fn drop_local(local: &LocalTopic, fraction: f64) -> Disconnected {
-    let report = {
-        let mut st = local.state.lock().expect("topic lock");
-        let open = st.live.len() as u64;
-        let dropped = drop_count(fraction, open);
-        let chosen: Vec<u64> = st.live.iter().copied().take(dropped as usize).collect();
-        for id in chosen {
-            st.live.remove(&id);
-            st.cut.insert(id);
-        }
-        Disconnected { dropped, open }
-    };
+    let report = local
+        .state
+        .lock()
+        .expect("topic lock")
+        .cursors
+        .cut_oldest(fraction);
     if report.dropped > 0 {
         local.changed.send_replace(());
     }
@@ -1016,7 +949,7 @@ async fn read_loop(shared: Weak<Shared>, client: redis::Client, mut control_id: 
             map.values()
                 .filter_map(|t| {
                     let st = t.state.lock().expect("topic lock");
-                    st.ready.then(|| (t.clone(), st.last_seen))
+                    st.ready.then(|| (t.clone(), st.ring.last_seq()))
                 })
                 .collect()
         };
@@ -1142,117 +1075,62 @@ async fn handle_control(s: &Shared, map: &HashMap<String, Value>) {
 /// One subscriber's position, on one instance.
 struct Cursor {
     holder: Holder,
-    id: u64,
-    /// Seq of the last line delivered.
-    after: u64,
-    changed: watch::Receiver<()>,
-    max_batch: usize,
-    done: bool,
+    position: Position,
 }
 
-impl Drop for Cursor {
-    fn drop(&mut self) {
-        if !self.done {
-            if let Ok(mut st) = self.holder.local.state.lock() {
-                st.live.remove(&self.id);
-                st.cut.remove(&self.id);
-            }
-        }
+impl Subscriber for Cursor {
+    fn position(&self) -> &Position {
+        &self.position
     }
-}
 
-enum Next {
-    Deliver(Vec<Arc<Line>>, bool),
-    /// Lines `after + 1 ..= upto` are older than the ring: read them from Redis.
-    Fetch(u64),
-    End(u64),
-    Cut,
-    Wait,
-}
-
-impl Cursor {
-    async fn next(&mut self) -> Option<Delivery> {
-        if self.done {
-            return None;
+    fn close(&self) {
+        if let Ok(mut st) = self.holder.local.state.lock() {
+            st.cursors.close(self.position.id);
         }
-        let delivery = self.step().await;
-        if self.done {
-            let mut st = self.holder.local.state.lock().expect("topic lock");
-            st.live.remove(&self.id);
-            st.cut.remove(&self.id);
-        }
-        delivery
     }
 
     async fn step(&mut self) -> Option<Delivery> {
         let mut backoff = BACKOFF_MIN;
-        loop {
-            if self.changed.changed().await.is_err() {
-                self.done = true;
-                return None;
-            }
-            let next = {
+        while self.position.changed().await {
+            let step = {
                 let st = self.holder.local.state.lock().expect("topic lock");
-                if st.cut.contains(&self.id) {
-                    Next::Cut
-                } else if self.after < st.last_seen {
-                    if self.after + 1 >= st.ring_first() {
-                        let lines = st.lines_after(self.after, self.max_batch);
-                        let last = lines.last().map_or(self.after, |l| l.seq);
-                        Next::Deliver(lines, last < st.last_seen || st.finished.is_some())
-                    } else {
-                        Next::Fetch(st.ring_first() - 1)
-                    }
-                } else {
-                    match st.finished {
-                        Some(f) if self.after >= f => Next::End(f),
-                        _ => Next::Wait,
-                    }
-                }
+                self.position.step(&st.ring, &st.cursors, st.finished)
             };
-            match next {
-                Next::Cut => {
-                    self.done = true;
-                    return None;
-                }
-                Next::Wait => {}
-                Next::End(last_seq) => {
-                    self.done = true;
-                    return Some(Delivery::End { last_seq });
-                }
-                Next::Deliver(lines, more) => {
-                    self.after = lines.last().map_or(self.after, |l| l.seq);
-                    if more {
-                        self.changed.mark_changed();
-                    }
-                    return Some(Delivery::Lines(lines));
-                }
-                Next::Fetch(upto) => {
-                    let limit = self.max_batch.min((upto - self.after) as usize);
+            match self.position.take(step) {
+                Taken::Yield(delivery) => return delivery,
+                Taken::Wait => {}
+                Taken::BeforeRing { oldest_seq } => {
+                    // Lines `after + 1 ..= upto` are older than the ring: read them from Redis.
+                    let upto = oldest_seq - 1;
+                    let limit = self
+                        .position
+                        .max_batch
+                        .min((upto - self.position.after) as usize);
                     let topic = &self.holder.local.id;
                     match self
                         .holder
                         .shared
-                        .read_raw(topic, Some(self.after), limit)
+                        .read_raw(topic, Some(self.position.after), limit)
                         .await
                     {
                         Ok((status, lines)) => {
-                            self.changed.mark_changed();
+                            self.position.mark_changed();
                             match lines.first() {
-                                Some(first) if first.seq == self.after + 1 => {
+                                Some(first) if first.seq == self.position.after + 1 => {
                                     let lines: Vec<_> =
                                         lines.into_iter().take_while(|l| l.seq <= upto).collect();
-                                    self.after = lines.last().map_or(self.after, |l| l.seq);
+                                    self.position.after =
+                                        lines.last().map_or(self.position.after, |l| l.seq);
                                     return Some(Delivery::Lines(lines));
                                 }
                                 first => {
-                                    self.done = true;
+                                    self.position.done = true;
                                     let oldest = first
                                         .map_or(status.oldest_seq, |l| l.seq)
-                                        .max(self.after + 2);
-                                    tracing::debug!(%topic, after = self.after, "subscriber lagged");
+                                        .max(self.position.after + 2);
+                                    tracing::debug!(%topic, after = self.position.after, "subscriber lagged");
                                     return Some(Delivery::Lagged {
-                                        missing_from: self.after + 1,
+                                        missing_from: self.position.after + 1,
                                         oldest_seq: oldest,
                                     });
                                 }
@@ -1261,9 +1139,9 @@ impl Cursor {
                         Err(FeedError::UnknownTopic(_)) => {
                             // Redis lost the topic (restarted without its data): what this
                             // cursor needs is gone.
-                            self.done = true;
+                            self.position.done = true;
                             return Some(Delivery::Lagged {
-                                missing_from: self.after + 1,
+                                missing_from: self.position.after + 1,
                                 oldest_seq: upto + 1,
                             });
                         }
@@ -1271,11 +1149,12 @@ impl Cursor {
                             tracing::debug!(%topic, error = %e, ?backoff, "history read failed; retrying");
                             tokio::time::sleep(backoff).await;
                             backoff = (backoff * 2).min(BACKOFF_MAX);
-                            self.changed.mark_changed();
+                            self.position.mark_changed();
                         }
                     }
                 }
             }
         }
+        None
     }
 }

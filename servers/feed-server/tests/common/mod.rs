@@ -1,10 +1,12 @@
-//! Helpers shared by the integration tests: a real server on port 0, a hyper HTTP/1.1 client
-//! (one TCP connection per request), a streamed-body reader and a small SSE block parser.
+//! Helpers shared by the integration tests: a real server on port 0 (in process, or the built
+//! `feed-server` binary as a child process), a hyper HTTP/1.1 client (one TCP connection per
+//! request), a streamed-body reader and a small SSE block parser.
 //!
 //! Every wait is bounded by [`T`] so that a broken server fails a test instead of hanging it.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
+use std::process::Stdio;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -12,13 +14,16 @@ use bytes::Bytes;
 use feed_server::ServerConfig;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
 use hyper::header::HeaderMap;
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use pushbench_feed::memory::MemoryConfig;
 use pushbench_feed::{FeedContext, MemoryBackend, Metrics, Shutdown};
 use pushbench_protocol::Route;
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::process::{Child, ChildStdout, Command};
 use tokio::task::JoinHandle;
 
 /// Upper bound of every single wait in these tests.
@@ -138,23 +143,12 @@ impl TestServer {
 
     /// `GET path` with headers, body read whole.
     pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Answer {
-        self.send(Method::GET, path, headers, Bytes::new())
-            .await
-            .into_full()
-            .await
+        get_from(self.addr, path, headers).await
     }
 
     /// `POST path` with a `text/plain` body, read whole.
     pub async fn post_text(&self, path: &str, body: impl Into<Bytes>) -> Answer {
-        self.send(
-            Method::POST,
-            path,
-            &[("content-type", "text/plain; charset=utf-8")],
-            body,
-        )
-        .await
-        .into_full()
-        .await
+        post_text_to(self.addr, path, body).await
     }
 
     /// Appends lines to [`TOPIC`] and checks the answer.
@@ -189,6 +183,121 @@ impl TestServer {
     }
 }
 
+/// A feed-server process started from the built binary; killed when dropped, whatever the
+/// test did.
+pub struct ServerProcess {
+    child: Child,
+    /// Its stdout after the `listening on` line, kept open so the server never writes to a
+    /// closed pipe.
+    _stdout: Lines<BufReader<ChildStdout>>,
+    pub addr: SocketAddr,
+    /// The generator origin it printed before `listening on` (`None`: it printed none).
+    pub origin_unix_ns: Option<u64>,
+}
+
+impl ServerProcess {
+    /// `feed-server ARGS`, once it has printed its address.
+    pub async fn start(args: &[&str]) -> ServerProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_feed-server"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start feed-server");
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+        let mut origin_unix_ns = None;
+        loop {
+            let line = within("a line of feed-server's stdout", stdout.next_line())
+                .await
+                .expect("read stdout")
+                .expect("feed-server exited before it was ready");
+            if let Some(addr) = line.strip_prefix("listening on http://") {
+                let addr = addr
+                    .parse()
+                    .unwrap_or_else(|e| panic!("{line:?} names no address: {e}"));
+                return ServerProcess {
+                    child,
+                    _stdout: stdout,
+                    addr,
+                    origin_unix_ns,
+                };
+            }
+            match line.strip_prefix("generator origin unix_ns=") {
+                Some(n) if origin_unix_ns.is_none() => {
+                    let n = n
+                        .parse()
+                        .unwrap_or_else(|e| panic!("{line:?} names no origin: {e}"));
+                    origin_unix_ns = Some(n);
+                }
+                _ => panic!("unexpected line before `listening on`: {line:?}"),
+            }
+        }
+    }
+
+    /// SIGKILL, as a crash or the load generator's `restart` fault: no graceful shutdown,
+    /// and the port refuses connections afterwards.
+    pub async fn kill(&mut self) {
+        self.child.start_kill().expect("SIGKILL feed-server");
+        within("feed-server to die", self.child.wait())
+            .await
+            .expect("reap feed-server");
+    }
+
+    /// `GET path` with headers, body read whole.
+    pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Answer {
+        get_from(self.addr, path, headers).await
+    }
+
+    /// Appends lines to [`TOPIC`] and checks the answer.
+    pub async fn append(&self, body: &str) -> serde_json::Value {
+        let r = post_text_to(self.addr, &LOGS, body.to_string()).await;
+        assert_eq!(r.status, StatusCode::OK, "append failed: {}", r.text());
+        r.json()
+    }
+}
+
+/// `GET path` to `addr` with headers, body read whole.
+pub async fn get_from(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Answer {
+    send_to(addr, Method::GET, path, headers, Bytes::new())
+        .await
+        .into_full()
+        .await
+}
+
+/// `POST path` to `addr` with a `text/plain` body, read whole.
+pub async fn post_text_to(addr: SocketAddr, path: &str, body: impl Into<Bytes>) -> Answer {
+    send_to(
+        addr,
+        Method::POST,
+        path,
+        &[("content-type", "text/plain; charset=utf-8")],
+        body,
+    )
+    .await
+    .into_full()
+    .await
+}
+
+/// A new HTTP/1.1 connection to `addr`: its request sender, and the task driving it (which
+/// ends when the connection closes).
+pub async fn connect_http1(addr: SocketAddr) -> (SendRequest<Full<Bytes>>, JoinHandle<()>) {
+    let stream = within("TCP connect", TcpStream::connect(addr))
+        .await
+        .expect("connect to the test server");
+    let (sender, conn) = within(
+        "HTTP handshake",
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)),
+    )
+    .await
+    .expect("HTTP/1.1 handshake");
+    let conn = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    (sender, conn)
+}
+
 /// Sends one request to `addr` on a fresh connection and returns the response with its body
 /// unread (what [`TestServer::send`] does, for servers that are not a [`TestServer`]).
 pub async fn send_to(
@@ -198,18 +307,7 @@ pub async fn send_to(
     headers: &[(&str, &str)],
     body: impl Into<Bytes>,
 ) -> Streaming {
-    let stream = within("TCP connect", TcpStream::connect(addr))
-        .await
-        .expect("connect to the test server");
-    let (mut sender, conn) = within(
-        "HTTP handshake",
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)),
-    )
-    .await
-    .expect("HTTP/1.1 handshake");
-    let conn = tokio::spawn(async move {
-        let _ = conn.await;
-    });
+    let (mut sender, conn) = connect_http1(addr).await;
     let mut req = Request::builder()
         .method(method)
         .uri(path)
