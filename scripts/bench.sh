@@ -2,7 +2,7 @@
 # The benchmark suite (commands and reports, not timed tests): the shipped scenarios, each
 # written under results/NAME/RUN_ID with its report, plus the raw fan-out baseline run beside
 # the SSE server on the same fan-out workload, and the load generator against wrk on the poll
-# endpoint (scripts/bench-wrk.sh). Takes about 80 minutes on a 2-core machine.
+# endpoint (scripts/bench-wrk.sh). Takes about 100 minutes on a 2-core machine.
 # Installs the Debian packages it needs (wrk) when they are missing.
 #
 #   scripts/bench.sh                 # everything
@@ -10,7 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/ensure-debian-packages.sh wrk
+# redis-server and nginx: the cluster and deployment-cost scenarios start them.
+scripts/ensure-debian-packages.sh wrk redis-server nginx
 
 cargo build --release --locked --workspace --bins
 pb=./target/release/pushbench
@@ -18,7 +19,7 @@ pb=./target/release/pushbench
 scenarios=("$@")
 if ((${#scenarios[@]} == 0)); then
   scenarios=(reference ci-logs ci-logs-1s ci-logs-load popular-build bursty idle-10k churn large-lines
-             sweep-clients sweep-poll-interval)
+             sweep-clients sweep-poll-interval deployment-cost cluster)
 fi
 for s in "${scenarios[@]}"; do
   echo "== $s"

@@ -1,18 +1,19 @@
 //! The run's redis-server: started on a free port with a private data directory, killed and
 //! started again by `redis_restart`, asked for its memory and its streams' lengths.
 //!
-//! The few commands pushbench sends (PING, INFO, SCAN, XLEN) go through a minimal RESP client
-//! over a plain TCP stream: the replies are one line or one bulk string, and a client crate
-//! would add reconnect machinery that a probe taken once does not need.
+//! The few commands pushbench sends (PING, INFO, SCAN, TYPE, XLEN) go through redis-rs, the
+//! client the Redis backend uses, on a fresh connection per probe: a probe is taken a handful
+//! of times per run, so nothing is worth keeping open (or reconnecting) between them.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 use tokio::process::Child;
+
+use ::redis::aio::MultiplexedConnection;
+use ::redis::{RedisError, RedisResult};
 
 use super::{free_port, pinned_command, ClusterError};
 use crate::scenario::RedisPersistence;
@@ -113,10 +114,8 @@ impl RedisProcess {
     async fn wait_ready(&mut self, within: Duration) -> Result<(), ClusterError> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
-            if let Ok(Reply::Status(s)) = command(self.addr, &["PING"]).await {
-                if s == "PONG" {
-                    return Ok(());
-                }
+            if ping(self.addr).await.is_ok() {
+                return Ok(());
             }
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(ClusterError::Exited {
@@ -176,120 +175,89 @@ impl RedisProcess {
     }
 }
 
-/// A RESP reply, as far as pushbench reads them.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Reply {
-    Status(String),
-    Error(String),
-    Integer(i64),
-    Bulk(Option<Vec<u8>>),
-    Array(Vec<Reply>),
-}
+/// How long a probe may take, connection included.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Sends one command on a fresh connection and reads its reply (within 5 s).
-pub async fn command(addr: SocketAddr, args: &[&str]) -> std::io::Result<Reply> {
+/// Runs `probe` on a fresh connection to `addr`, within [`PROBE_TIMEOUT`].
+async fn probe<T>(
+    addr: SocketAddr,
+    probe: impl AsyncFnOnce(&mut MultiplexedConnection) -> RedisResult<T>,
+) -> RedisResult<T> {
     let exchange = async {
-        let mut stream = TcpStream::connect(addr).await?;
-        let mut out = format!("*{}\r\n", args.len()).into_bytes();
-        for a in args {
-            out.extend(format!("${}\r\n", a.len()).as_bytes());
-            out.extend(a.as_bytes());
-            out.extend(b"\r\n");
-        }
-        stream.write_all(&out).await?;
-        let mut reader = BufReader::new(stream);
-        read_reply(&mut reader).await
+        let client = ::redis::Client::open(format!("redis://{addr}"))?;
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        probe(&mut conn).await
     };
-    tokio::time::timeout(Duration::from_secs(5), exchange)
+    tokio::time::timeout(PROBE_TIMEOUT, exchange)
         .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "redis did not answer"))?
+        .map_err(|_| RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut)))?
 }
 
-fn bad(what: &str) -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string())
-}
-
-fn read_reply<'a>(
-    r: &'a mut BufReader<TcpStream>,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<Reply>> + Send + 'a>> {
-    Box::pin(async move {
-        let mut line = String::new();
-        r.read_line(&mut line).await?;
-        let line = line.trim_end_matches(['\r', '\n']);
-        let (kind, rest) = line.split_at_checked(1).ok_or_else(|| bad("empty reply"))?;
-        let int = || rest.parse::<i64>().map_err(|_| bad("bad length"));
-        Ok(match kind {
-            "+" => Reply::Status(rest.to_string()),
-            "-" => Reply::Error(rest.to_string()),
-            ":" => Reply::Integer(int()?),
-            "$" => match int()? {
-                n if n < 0 => Reply::Bulk(None),
-                n => {
-                    let mut buf = vec![0; n as usize + 2];
-                    r.read_exact(&mut buf).await?;
-                    buf.truncate(n as usize);
-                    Reply::Bulk(Some(buf))
-                }
-            },
-            "*" => {
-                let n = int()?;
-                let mut items = Vec::new();
-                for _ in 0..n.max(0) {
-                    items.push(read_reply(r).await?);
-                }
-                Reply::Array(items)
-            }
-            _ => return Err(bad("unknown reply type")),
-        })
+/// `PING` answered `PONG`.
+pub async fn ping(addr: SocketAddr) -> RedisResult<()> {
+    probe(addr, async |c| {
+        let pong: String = ::redis::cmd("PING").query_async(c).await?;
+        match pong.as_str() {
+            "PONG" => Ok(()),
+            other => Err(RedisError::from((
+                ::redis::ErrorKind::UnexpectedReturnType,
+                "PING answered",
+                other.to_string(),
+            ))),
+        }
     })
+    .await
 }
 
 /// `used_memory` from `INFO memory`, bytes.
-pub async fn used_memory(addr: SocketAddr) -> std::io::Result<u64> {
-    match command(addr, &["INFO", "memory"]).await? {
-        Reply::Bulk(Some(text)) => String::from_utf8_lossy(&text)
-            .lines()
+pub async fn used_memory(addr: SocketAddr) -> RedisResult<u64> {
+    probe(addr, async |c| {
+        let info: String = ::redis::cmd("INFO").arg("memory").query_async(c).await?;
+        info.lines()
             .find_map(|l| l.strip_prefix("used_memory:"))
             .and_then(|v| v.trim().parse().ok())
-            .ok_or_else(|| bad("INFO memory has no used_memory")),
-        other => Err(bad(&format!("INFO memory answered {other:?}"))),
-    }
+            .ok_or_else(|| {
+                RedisError::from((
+                    ::redis::ErrorKind::UnexpectedReturnType,
+                    "INFO memory has no used_memory",
+                ))
+            })
+    })
+    .await
 }
 
 /// The topic streams under `prefix` and the lines they hold: (streams, entries). Other keys
 /// (the backend's control stream and bookkeeping) are not lines, and are skipped.
-pub async fn stream_entries(addr: SocketAddr, prefix: &str) -> std::io::Result<(u64, u64)> {
+pub async fn stream_entries(addr: SocketAddr, prefix: &str) -> RedisResult<(u64, u64)> {
     // The backend's topic streams (`PREFIX:topic:…`), not its control and meta keys.
     let pattern = format!("{prefix}:topic:*");
-    let mut cursor = "0".to_string();
-    let (mut streams, mut entries) = (0, 0);
-    loop {
-        let reply = command(addr, &["SCAN", &cursor, "MATCH", &pattern, "COUNT", "1000"]).await?;
-        let Reply::Array(parts) = reply else {
-            return Err(bad("SCAN answered no array"));
-        };
-        let [Reply::Bulk(Some(next)), Reply::Array(keys)] = parts.as_slice() else {
-            return Err(bad("SCAN answered an unexpected shape"));
-        };
-        for key in keys {
-            let Reply::Bulk(Some(key)) = key else {
-                continue;
-            };
-            let key = String::from_utf8_lossy(key).to_string();
-            if let Reply::Status(t) = command(addr, &["TYPE", &key]).await? {
-                if t == "stream" {
-                    if let Reply::Integer(n) = command(addr, &["XLEN", &key]).await? {
-                        streams += 1;
-                        entries += n.max(0) as u64;
-                    }
+    probe(addr, async |c| {
+        let (mut streams, mut entries) = (0, 0);
+        let mut cursor = 0u64;
+        loop {
+            let (next, keys): (u64, Vec<String>) = ::redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(c)
+                .await?;
+            for key in keys {
+                let kind: String = ::redis::cmd("TYPE").arg(&key).query_async(c).await?;
+                if kind == "stream" {
+                    let n: u64 = ::redis::cmd("XLEN").arg(&key).query_async(c).await?;
+                    streams += 1;
+                    entries += n;
                 }
             }
+            cursor = next;
+            if cursor == 0 {
+                return Ok((streams, entries));
+            }
         }
-        cursor = String::from_utf8_lossy(next).to_string();
-        if cursor == "0" {
-            return Ok((streams, entries));
-        }
-    }
+    })
+    .await
 }
 
 #[cfg(test)]
@@ -303,12 +271,20 @@ mod tests {
     }
 
     async fn xadd(addr: SocketAddr, key: &str, n: u32) {
-        for i in 0..n {
-            let reply = command(addr, &["XADD", key, "*", "line", &format!("line {i}")])
-                .await
-                .expect("XADD");
-            assert!(matches!(reply, Reply::Bulk(Some(_))), "{reply:?}");
-        }
+        probe(addr, async |c| {
+            for i in 0..n {
+                let _: String = ::redis::cmd("XADD")
+                    .arg(key)
+                    .arg("*")
+                    .arg("line")
+                    .arg(format!("line {i}"))
+                    .query_async(c)
+                    .await?;
+            }
+            Ok(())
+        })
+        .await
+        .expect("XADD");
     }
 
     #[tokio::test]
@@ -322,9 +298,15 @@ mod tests {
         xadd(redis.addr, &format!("{REDIS_PREFIX}:topic:a"), 30).await;
         xadd(redis.addr, &format!("{REDIS_PREFIX}:topic:b"), 12).await;
         // Not a stream, and not under the prefix: both skipped.
-        command(redis.addr, &["SET", &format!("{REDIS_PREFIX}:seq"), "1"])
-            .await
-            .unwrap();
+        probe(redis.addr, async |c| {
+            ::redis::cmd("SET")
+                .arg(format!("{REDIS_PREFIX}:seq"))
+                .arg(1)
+                .query_async::<()>(c)
+                .await
+        })
+        .await
+        .unwrap();
         xadd(redis.addr, "other:topic", 5).await;
         assert_eq!(
             stream_entries(redis.addr, REDIS_PREFIX).await.unwrap(),
@@ -336,7 +318,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let port = redis.addr.port();
         redis.kill().await;
-        assert!(command(redis.addr, &["PING"]).await.is_err(), "killed");
+        assert!(ping(redis.addr).await.is_err(), "killed");
         redis.start_again(None).await.expect("starts again");
         assert_eq!(redis.addr.port(), port);
         assert_eq!(
