@@ -2,10 +2,10 @@
 //! Redis Streams, with instance faults. Every transport's clients must get every line exactly
 //! once: nginx sends a killed instance's clients to another, and they resume from Redis.
 //!
-//! Three tests: the rendered nginx configuration passes `nginx -t`; one in-memory instance
+//! Four tests: the rendered nginx configuration passes `nginx -t`; one in-memory instance
 //! behind nginx (the balancer's own path, every transport); `scenarios/cluster-smoke.toml` as
 //! shipped (two instances on Redis, `kill_instance` mid-stream, then `rolling_restart`, then
-//! `redis_restart`).
+//! `redis_restart`); `restart` of every instance on Redis, with nothing lost by it.
 //! redis-server and nginx must be installed; a test that cannot find one fails saying so.
 
 mod common;
@@ -194,5 +194,38 @@ fn through_nginx_a_killed_instance_loses_no_line_of_any_transport() {
         let held = m.lines_held.unwrap_or(0);
         assert!(held >= r.events.expected / 10, "{t}: {m:?}");
         assert!(m.bytes_per_line.is_some_and(|b| b > 0.0), "{t}: {m:?}");
+    }
+}
+
+/// `restart` on Redis stops every instance at once and starts them again: the history was in
+/// Redis, so every client resumes where it was, with nothing lost by the restart (on the
+/// in-memory backend the same fault loses the lines due while the server was down:
+/// `e2e_faults` checks that side).
+#[test]
+fn restarting_every_instance_on_redis_loses_nothing() {
+    require_nginx();
+    require_redis();
+    let text = common::shipped_scenario(
+        "cluster-smoke.toml",
+        &[
+            ("name = \"cluster-smoke\"", "name = \"cluster-restart\""),
+            ("duration = \"9s\"", "duration = \"4s\""),
+        ],
+        &[("faults", None)],
+    );
+    let text = format!("{text}\n[[faults]]\nkind = \"restart\"\nat = \"1s\"\ndown = \"500ms\"\n");
+    let summary = run("cluster-restart", &text);
+    assert_eq!(summary.runs.len(), 4);
+    for r in &summary.runs {
+        let t = &r.transport;
+        assert_exactly_once(r);
+        let restart = fault(r, "restart");
+        let d = r.deployment.as_ref().expect("deployment figures");
+        // Both instances, then both again: the restart really happened.
+        assert_eq!(d.roles["instances"].processes, 4, "{t}: {d:?} {restart:?}");
+        if t == "sse" || t == "ws" {
+            assert!(restart.sessions_broken > 0, "{t}: {restart:?}");
+            assert_eq!(restart.recovery_us.count, restart.sessions_broken, "{t}");
+        }
     }
 }
