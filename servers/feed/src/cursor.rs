@@ -87,7 +87,9 @@ impl Ring {
         oldest_seq(self.last_seq, self.lines.len() as u64)
     }
 
-    /// Empties the ring; its next line is `last_seq + 1`.
+    /// Empties the ring; its next line is `last_seq + 1`. (Redis only: a memory ring is
+    /// never reset.)
+    #[cfg(feature = "redis")]
     pub(crate) fn reset(&mut self, last_seq: u64) {
         self.lines.clear();
         self.last_seq = last_seq;
@@ -256,7 +258,8 @@ impl Position {
     }
 
     /// Marks the cursor changed, so that the next [`Position::changed`] passes at once (more
-    /// to read, or a read to retry).
+    /// to read, or a read to retry). (Redis only: its cursors read history from Redis.)
+    #[cfg(feature = "redis")]
     pub(crate) fn mark_changed(&mut self) {
         self.changed.mark_changed();
     }
@@ -362,8 +365,11 @@ mod tests {
         assert!(ring.lines_after(14, 10).is_empty());
         ring.push(line(20));
         assert_eq!((ring.oldest_seq(), ring.last_seq()), (20, 20));
-        ring.reset(5);
-        assert_eq!((ring.oldest_seq(), ring.last_seq()), (6, 5));
+        #[cfg(feature = "redis")]
+        {
+            ring.reset(5);
+            assert_eq!((ring.oldest_seq(), ring.last_seq()), (6, 5));
+        }
         assert_eq!(oldest_seq(0, 0), 1);
         assert_eq!(oldest_seq(3, 10), 1);
     }
