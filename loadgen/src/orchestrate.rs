@@ -77,6 +77,35 @@ pub fn default_server_binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("feed-server"))
 }
 
+/// SIGTERM, then up to 10 s for a clean exit, then SIGKILL: how every process pushbench starts
+/// (feed-server, redis-server, nginx) is stopped. Returns how it ended.
+pub(crate) async fn terminate(child: &mut Child, pid: u32) -> String {
+    if let Ok(None) = child.try_wait() {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+    match tokio::time::timeout(Duration::from_secs(10), child.wait()).await {
+        Ok(Ok(status)) => status.to_string(),
+        Ok(Err(e)) => format!("wait failed: {e}"),
+        Err(_) => {
+            let _ = child.kill().await;
+            "killed after 10 s without exiting on SIGTERM".into()
+        }
+    }
+}
+
+/// SIGKILL, as a crash ends a process, and a wait until it is gone. Returns how it ended.
+pub(crate) async fn kill_and_reap(child: &mut Child) -> String {
+    let _ = child.start_kill();
+    match tokio::time::timeout(Duration::from_secs(10), child.wait()).await {
+        Ok(Ok(status)) => status.to_string(),
+        Ok(Err(e)) => format!("wait failed: {e}"),
+        Err(_) => "still running 10 s after SIGKILL".into(),
+    }
+}
+
 /// A running server under test.
 pub struct ServerProcess {
     child: Child,
@@ -190,31 +219,13 @@ impl ServerProcess {
 
     /// SIGTERM, then up to 10 s for a clean exit, then SIGKILL. Returns how it ended.
     pub async fn stop(mut self) -> String {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(self.pid as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-        }
-        match tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await {
-            Ok(Ok(status)) => status.to_string(),
-            Ok(Err(e)) => format!("wait failed: {e}"),
-            Err(_) => {
-                let _ = self.child.kill().await;
-                "killed after 10 s without exiting on SIGTERM".into()
-            }
-        }
+        terminate(&mut self.child, self.pid).await
     }
 
     /// SIGKILL, as a crash or an OOM kill ends a server: no graceful shutdown, no goodbye to
     /// its clients (the kernel closes their connections). Waits until it is gone.
     pub async fn kill(mut self) -> String {
-        let _ = self.child.start_kill();
-        match tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await {
-            Ok(Ok(status)) => status.to_string(),
-            Ok(Err(e)) => format!("wait failed: {e}"),
-            Err(_) => "still running 10 s after SIGKILL".into(),
-        }
+        kill_and_reap(&mut self.child).await
     }
 
     /// Whether the process is still running.

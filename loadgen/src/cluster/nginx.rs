@@ -141,20 +141,7 @@ impl NginxProcess {
     /// SIGTERM (nginx's fast shutdown: the master stops its workers) and a wait; SIGKILL after
     /// 10 s. Never SIGKILL first: the workers would outlive their master.
     pub async fn stop(mut self) -> String {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(self.pid as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-        }
-        match tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await {
-            Ok(Ok(status)) => status.to_string(),
-            Ok(Err(e)) => format!("wait failed: {e}"),
-            Err(_) => {
-                let _ = self.child.kill().await;
-                "killed after 10 s without exiting on SIGTERM".into()
-            }
-        }
+        crate::orchestrate::terminate(&mut self.child, self.pid).await
     }
 }
 

@@ -137,12 +137,7 @@ impl RedisProcess {
 
     /// SIGKILL, as a crash ends it: what it had not written to its append-only file is gone.
     pub async fn kill(&mut self) -> String {
-        let _ = self.child.start_kill();
-        match tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await {
-            Ok(Ok(status)) => status.to_string(),
-            Ok(Err(e)) => format!("wait failed: {e}"),
-            Err(_) => "still running 10 s after SIGKILL".into(),
-        }
+        crate::orchestrate::kill_and_reap(&mut self.child).await
     }
 
     /// Starts it again on the same port and data directory (after [`Self::kill`]).
@@ -154,20 +149,7 @@ impl RedisProcess {
 
     /// SIGTERM and a wait; SIGKILL after 10 s.
     pub async fn stop(mut self) -> String {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(self.pid as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-        }
-        match tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await {
-            Ok(Ok(status)) => status.to_string(),
-            Ok(Err(e)) => format!("wait failed: {e}"),
-            Err(_) => {
-                let _ = self.child.kill().await;
-                "killed after 10 s without exiting on SIGTERM".into()
-            }
-        }
+        crate::orchestrate::terminate(&mut self.child, self.pid).await
     }
 
     pub fn url(&self) -> String {
