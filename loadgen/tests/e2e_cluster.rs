@@ -2,10 +2,11 @@
 //! Redis Streams, with instance faults. Every transport's clients must get every line exactly
 //! once: nginx sends a killed instance's clients to another, and they resume from Redis.
 //!
-//! Four tests: the rendered nginx configuration passes `nginx -t`; one in-memory instance
+//! Five tests: the rendered nginx configuration passes `nginx -t`; one in-memory instance
 //! behind nginx (the balancer's own path, every transport); `scenarios/cluster-smoke.toml` as
 //! shipped (two instances on Redis, `kill_instance` mid-stream, then `rolling_restart`, then
-//! `redis_restart`); `restart` of every instance on Redis, with nothing lost by it.
+//! `redis_restart`); `restart` of every instance on Redis, with nothing lost by it; Redis
+//! restarted without persistence, its loss counted.
 //! redis-server and nginx must be installed; a test that cannot find one fails saying so.
 
 mod common;
@@ -227,5 +228,48 @@ fn restarting_every_instance_on_redis_loses_nothing() {
             assert!(restart.sessions_broken > 0, "{t}: {restart:?}");
             assert_eq!(restart.recovery_us.count, restart.sessions_broken, "{t}");
         }
+    }
+}
+
+/// Redis without persistence, killed and started again: it comes back empty. The publisher
+/// continues each step's numbering (it knows its last seq), so nothing is silently renumbered:
+/// streams lose nothing (their instances had read every line before the crash), and what a
+/// poller had not fetched yet is counted as lost by the restart, never hidden.
+#[test]
+fn a_redis_restart_without_persistence_is_counted_not_hidden() {
+    require_nginx();
+    require_redis();
+    let text = common::shipped_scenario(
+        "cluster-smoke.toml",
+        &[
+            ("name = \"cluster-smoke\"", "name = \"cluster-nopersist\""),
+            ("duration = \"9s\"", "duration = \"5s\""),
+            (
+                "balancer = \"nginx\"",
+                "balancer = \"nginx\"\nredis_persistence = \"none\"",
+            ),
+        ],
+        &[("faults", None)],
+    );
+    let text = format!(
+        "{text}\n[[faults]]\nkind = \"redis_restart\"\nat = \"2s\"\nduration = \"500ms\"\n"
+    );
+    let summary = run("cluster-nopersist", &text);
+    assert_eq!(summary.runs.len(), 4);
+    for r in &summary.runs {
+        let t = &r.transport;
+        let e = &r.events;
+        assert_eq!(r.status, RunStatus::Ok, "{t}: {:?}", r.problems);
+        assert_eq!(
+            (e.lost, e.duplicated, e.out_of_order),
+            (0, 0, 0),
+            "{t}: {e:?}"
+        );
+        assert_eq!(e.delivered + e.lost_by_restart, e.expected, "{t}: {e:?}");
+        if t == "sse" || t == "ws" {
+            assert_eq!(e.lost_by_restart, 0, "{t}: {e:?}");
+        }
+        let f = fault(r, "redis_restart");
+        assert_eq!(f.recovery_us.count, f.sessions_broken, "{t}: {f:?}");
     }
 }

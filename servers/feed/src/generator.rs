@@ -517,6 +517,10 @@ fn run(
     // Per topic, how many of its pending lines (a prefix) went out in an append that failed
     // without saying whether it landed (a reply lost to a timeout): checked before resending.
     let mut in_doubt: Vec<u64> = vec![0; topics.len()];
+    // Per topic, whether to read its status before the next append: after the backend was
+    // away, it may have come back without the topic (a Redis restarted without persistence),
+    // and an append would then start it again at seq 1, below every cursor.
+    let mut verify: Vec<bool> = vec![false; topics.len()];
     // Appends failing (the backend is away): the next try is not before `retry_at`.
     let mut backoff = RETRY_MIN;
     let mut retry_at = Instant::now();
@@ -546,12 +550,27 @@ fn run(
             let mut failed: Vec<usize> = Vec::new();
             for i in touched.drain(..) {
                 let topic = &topics[i];
-                if in_doubt[i] > 0 {
+                if in_doubt[i] > 0 || verify[i] {
                     // Did the failed append land? The backend's last seq tells (appends are
                     // atomic: all of its lines or none). Someone else appending to a generated
                     // topic meanwhile would be taken for it.
                     match runtime.block_on(backend.status(topic)) {
+                        Err(FeedError::UnknownTopic(_)) if known_last[i] > 0 => {
+                            // The backend lost the topic. Continue its numbering, so that a
+                            // reader's cursor is below the new lines (it is told the lines
+                            // before them are gone: 410 / lagged) instead of above them.
+                            let next = known_last[i] + 1;
+                            tracing::warn!(topic = %topic, next_seq = next, "the backend lost this topic; continuing its seqs");
+                            if let Err(e) = runtime.block_on(backend.open(topic, next)) {
+                                tracing::debug!(topic = %topic, error = %e, "generator cannot open its topic again");
+                                failed.push(i);
+                                continue;
+                            }
+                            in_doubt[i] = 0;
+                            verify[i] = false;
+                        }
                         Ok(st) => {
+                            verify[i] = false;
                             if st.last_seq >= known_last[i] + in_doubt[i] {
                                 let n = in_doubt[i];
                                 pending[i].drain(..n as usize);
@@ -591,6 +610,8 @@ fn run(
                         tracing::warn!(topic = %topic, error = %e, lines = n, ?backoff, "generator append failed; will send the lines again");
                         in_doubt[i] = n;
                         failed.push(i);
+                        // Every topic, also those with nothing to send now: see `verify`.
+                        verify.iter_mut().for_each(|v| *v = true);
                     }
                     Err(e) => {
                         // Refused for good (e.g. too many topics): retrying would not help.

@@ -65,7 +65,11 @@
 //! subscriptions just wait through a short outage and continue without gap or duplicate; a
 //! subscriber reading history retries with the same back-off. If Redis comes back *without*
 //! its data (no persistence), the topics are gone: subscribers that need history get
-//! `Lagged`, and new appends start a new topic at seq 1. Persist Redis if that matters.
+//! `Lagged`. The built-in generator notices (a status check after any failed append) and
+//! opens each topic again at its next seq ([`Backend::open`]), so open streams go on and a
+//! poller's older cursor gets `410` with `oldest_seq` (the lines it had not fetched are
+//! counted as gone, not renumbered); any other publisher's next `POST` would start the topic
+//! again at seq 1. Persist Redis if that matters.
 //!
 //! # Memory
 //! Measured with `MEMORY USAGE key SAMPLES 0` on Redis 7.0.15 (listpack stream nodes,
