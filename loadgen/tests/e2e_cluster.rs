@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 
 use pushbench::cluster::nginx::{nginx_binary, render, INSTALL_NGINX};
 use pushbench::cluster::redis::INSTALL_REDIS;
-use pushbench::results::{FaultResult, RunStatus, Summary, TransportResult};
+use pushbench::results::{FaultResult, RunStatus, TransportResult};
 
 fn require_nginx() {
     assert!(nginx_binary().is_some(), "{INSTALL_NGINX}");
@@ -29,22 +29,7 @@ fn require_redis() {
     assert!(found, "{INSTALL_REDIS}");
 }
 
-fn run(name: &str, scenario_text: &str) -> Summary {
-    let server = common::feed_server();
-    let dir = common::temp_dir(name);
-    let scenario = dir.join(format!("{name}.toml"));
-    std::fs::write(&scenario, scenario_text).unwrap();
-    let server_arg = server.to_string_lossy();
-    let run_dir = common::run_pushbench(
-        &scenario,
-        &dir.join("results"),
-        name,
-        &["--server-binary", &server_arg],
-    );
-    let summary = common::summary(&run_dir);
-    let _ = std::fs::remove_dir_all(&dir);
-    summary
-}
+use common::run_scenario_text as run;
 
 /// Every line delivered exactly once, in order, none lost for any reason.
 fn assert_exactly_once(r: &TransportResult) {

@@ -11,24 +11,9 @@
 
 mod common;
 
-use pushbench::results::{FaultResult, RunStatus, Summary, TransportResult};
+use pushbench::results::{FaultResult, RunStatus, TransportResult};
 
-fn run(name: &str, scenario_text: &str) -> Summary {
-    let server = common::feed_server();
-    let dir = common::temp_dir(name);
-    let scenario = dir.join(format!("{name}.toml"));
-    std::fs::write(&scenario, scenario_text).unwrap();
-    let server_arg = server.to_string_lossy();
-    let run_dir = common::run_pushbench(
-        &scenario,
-        &dir.join("results"),
-        name,
-        &["--server-binary", &server_arg],
-    );
-    let summary = common::summary(&run_dir);
-    let _ = std::fs::remove_dir_all(&dir);
-    summary
-}
+use common::run_scenario_text as run;
 
 fn fault<'a>(r: &'a TransportResult, kind: &str) -> &'a FaultResult {
     r.faults

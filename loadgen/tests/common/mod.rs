@@ -65,6 +65,25 @@ pub fn summary(run_dir: &Path) -> Summary {
     .expect("summary.json parses")
 }
 
+/// Runs `scenario_text` (saved as `NAME.toml` in a fresh temp folder) against the built
+/// feed-server and returns its summary; the folder is removed afterwards.
+pub fn run_scenario_text(name: &str, scenario_text: &str) -> Summary {
+    let server = feed_server();
+    let dir = temp_dir(name);
+    let scenario = dir.join(format!("{name}.toml"));
+    std::fs::write(&scenario, scenario_text).unwrap();
+    let server_arg = server.to_string_lossy();
+    let run_dir = run_pushbench(
+        &scenario,
+        &dir.join("results"),
+        name,
+        &["--server-binary", &server_arg],
+    );
+    let result = summary(&run_dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
 /// The run's summary.json as plain JSON, for fields [`Summary`] may not have (yet).
 pub fn summary_json(run_dir: &Path) -> serde_json::Value {
     serde_json::from_str(
