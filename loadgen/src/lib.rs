@@ -34,6 +34,10 @@
 //! - [`faults`]: the fault-injecting TCP proxy between clients and server (the network kinds
 //!   of `[[faults]]`): `mod` the fault, selection and counter types, `proxy` the proxy.
 //! - [`publisher`]: the open-loop publisher for external targets, and its line markers.
+//! - [`shard`]: load from several machines: `--shard I/N` splits the clients, `--start-at`
+//!   aligns the shards' phases, [`shard::record`] is what each shard writes to be merged, and
+//!   [`shard::merge`] (`pushbench merge`) adds the shards' histograms and counters into one
+//!   run and calls the same [`run::summarize`].
 //! - [`error`]: how errors become text (each cause once).
 //! - [`results`]: the results folder and the versioned `summary.json`.
 //! - [`progress`], [`printer`]: what a person sees during and after a run.
@@ -44,6 +48,7 @@
 //! reading TCP_INFO in [`wire`].
 
 pub mod clients;
+pub mod clock;
 pub mod cluster;
 pub mod control;
 pub mod controlplane;
@@ -61,6 +66,7 @@ pub mod report;
 pub mod results;
 pub mod run;
 pub mod scenario;
+pub mod shard;
 pub mod sse_parser;
 pub mod stats;
 pub mod tls;

@@ -13,6 +13,8 @@ use pushbench::results::{
     RunStatus, Summary, SCHEMA_VERSION,
 };
 use pushbench::run::{run_transport, RunOptions};
+use pushbench::scenario::Scenario;
+use pushbench::shard::{self, PublishRole, ShardInfo, ShardRun, ShardSpec, StartAt};
 use pushbench::{printer, report, scenario};
 
 #[derive(Parser)]
@@ -36,6 +38,15 @@ enum Command {
     Report {
         /// A run folder, results/NAME/RUN_ID.
         dir: PathBuf,
+    },
+    /// Merge the runs of a sharded test (`run --shard I/N`) into one run: histograms added
+    /// and counters summed (never percentiles averaged), then summarised as a single run.
+    Merge {
+        /// The merged run's folder (created; must not hold a run yet).
+        out: PathBuf,
+        /// Shard run folders, or folders searched for them (e.g. the results volume).
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
     },
     /// Print and chart the differences between two runs.
     Compare {
@@ -78,6 +89,26 @@ struct RunArgs {
     /// scenario's `repeat`).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=pushbench::scenario::MAX_REPEAT as i64))]
     repeat: Option<u32>,
+    /// Measure a feed-server at URL (http://HOST:PORT) that pushbench does not start,
+    /// instead of the scenario's own server or `[target]`; the load generator publishes
+    /// the feed to it (POST URL/{topic}/logs).
+    #[arg(long, value_name = "URL")]
+    target: Option<String>,
+    /// Run shard I of N: the clients whose index i has i % N == I-1, against a target
+    /// (`--target` or `[target]`). Shard 1 publishes unless --no-publish.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<ShardSpec>,
+    /// When the run starts, the same for every shard: Unix seconds (a fraction allowed) or
+    /// RFC 3339. Later transports, sweep values and repetitions start one slot after the
+    /// previous one (its phases and drain, plus 5 s). Needed with --shard I/N for N > 1.
+    #[arg(long, value_name = "TIME")]
+    start_at: Option<StartAt>,
+    /// Publish the feed and run no client: the shards then run with --no-publish.
+    #[arg(long, conflicts_with_all = ["shard", "no_publish"])]
+    publisher_only: bool,
+    /// Do not publish: another process (`--publisher-only`) does.
+    #[arg(long)]
+    no_publish: bool,
 }
 
 /// Errors are printed as one readable chain (`error: what: why`), never with a stack trace,
@@ -115,6 +146,20 @@ fn run_main() -> Result<()> {
             let files = report::write_report(&dir)
                 .with_context(|| format!("drawing the report of {}", dir.display()))?;
             println!("{}", report::verdict(&summary).headline());
+            println!("report: {}", files.html.display());
+            Ok(())
+        }
+        Command::Merge { out, dirs } => {
+            let summary = shard::merge::merge(&out, &dirs)?;
+            print!("{}", printer::table(&summary));
+            let files = report::write_report(&out)
+                .with_context(|| format!("drawing the report of {}", out.display()))?;
+            println!("{}", report::verdict(&summary).headline());
+            println!(
+                "merged {} shard run(s) into {}",
+                summary.shards.len(),
+                out.display()
+            );
             println!("report: {}", files.html.display());
             Ok(())
         }
@@ -160,6 +205,73 @@ fn problem_list(r: &pushbench::results::TransportResult) -> String {
         .join("; ")
 }
 
+/// The sharding flags of `pushbench run`.
+struct ShardArgs {
+    spec: Option<ShardSpec>,
+    start_at: Option<StartAt>,
+    publisher_only: bool,
+    no_publish: bool,
+}
+
+impl ShardArgs {
+    /// How this process takes part in a sharded run (`None`: an ordinary run), or why the
+    /// flags and the scenario do not make one.
+    fn plan(&self, sc: &Scenario) -> Result<Option<ShardRun>> {
+        let sharded = self.spec.is_some()
+            || self.start_at.is_some()
+            || self.publisher_only
+            || self.no_publish;
+        if !sharded {
+            return Ok(None);
+        }
+        let Some(target) = &sc.target else {
+            bail!(
+                "a sharded run (--shard, --start-at, --publisher-only, --no-publish) measures a                  server it does not start: give --target URL (a feed-server) or a scenario with [target]"
+            );
+        };
+        if !sc.faults.is_empty() {
+            bail!(
+                "a sharded run cannot inject the scenario's [[faults]]: each shard would inject its own;                  run faults unsharded"
+            );
+        }
+        if self.publisher_only && target.publish_url.is_none() {
+            bail!("--publisher-only: the target has no publish URL (`target.publish_url`), so there is nothing to publish");
+        }
+        let many = self.publisher_only || self.no_publish || self.spec.is_some_and(|s| s.count > 1);
+        if many && self.start_at.is_none() {
+            bail!(
+                "several processes share this run: give every one the same --start-at (Unix seconds                  or RFC 3339, far enough ahead for all of them to start), so their phases coincide"
+            );
+        }
+        if let Some(at) = self.start_at {
+            if let Ok(past) = std::time::SystemTime::now().duration_since(at.0) {
+                if past > shard::LATE_TOLERANCE {
+                    bail!(
+                        "--start-at is {} in the past: give every shard the same instant, far enough ahead for all of them to start",
+                        humantime::format_duration(std::time::Duration::from_secs(past.as_secs()))
+                    );
+                }
+            }
+        }
+        let role = if self.publisher_only {
+            PublishRole::PublisherOnly
+        } else if self.no_publish || self.spec.is_some_and(|s| s.index > 1) {
+            PublishRole::ClientsOnly
+        } else {
+            PublishRole::Publishes
+        };
+        Ok(Some(ShardRun {
+            spec: match self.publisher_only {
+                true => None,
+                false => Some(self.spec.unwrap_or(ShardSpec { index: 1, count: 1 })),
+            },
+            role,
+            start_unix_ns: self.start_at.map(|s| s.unix_ns()),
+            hostname: String::new(),
+        }))
+    }
+}
+
 /// The scenario `pushbench run` runs when given none.
 const EMBEDDED_SCENARIO: &str = include_str!("../../scenarios/reference.toml");
 
@@ -173,6 +285,11 @@ fn run(args: RunArgs) -> Result<()> {
         server_binary,
         before_each,
         repeat,
+        target,
+        shard: shard_spec,
+        start_at,
+        publisher_only,
+        no_publish,
     } = args;
     // A run never starts on a half-valid scenario.
     let mut sc = match &path {
@@ -182,6 +299,23 @@ fn run(args: RunArgs) -> Result<()> {
     if let Some(n) = repeat {
         sc.repeat = n;
     }
+    if let Some(url) = &target {
+        if !sc.deployment.is_default() {
+            bail!("--target measures a server pushbench does not start: the scenario's [deployment] cannot apply");
+        }
+        let mut t = scenario::feed_server_target(url)?;
+        if let Some(old) = &sc.target {
+            t.server = old.server.clone();
+        }
+        sc.target = Some(t);
+    }
+    let sharding = ShardArgs {
+        spec: shard_spec,
+        start_at,
+        publisher_only,
+        no_publish,
+    };
+    let shard_run = sharding.plan(&sc)?;
     // Read before pinning: afterwards this process sees only its own cores.
     let env_before_pinning = environment();
     let cpus = std::thread::available_parallelism()
@@ -217,6 +351,7 @@ fn run(args: RunArgs) -> Result<()> {
         .with_context(|| format!("creating the results folder under {}", out.display()))?;
     std::fs::write(dir.join("scenario.toml"), &sc.source).context("copying the scenario")?;
     let mut env = env_before_pinning;
+    let env_hostname = env.hostname.clone();
     env.server_binary = Some(server_binary.display().to_string());
     env.server_cpus = pin
         .as_ref()
@@ -238,6 +373,10 @@ fn run(args: RunArgs) -> Result<()> {
         before_each,
         progress: progress.clone(),
         interrupted: interrupted.clone(),
+        shard: shard_run.clone().map(|mut s| {
+            s.hostname = env_hostname.clone();
+            s
+        }),
     };
     let mut summary = Summary {
         schema: "pushbench.summary".into(),
@@ -252,6 +391,20 @@ fn run(args: RunArgs) -> Result<()> {
         order: Vec::new(),
         runs: Vec::new(),
         aggregates: Vec::new(),
+        shard: shard_run.as_ref().map(|s| ShardInfo {
+            index: s.spec.map(|x| x.index),
+            count: s.spec.map_or(0, |x| x.count),
+            role: Some(s.role),
+            start_unix_ns: s.start_unix_ns.unwrap_or(0),
+            hostname: env_hostname.clone(),
+            target: sc
+                .target
+                .as_ref()
+                .and_then(shard::target_origin)
+                .unwrap_or_default(),
+            run_dir: None,
+        }),
+        shards: Vec::new(),
     };
     let summary_path = dir.join("summary.json");
     write_json_atomic(&summary_path, &summary)?;
@@ -268,7 +421,17 @@ fn run(args: RunArgs) -> Result<()> {
                 flag.store(true, Ordering::Relaxed);
             }
         });
-        for (sweep, concrete) in sc.expand_sweep() {
+        let expanded = sc.expand_sweep();
+        // Each run's start after the first one's, the same on every shard.
+        let jobs: Vec<&Scenario> = expanded
+            .iter()
+            .flat_map(|(_, c)| {
+                std::iter::repeat_n(c, (c.repeat * c.transports.len() as u32) as usize)
+            })
+            .collect();
+        let offsets = shard::job_offsets(&jobs);
+        let mut job = 0;
+        for (sweep, concrete) in expanded {
             // Interleaved (sse, ws, …, sse, ws, …), so a noisy minute spreads over every
             // transport instead of deciding one transport's figures.
             for repetition in 1..=concrete.repeat {
@@ -288,8 +451,14 @@ fn run(args: RunArgs) -> Result<()> {
                             .map(|s| format!(" ({s})"))
                             .unwrap_or_default()
                     ));
+                    let mut job_opts = opts.clone();
+                    if let Some(s) = &mut job_opts.shard {
+                        s.start_unix_ns =
+                            s.start_unix_ns.map(|t| t + offsets[job].as_nanos() as u64);
+                    }
+                    job += 1;
                     let mut result =
-                        run_transport(&concrete, transport, sweep.as_deref(), rep, &dir, &opts)
+                        run_transport(&concrete, transport, sweep.as_deref(), rep, &dir, &job_opts)
                             .await;
                     warn_if_server_reused(&summary, &mut result);
                     summary.order.push(result.label());

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One reading of a process.
 #[derive(Clone, Copy, Debug, Serialize)]
@@ -25,7 +25,7 @@ pub struct ProcSample {
 
 /// The whole machine's CPU time from the first line of `/proc/stat`, microseconds: what
 /// every process used, and what the hypervisor took (steal).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MachineSample {
     /// user + nice + system + irq + softirq (not idle, iowait or steal).
     pub busy_us: u64,

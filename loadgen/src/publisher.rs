@@ -259,6 +259,21 @@ fn due_offset(topic: usize, k: u64, lines_per_sec: f64) -> Duration {
     Duration::from_secs_f64(period * (phase_fraction(topic) + k as f64))
 }
 
+/// The seq of `topic`'s last line in a schedule of `until` at `lines_per_sec` (0: none): the
+/// number of lines the clock thread hands out for it, by the same comparison. Shards that do
+/// not publish know each step's final seq from this.
+pub fn scheduled_last_seq(topic: usize, lines_per_sec: f64, until: Duration) -> u64 {
+    let estimate = until.as_secs_f64() * lines_per_sec - phase_fraction(topic);
+    let mut count = estimate.max(0.0).floor() as u64;
+    while due_offset(topic, count, lines_per_sec) < until {
+        count += 1;
+    }
+    while count > 0 && due_offset(topic, count - 1, lines_per_sec) >= until {
+        count -= 1;
+    }
+    count
+}
+
 /// How long before each line the clock thread spins, at `total_rate` lines/s over all topics.
 fn spin_before_due(total_rate: f64) -> Duration {
     SPIN_BEFORE_DUE.min(Duration::from_secs_f64(MAX_SPIN_SHARE / total_rate))
@@ -531,6 +546,29 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn scheduled_last_seq_counts_what_the_clock_hands_out() {
+        for (rate, until_ms) in [
+            (10.0, 13_650),
+            (3.0, 1),
+            (20.0, 0),
+            (7.5, 30_001),
+            (0.5, 900),
+        ] {
+            let until = Duration::from_millis(until_ms);
+            for topic in 0..20 {
+                let counted = (0..)
+                    .take_while(|k| due_offset(topic, *k, rate) < until)
+                    .count() as u64;
+                assert_eq!(
+                    scheduled_last_seq(topic, rate, until),
+                    counted,
+                    "{rate} {until_ms} {topic}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn markers_are_found_inside_any_payload() {

@@ -36,6 +36,12 @@
 //! per held line, and why a figure is missing; fault kinds `kill_instance`, `rolling_restart`,
 //! `redis_restart`. A deployment's run folder also holds `redis.log`, `publisher.log`,
 //! `instance-N.log` and `nginx/` (its configuration and error log).
+//!
+//! Also within version 2: sharded runs (`pushbench run --shard I/N`) add `shard` to the
+//! summary and `shards` (one [`crate::shard::ShardFigures`]) to each run, and write
+//! `TRANSPORT/measurements.json` (the mergeable record, [`crate::shard::record`]); merged
+//! runs (`pushbench merge`) list their `shards` in the summary and one `ShardFigures` per
+//! shard in each run.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -97,6 +103,13 @@ pub struct Summary {
     /// interval of the median (one entry per transport and sweep value).
     #[serde(default)]
     pub aggregates: Vec<Aggregate>,
+    /// A shard's run (`pushbench run --shard I/N`): which shard, and what it shares with
+    /// the others (the start instant); `None` for a whole run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::shard::ShardInfo>,
+    /// A merged run (`pushbench merge`): the shards it was merged from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<crate::shard::ShardInfo>,
 }
 
 /// One transport's figures over its repetitions (written by the run; redrawn reports
@@ -515,6 +528,10 @@ pub struct TransportResult {
     pub deployment: Option<DeploymentCost>,
     /// Things a reader must know before trusting the figures.
     pub warnings: Vec<String>,
+    /// Sharded runs: each shard's part (its clients, whether its load generator kept up, its
+    /// clock's offset to the server); one entry in a shard's own result.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<crate::shard::ShardFigures>,
     /// Serialised histograms (HdrHistogram V2 + deflate, base64), for merging and redrawing.
     pub histograms: BTreeMap<String, String>,
     /// Files of this run, relative to the run folder.

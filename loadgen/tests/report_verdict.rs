@@ -51,6 +51,8 @@ fn summary(runs: Vec<TransportResult>) -> Summary {
         order: Vec::new(),
         runs,
         aggregates: Vec::new(),
+        shard: None,
+        shards: Vec::new(),
     }
 }
 

@@ -4,11 +4,13 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 use crate::http1::HttpError;
 use crate::sse_parser::SseError;
 
 /// Which answer an HTTP status came in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Answer {
     EventStream,
     Poll,
@@ -24,7 +26,7 @@ impl fmt::Display for Answer {
 }
 
 /// Where in an HTTP exchange an error came.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Step {
     Send,
     Response,
@@ -122,8 +124,8 @@ pub fn excerpt(data: &[u8]) -> String {
     String::from_utf8_lossy(&data[..data.len().min(EXCERPT_BYTES)]).into_owned()
 }
 
-/// What a session failure is counted as.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// What a session failure is counted as (serialised in a shard's record, to merge by kind).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum FailureReason {
     ConnectRefused,
     ConnectTimedOut,

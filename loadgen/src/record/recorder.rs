@@ -39,6 +39,24 @@ impl Recorder {
         }
     }
 
+    /// A recorder from its histograms and counters, as a shard's record holds them (a run
+    /// without faults: sharded runs refuse them).
+    pub fn from_parts(
+        latency_us: Histogram<u64>,
+        connect_us: Histogram<u64>,
+        first_event_us: Histogram<u64>,
+        counters: Counters,
+    ) -> Self {
+        Self {
+            latency_us,
+            connect_us,
+            first_event_us,
+            counters,
+            faults: Vec::new(),
+            calm_latency_us: None,
+        }
+    }
+
     /// Makes room for `n` faults' records (a recorder of a run with faults).
     pub fn with_faults(mut self, n: usize) -> Self {
         self.faults.resize_with(n, FaultRecord::default);

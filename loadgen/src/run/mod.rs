@@ -48,6 +48,8 @@ use crate::publisher::{PublishError, PublishPlan, PublishReport, Publisher};
 use crate::record::{write_hgrm, Recorder};
 use crate::results::{encode_histogram, Problem, ProblemKind, TransportResult};
 use crate::scenario::{FaultKind, Injector, Scenario, Transport};
+use crate::shard::record::{MeasurementsRecord, RecordError, RECORD_FILE};
+use crate::shard::{ShardFigures, ShardRun};
 use crate::tls::{TlsError, TlsTarget};
 use crate::worker::{self, WorkerMsg};
 
@@ -67,6 +69,9 @@ pub struct RunOptions {
     pub progress: Progress,
     /// Set by Ctrl-C: finish the current transport early and skip the rest.
     pub interrupted: Arc<AtomicBool>,
+    /// This process is one shard of a run spread over several (`--shard`, `--start-at`,
+    /// `--publisher-only`): its clients, whether it publishes, and when this run starts.
+    pub shard: Option<ShardRun>,
 }
 
 /// Why a transport's run could not be carried out (it is then `failed`, with this reason).
@@ -98,6 +103,10 @@ pub enum RunError {
     Collector(#[from] CollectorError),
     #[error("starting the fault proxy")]
     Proxy(#[source] std::io::Error),
+    #[error("this shard reached its start instant {late} late (setting up took longer than the time left before --start-at): the other shards are already running, so its clients would be out of step; give a later --start-at")]
+    StartedLate { late: String },
+    #[error("writing the shard's record")]
+    Record(#[from] RecordError),
 }
 
 /// Runs one transport of a scenario; writes its files under `dir/TRANSPORT[-sweep]/`.
@@ -160,6 +169,11 @@ async fn run_in(
             result.files.insert(name, format!("{label}/{file}"));
         }
     }
+    // Before the clients come: the exchange should not queue behind them.
+    let clock = match &opts.shard {
+        Some(_) => Some(measure_clock(sc).await),
+        None => None,
+    };
     let measurements = measure(sc, transport, server, &tdir, label, opts, result).await?;
     let mut summary = summarize(&measurements);
     summary.transport = std::mem::take(&mut result.transport);
@@ -168,7 +182,28 @@ async fn run_in(
     summary.files = std::mem::take(&mut result.files);
     *result = summary;
     write_histograms(&measurements.workers.recorder, &tdir, label, result);
+    if let (Some(shard), Some(clock)) = (&opts.shard, clock) {
+        MeasurementsRecord::of(&measurements)?.write(&tdir.join(RECORD_FILE))?;
+        result
+            .files
+            .insert("measurements".into(), format!("{label}/{RECORD_FILE}"));
+        let figures = ShardFigures::of(result, shard, clock);
+        result.shards = vec![figures];
+    }
     Ok(())
+}
+
+/// This machine's clock against the target's: the offset, or why it is missing.
+async fn measure_clock(sc: &Scenario) -> Result<crate::clock::ClockOffset, String> {
+    let Some(origin) = sc.target.as_ref().and_then(crate::shard::target_origin) else {
+        return Err("the target has no URL to ask the time".into());
+    };
+    let insecure = sc.target.as_ref().is_some_and(|t| t.insecure);
+    let client = controlplane::client(insecure, 1).map_err(|e| crate::error::chain(&e))?;
+    let url = format!("{origin}{}", crate::clock::TIME_ROUTE);
+    crate::clock::measure_offset(&client, &url, crate::clock::DEFAULT_EXCHANGES)
+        .await
+        .map_err(|e| crate::error::chain(&e))
 }
 
 /// Steps 2–5 of a run: clients, publisher, collector, phases; what was measured. Longer
@@ -204,13 +239,19 @@ async fn measure(
         source: e.into(),
     })?;
 
-    let clients = sc.clients.count;
+    // The whole run's count: the ramp-up spreads every client of every shard.
+    let all_clients = sc.clients.count;
     // External targets with a publish URL get the load generator's own open-loop publisher,
     // with a fresh build number per run (runs against one long-lived target never read each
     // other's lines); its markers carry seq and scheduled time.
     let publish_url = sc.target.as_ref().and_then(|t| t.publish_url.clone());
+    // Shards name the build after their shared start instant, so they all read one build.
+    let start_unix_ns = opts.shard.as_ref().and_then(|s| s.start_unix_ns);
     let topics = match publish_url {
-        Some(_) => topics_of_build(sc, &format!("pb{}", unix_nanos() / 1_000_000)),
+        Some(_) => topics_of_build(
+            sc,
+            &format!("pb{}", start_unix_ns.unwrap_or_else(unix_nanos) / 1_000_000),
+        ),
         None => generated_topics(sc),
     };
     if sc.target.is_some() && publish_url.is_none() {
@@ -220,8 +261,10 @@ async fn measure(
         );
     }
     let timeline = Timeline::of(sc);
-    let planned = tokio::time::Instant::now();
-    let planned_unix = unix_nanos();
+    let (planned, planned_unix) = match start_unix_ns {
+        Some(at) => wait_for_start(at).await?,
+        None => (tokio::time::Instant::now(), unix_nanos()),
+    };
     let at_unix = |d: Duration| planned_unix + d.as_nanos() as u64;
     let uses_proxy = sc
         .faults
@@ -246,7 +289,7 @@ async fn measure(
         true => Some(TlsTarget::new(&endpoint.server_name, insecure)?),
         false => None,
     };
-    let start_of = |i| planned + timeline.client_start(i, clients);
+    let start_of = |i| planned + timeline.client_start(i, all_clients);
     let measure_start = planned + timeline.measure_start;
     // Slow consumers read slowly only while their fault lasts.
     let read_limit_of = |i| {
@@ -268,6 +311,10 @@ async fn measure(
         start_of,
         read_limit_of,
     );
+    if let Some(shard) = &opts.shard {
+        specs.retain(|s| shard.includes(s.id));
+    }
+    let clients = specs.len() as u32;
 
     // With a network fault in the scenario every client goes through the proxy for the whole
     // run, so its (small) cost is in the calm figures as much as in the faulted ones.
@@ -293,8 +340,9 @@ async fn measure(
         source: e.into(),
     })?;
     let control_client = controlplane::client(insecure, topics.len())?;
+    let publishes = opts.shard.as_ref().is_none_or(|s| s.role.publishes());
     let publisher = match &publish_url {
-        Some(url) => Some(start_publisher(
+        Some(url) if publishes => Some(start_publisher(
             sc,
             &topics,
             url,
@@ -303,7 +351,7 @@ async fn measure(
             planned_unix,
             &control_client,
         )?),
-        None => None,
+        _ => None,
     };
     let handles = worker::start(workers, specs, control.clone(), tx);
     let collector = Collector::create(tdir, label, workers, watch.clone(), baseline, self_start)?;
@@ -325,6 +373,7 @@ async fn measure(
         control: control.clone(),
         control_client,
         topics,
+        publishes_elsewhere: publish_url.is_some() && !publishes,
         feed_server: match &cluster {
             Some(c) => c.generator_addr().map(|a| format!("http://{a}")),
             None => process.as_ref().map(|p| format!("http://{}", p.addr)),
@@ -421,6 +470,8 @@ struct Conductor<'a> {
     control: Arc<RunControl>,
     control_client: reqwest::Client,
     topics: Vec<TopicId>,
+    /// Another shard's publisher feeds the target: each step's final seq is the schedule's.
+    publishes_elsewhere: bool,
     /// The base URL of the feed-server pushbench started (it finishes the steps).
     feed_server: Option<String>,
     /// How it was started, to start it again after a restart fault.
@@ -473,10 +524,16 @@ impl Conductor<'_> {
     async fn run(&mut self, mut rx: mpsc::UnboundedReceiver<WorkerMsg>) -> Result<(), RunError> {
         let mut second = tokio::time::interval(Duration::from_secs(1));
         second.tick().await;
-        while self.collector.live_workers() > 0 {
+        // Workers gone (their channel closed) end the loop, but never before the steps are
+        // finished: a publisher-only shard has no client and publishes until then.
+        let mut workers_open = true;
+        while (workers_open && self.collector.live_workers() > 0) || !self.finished_topics {
             tokio::select! {
-                msg = rx.recv() => {
-                    let Some(msg) = msg else { break };
+                msg = rx.recv(), if workers_open => {
+                    let Some(msg) = msg else {
+                        workers_open = false;
+                        continue;
+                    };
                     for row in self.collector.receive(msg) {
                         self.series.push(row.clone());
                         self.opts.progress.update(
@@ -701,6 +758,15 @@ impl Conductor<'_> {
                 self.control.set_final_seq(t.topic.clone(), t.last_seq);
             }
             self.publish_report = Some(report);
+        } else if self.publishes_elsewhere {
+            // The publishing shard's schedule, computed as its clock thread does; lines it
+            // could not publish are known to it only (its record says how many).
+            let until = self.timeline.publish_for();
+            for (i, t) in self.topics.iter().enumerate() {
+                let last =
+                    crate::publisher::scheduled_last_seq(i, self.sc.feed.lines_per_sec, until);
+                self.control.set_final_seq(t.clone(), last);
+            }
         } else if let (Some(base), None) = (&self.feed_server, &self.server_died) {
             match finish_topics(&self.control_client, base, &self.topics).await {
                 Ok(list) => {
@@ -721,6 +787,28 @@ impl Conductor<'_> {
     }
 }
 
+/// Sleeps until the Unix instant `at_unix_ns` (a shard's start) and returns the monotonic
+/// instant that matches it; refused when it has already passed by more than a few ms.
+async fn wait_for_start(at_unix_ns: u64) -> Result<(tokio::time::Instant, u64), RunError> {
+    let now_unix = unix_nanos();
+    if now_unix > at_unix_ns + crate::shard::LATE_TOLERANCE.as_nanos() as u64 {
+        return Err(RunError::StartedLate {
+            late: humantime::format_duration(Duration::from_millis(
+                (now_unix - at_unix_ns) / 1_000_000,
+            ))
+            .to_string(),
+        });
+    }
+    let wait = Duration::from_nanos(at_unix_ns.saturating_sub(now_unix));
+    tokio::time::sleep(wait).await;
+    // The monotonic instant of `at`, from one reading of both clocks after the sleep.
+    let (mono, unix) = (tokio::time::Instant::now(), unix_nanos());
+    let planned = mono
+        .checked_sub(Duration::from_nanos(unix.saturating_sub(at_unix_ns)))
+        .unwrap_or(mono);
+    Ok((planned, at_unix_ns))
+}
+
 /// Completes at `at`; never without one.
 async fn sleep_until_due(at: Option<tokio::time::Instant>) {
     match at {
@@ -730,7 +818,12 @@ async fn sleep_until_due(at: Option<tokio::time::Instant>) {
 }
 
 /// Histograms: text spectra for people, serialised ones for machines.
-fn write_histograms(recorder: &Recorder, tdir: &Path, label: &str, result: &mut TransportResult) {
+pub fn write_histograms(
+    recorder: &Recorder,
+    tdir: &Path,
+    label: &str,
+    result: &mut TransportResult,
+) {
     for (name, h) in [
         ("latency", recorder.latency_us()),
         ("connect", recorder.connect_us()),

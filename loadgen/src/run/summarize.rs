@@ -89,6 +89,26 @@ impl MergedWorkers {
     }
 }
 
+impl MergedWorkers {
+    /// Adds another set of merged records (a shard's, in `pushbench merge`).
+    pub fn absorb(&mut self, other: &MergedWorkers) {
+        self.recorder.merge(&other.recorder);
+        let _ = self.sched_lag_us.add(&other.sched_lag_us);
+        self.catch_up += other.catch_up;
+        self.kernel_bytes_down += other.kernel_bytes_down;
+        self.kernel_bytes_up += other.kernel_bytes_up;
+        self.tcp_info_errors += other.tcp_info_errors;
+        for (reason, n) in &other.failure_reasons {
+            *self.failure_reasons.entry(*reason).or_default() += n;
+        }
+        for (reason, example) in &other.failure_examples {
+            self.failure_examples
+                .entry(*reason)
+                .or_insert_with(|| example.clone());
+        }
+    }
+}
+
 /// One process group's /proc samples: before the clients came, and at the measured phase's
 /// edges.
 #[derive(Clone, Copy, Debug)]
@@ -102,13 +122,14 @@ pub struct ProcWindow {
 }
 
 impl ProcWindow {
-    fn cpu_us(&self) -> u64 {
+    /// CPU inside the window (µs).
+    pub fn cpu_us(&self) -> u64 {
         self.end.cpu_us.saturating_sub(self.start.cpu_us) + self.carried_cpu_us
     }
 }
 
 /// What is known of the server under test beyond its samples.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct ServerFacts {
     /// Whether any process was sampled (an external target may name none).
     pub measured: bool,
@@ -403,7 +424,7 @@ pub fn summarize(m: &Measurements) -> TransportResult {
         add_publisher(&mut result, report);
     }
     add_problems(&mut result, m, &c);
-    add_warnings(&mut result, &c, latency.len());
+    add_warnings(&mut result, &c, latency.len(), m.clients);
     result
 }
 
@@ -534,6 +555,10 @@ fn add_problems(result: &mut TransportResult, m: &Measurements, c: &Counters) {
     if let Some(why) = &m.server.died {
         result.add_problem(ProblemKind::ServerDied, format!("the server died: {why}"));
     }
+    if m.clients == 0 {
+        // A publisher-only shard: it runs no client, so there is no client to fail.
+        return;
+    }
     if c.connects_ok == 0 {
         result.add_problem(
             ProblemKind::NoClientConnected,
@@ -572,7 +597,7 @@ fn add_problems(result: &mut TransportResult, m: &Measurements, c: &Counters) {
 }
 
 /// Caveats a reader must see beside the figures.
-fn add_warnings(result: &mut TransportResult, c: &Counters, latency_samples: u64) {
+fn add_warnings(result: &mut TransportResult, c: &Counters, latency_samples: u64, clients: u32) {
     let machine = &result.machine;
     if machine.other_cpu_cores > OTHER_CPU_WARN_CORES || machine.steal_cores > STEAL_WARN_CORES {
         result.warnings.push(format!(
@@ -599,7 +624,7 @@ fn add_warnings(result: &mut TransportResult, c: &Counters, latency_samples: u64
             c.duplicated, c.out_of_order
         ));
     }
-    if latency_samples < FEW_SAMPLES {
+    if latency_samples < FEW_SAMPLES && clients > 0 {
         result.warnings.push(format!(
             "only {latency_samples} latency samples: tail percentiles are not meaningful"
         ));

@@ -54,6 +54,7 @@ pub use limits::{
     MAX_TOPICS, MAX_WORKERS,
 };
 pub use load::{load, parse};
+pub use resolve::{feed_server_target, TargetUrlError};
 pub use sweep::SWEEPABLE_FIELDS;
 
 // ---------------------------------------------------------------------------------------------

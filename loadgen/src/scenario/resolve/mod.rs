@@ -19,6 +19,7 @@ use deployment::resolve_deployment;
 use faults::resolve_faults;
 use feed::resolve_feed;
 use target::resolve_target;
+pub use target::{feed_server_target, TargetUrlError};
 
 pub(crate) use check::Check;
 

@@ -8,6 +8,59 @@ use crate::endpoint::TOPIC_PLACEHOLDER;
 use crate::scenario::raw::{RawScenario, RawTarget, S};
 use crate::scenario::{PollCursor, ServerSelector, Target, Transport};
 
+/// The URL template of `served` on a feed-server at `base` (no trailing slash).
+fn feed_server_url(base: &str, served: Served) -> String {
+    let b = match served {
+        Served::Ws => match base.strip_prefix("https://") {
+            Some(rest) => format!("wss://{rest}"),
+            None => format!("ws://{}", base.strip_prefix("http://").unwrap_or(base)),
+        },
+        _ => base.to_string(),
+    };
+    format!("{b}{}", served.route().path(TOPIC_PLACEHOLDER))
+}
+
+/// Why `--target URL` is not a feed-server's base URL.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TargetUrlError {
+    #[error("--target {0:?}: must start with http:// or https://")]
+    Scheme(String),
+    #[error("--target {0:?}: has no host")]
+    NoHost(String),
+    #[error("--target {0:?}: give the server's base URL only (no query, fragment or placeholder): the topic's path is appended")]
+    NotABase(String),
+}
+
+/// `--target URL`: a feed-server at `base` that pushbench does not start, fed by the load
+/// generator's publisher (`POST {base}/{topic}/logs`), lines first and viewers after (a
+/// feed-server refuses viewers of a step without lines and replays history to new ones).
+pub fn feed_server_target(base: &str) -> Result<Target, TargetUrlError> {
+    let rest = base
+        .strip_prefix("http://")
+        .or_else(|| base.strip_prefix("https://"))
+        .ok_or_else(|| TargetUrlError::Scheme(base.to_string()))?;
+    if rest.split(['/', '?']).next().is_none_or(str::is_empty) {
+        return Err(TargetUrlError::NoHost(base.to_string()));
+    }
+    if base.contains(['?', '#', '{', '}', ' ']) {
+        return Err(TargetUrlError::NotABase(base.to_string()));
+    }
+    let b = base.trim_end_matches('/');
+    Ok(Target {
+        sse_url: Some(feed_server_url(b, Served::Sse)),
+        ws_url: Some(feed_server_url(b, Served::Ws)),
+        poll_url: Some(feed_server_url(b, Served::Poll)),
+        publish_url: Some(format!(
+            "{b}{}",
+            pushbench_protocol::Route::Logs.path(TOPIC_PLACEHOLDER)
+        )),
+        poll_cursor: PollCursor::FeedServer,
+        server: None,
+        insecure: false,
+        publish_first: true,
+    })
+}
+
 /// Checks a URL template: scheme, authority, and `{topic}` as its only placeholder (and
 /// `{after}` where `with_after`: the poll URL of the `query` cursor, which needs it).
 fn check_url(
@@ -101,19 +154,7 @@ pub(super) fn resolve_target(
         .as_ref()
         .map(|b| b.get_ref().trim_end_matches('/').to_string());
     // The paths `feed-server` serves, so that `base_url` is enough for another feed-server.
-    let derive = |served: Served, ws: bool| {
-        base.as_ref().map(|b| {
-            let b = if ws {
-                match b.strip_prefix("https://") {
-                    Some(rest) => format!("wss://{rest}"),
-                    None => format!("ws://{}", b.strip_prefix("http://").unwrap_or(b)),
-                }
-            } else {
-                b.clone()
-            };
-            format!("{b}{}", served.route().path(TOPIC_PLACEHOLDER))
-        })
-    };
+    let derive = |served: Served, _ws: bool| base.as_ref().map(|b| feed_server_url(b, served));
     let poll_cursor = match &t.poll_cursor {
         None => PollCursor::FeedServer,
         Some(v) => PollCursor::from_name(v.get_ref()).unwrap_or_else(|| {
@@ -255,6 +296,35 @@ mod tests {
                           line_bytes = 80\n\
                           [target]\n\
                           sse_url = \"http://127.0.0.1:9000/{topic}/logs/events\"\n";
+
+    #[test]
+    fn feed_server_target_derives_every_route() {
+        let t = feed_server_target("http://10.0.0.5:8080/").unwrap();
+        assert_eq!(
+            t.sse_url.as_deref(),
+            Some("http://10.0.0.5:8080/{topic}/logs/events")
+        );
+        assert_eq!(
+            t.ws_url.as_deref(),
+            Some("ws://10.0.0.5:8080/{topic}/logs/ws")
+        );
+        assert_eq!(
+            t.poll_url.as_deref(),
+            Some("http://10.0.0.5:8080/{topic}/logs")
+        );
+        assert_eq!(
+            t.publish_url.as_deref(),
+            Some("http://10.0.0.5:8080/{topic}/logs")
+        );
+        assert!(t.publish_first);
+        assert_eq!(
+            feed_server_target("https://h").unwrap().ws_url.as_deref(),
+            Some("wss://h/{topic}/logs/ws")
+        );
+        for bad in ["ftp://h", "http://", "http://h/?x=1", "10.0.0.5:8080"] {
+            assert!(feed_server_target(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn target_transport_without_url() {
