@@ -103,6 +103,7 @@ pub fn run_report(
         faults_section(&mut doc, summary, run_dir);
     }
     deployment_section(&mut doc, summary);
+    shards_section(&mut doc, summary);
 
     doc.heading(2, "Charts");
     if data::is_sweep(summary) {
@@ -336,6 +337,103 @@ fn deployment_section(doc: &mut Doc, summary: &Summary) {
     doc.table(header, rows);
     if !reasons.is_empty() {
         doc.list(reasons);
+    }
+}
+
+/// A sharded run's shards: who ran what, whether each load generator kept up, and how far
+/// apart the machines' clocks may be (the bound on every latency measured across machines).
+fn shards_section(doc: &mut Doc, summary: &Summary) {
+    let runs: Vec<&TransportResult> = summary
+        .runs
+        .iter()
+        .filter(|r| !r.shards.is_empty())
+        .collect();
+    if runs.is_empty() {
+        return;
+    }
+    doc.heading(2, "Shards");
+    let merged = !summary.shards.is_empty();
+    doc.para(match merged {
+        true => format!(
+            "Merged by `pushbench merge` from {} shard runs ({}): histograms added and counters              summed, never percentiles averaged; the server's samples are taken once, from the              first shard that sampled it. Load generator CPU is summed over all shards' cores: a              saturated shard is flagged on its own, since the sum can hide it.",
+            summary.shards.len(),
+            summary
+                .shards
+                .iter()
+                .map(|s| format!(
+                    "{} on {}{}",
+                    s.label(),
+                    s.hostname,
+                    s.run_dir.as_deref().map(|d| format!(", {d}")).unwrap_or_default()
+                ))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+        false => "One shard of a sharded run: merge it with the others (`pushbench merge OUT DIR...`) for the run's figures.".into(),
+    });
+    let header = [
+        "run",
+        "shard",
+        "host",
+        "clients",
+        "delivered",
+        "lost",
+        "publishes",
+        "loadgen CPU",
+        "timer lag p99 ms",
+        "saturated",
+        "clock offset ms",
+        "± ms",
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut bound_ns: Option<u64> = None;
+    let mut missing = Vec::new();
+    let mut rows = Vec::new();
+    for r in &runs {
+        for f in &r.shards {
+            if let Some(b) = f.clock_bound_ns() {
+                bound_ns = Some(bound_ns.map_or(b, |x| x.max(b)));
+            }
+            if let Some(why) = &f.clock_missing {
+                let text = format!("{}: clock offset not measured: {why}", f.shard);
+                if !missing.contains(&text) {
+                    missing.push(text);
+                }
+            }
+            rows.push(vec![
+                run_label(r),
+                f.shard.clone(),
+                f.hostname.clone(),
+                f.clients.to_string(),
+                f.delivered.to_string(),
+                f.lost.to_string(),
+                if f.publishes { "yes" } else { "no" }.into(),
+                format!("{:.0}% of {}", f.loadgen_cpu_share * 100.0, f.loadgen_cores),
+                ms(f.sched_lag_p99_us),
+                match f.saturated {
+                    true => format!("yes: {}", f.saturation_notes.join("; ")),
+                    false => "no".into(),
+                },
+                f.clock
+                    .as_ref()
+                    .map_or("—".into(), |c| fmt_sig(c.offset_ns as f64 / 1e6)),
+                f.clock
+                    .as_ref()
+                    .map_or("—".into(), |c| fmt_sig(c.uncertainty_ns as f64 / 1e6)),
+            ]);
+        }
+    }
+    doc.table(header, rows);
+    doc.para(match bound_ns {
+        Some(b) => format!(
+            "Clocks: each shard measured its offset to the server (GET /_pushbench/time, the              exchange with the shortest round trip of several, NTP-style). Latency is receipt              time minus the scheduled publish time, read on two machines' clocks when the              publishing shard and a receiving shard differ: offsets are recorded, not              subtracted, so latencies across shards are comparable within ±{} ms (the largest              |offset| + uncertainty).",
+            fmt_sig(b as f64 / 1e6)
+        ),
+        None => "Clocks: no shard could measure its offset to the server, so no bound on cross-machine latency error is known; on one machine there is none.".into(),
+    });
+    if !missing.is_empty() {
+        doc.list(missing);
     }
 }
 
