@@ -30,6 +30,8 @@
 //! - [`stats`]: a worker's recorder plus connection bookkeeping.
 //! - [`control`]: what the orchestrator tells workers (measure window, final seqs, stop).
 //! - [`monitor`]: CPU, memory and descriptors from /proc.
+//! - [`clock`]: the clock offset to the server (an NTP-style exchange with feed-server's
+//!   `GET /_pushbench/time`), for shards on other machines: [`clock::measure_offset`].
 //! - [`controlplane`]: control-plane HTTP through reqwest: finishing steps, health checks.
 //! - [`faults`]: the fault-injecting TCP proxy between clients and server (the network kinds
 //!   of `[[faults]]`): `mod` the fault, selection and counter types, `proxy` the proxy.

@@ -7,8 +7,9 @@
 //! - [`viewer`]: the log viewer page at `/` (embedded HTML/CSS/JS).
 //! - [`topics`]: `GET /topics`, the steps held with their last seq, for the viewer.
 //! - [`admin`]: fault injection (`POST /admin/drop-connections/...`), only with `--admin-token`.
-//! - [`app`]: composes the transport routers, publishing, `/healthz` and `/metrics` into one
-//!   [`axum::Router`], separate from `main` so tests serve it on port 0.
+//! - [`app`]: composes the transport routers, publishing, `/healthz`, `/metrics` and
+//!   `/_pushbench/time` into one [`axum::Router`], separate from `main` so tests serve it on
+//!   port 0.
 //! - [`listener`]: binds with a 4096-deep accept backlog (tokio's default of 128 overflows
 //!   when thousands of clients connect at once; each overflow costs a ~1 s SYN retry) and
 //!   raises the open-file limit.
@@ -23,6 +24,14 @@
 //! Streams so that several servers serve one feed (see [`backend`] and
 //! `pushbench_feed::redis`). The routes behave the same either way; a Redis out of reach is a
 //! `503` with `Retry-After: 1`.
+//!
+//! # The clock route
+//! `GET /_pushbench/time` answers `{"unix_ns":N}` (`Cache-Control: no-store`), the server's
+//! wall clock read in the handler, just before the answer is written. Load generators on
+//! other machines measure their clock offset to the server from it (NTP-style: their own
+//! clock before the request and after the answer bracket the server's reading; see the load
+//! generator's `clock` module). It needs no token: the time is no secret, and a load generator
+//! must be able to read it from any target it measures.
 //!
 //! # Bad input
 //! Every error answer is one line of JSON, `{"error":"..."}`, whatever produced it: the
@@ -61,8 +70,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use pushbench_feed::{FeedContext, Transport};
-use pushbench_protocol::route::{HEALTHZ, METRICS};
-use pushbench_protocol::Route;
+use pushbench_protocol::route::{HEALTHZ, METRICS, TIME};
+use pushbench_protocol::{Route, ServerTime};
 use tokio::net::TcpListener;
 
 pub use config::ServerConfig;
@@ -72,6 +81,7 @@ pub fn app(feed: FeedContext, config: &ServerConfig) -> Result<Router, String> {
     let mut router = Router::new()
         .route(HEALTHZ, get(|| async { "ok\n" }))
         .route(METRICS, get(metrics))
+        .route(TIME, get(server_time))
         .with_state(feed.clone())
         .merge(publish::router(feed.clone(), config.publish.clone()))
         .merge(viewer::router())
@@ -119,6 +129,16 @@ async fn metrics(
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         feed.metrics.render(),
     )
+}
+
+/// `GET /_pushbench/time`. The clock is read here, after routing and extraction, so that
+/// the reading lies as close as the server can put it to the answer's departure. `no-store`:
+/// a cached time is a wrong time (and would shrink the measured round trip, hiding it).
+async fn server_time() -> impl IntoResponse {
+    let time = ServerTime {
+        unix_ns: pushbench_feed::clock::unix_nanos(),
+    };
+    ([(header::CACHE_CONTROL, "no-store")], axum::Json(time))
 }
 
 /// Serves `app` on `listener` with the default [`pushbench_sse::ServeConfig`] until

@@ -21,7 +21,8 @@
 //!   (the text only), and [`encode_line`], the one encoder.
 //! - [`route`]: the HTTP routes: [`Route`] (the `…/logs` resources and their suffixes),
 //!   [`Route::path`] for `/{topic}/logs/...`, [`Route::pattern`] for routers,
-//!   [`Route::topic_of`] for servers that parse paths by hand, `/healthz` and `/metrics`.
+//!   [`Route::topic_of`] for servers that parse paths by hand, `/healthz`, `/metrics` and
+//!   `/_pushbench/time`.
 //! - [`query`]: query parameter names (`after`, `limit`, `wait`, `lastEventId`, `token`).
 //! - [`transport`]: [`Transport`] (what a server serves: the names feed-server's
 //!   `--transport` accepts) and [`ClientTransport`] (how a client reads: adds long-poll).
@@ -29,6 +30,8 @@
 //! - [`ws`]: WebSocket close codes.
 //! - [`poll`]: the poll answer [`PollAnswer`] (`{"lines":[...],"next":N,"last_seq":N,
 //!   "finished":B}`) and [`poll::encode_answer`], which splices pre-encoded lines into it.
+//! - [`time`]: the answer of `GET /_pushbench/time`, [`ServerTime`] (`{"unix_ns":N}`), from
+//!   which a load generator on another machine measures its clock offset to the server.
 //! - [`generated`]: how the built-in generator names its topics (`--gen-topics`), one
 //!   function both the generator and the load generator call.
 //!
@@ -50,6 +53,7 @@ pub mod poll;
 pub mod query;
 pub mod route;
 pub mod sse;
+pub mod time;
 pub mod topic;
 pub mod transport;
 pub mod ws;
@@ -57,5 +61,6 @@ pub mod ws;
 pub use payload::{encode_line, LinePayload, LineStamp, LineText};
 pub use poll::PollAnswer;
 pub use route::Route;
+pub use time::ServerTime;
 pub use topic::{TopicError, TopicId};
 pub use transport::{ClientTransport, Transport};

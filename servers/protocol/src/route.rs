@@ -10,7 +10,7 @@
 //! | [`Route::Ws`] `…/logs/ws` | GET | WebSocket |
 //! | [`Route::Finish`] `…/logs/finish` | POST | end the step |
 //!
-//! plus [`HEALTHZ`] and [`METRICS`] at the root.
+//! plus [`HEALTHZ`], [`METRICS`] and [`TIME`] at the root.
 
 use std::fmt;
 
@@ -23,6 +23,11 @@ pub const TOPIC_PATTERN: &str = "{org}/{repo}/builds/{build}/steps/{step}";
 pub const HEALTHZ: &str = "/healthz";
 /// Prometheus text.
 pub const METRICS: &str = "/metrics";
+/// The server's wall clock, `{"unix_ns":N}` ([`crate::time::ServerTime`]), for load
+/// generators on other machines to measure their clock offset to it. Under `/_pushbench/` so
+/// that it cannot collide with a foreign server's own routes: a target without it answers
+/// 404, which the load generator reports as such.
+pub const TIME: &str = "/_pushbench/time";
 
 /// The segment every topic's routes start with, after the topic.
 const LOGS: &str = "/logs";
@@ -106,7 +111,10 @@ mod tests {
             Route::Events.pattern(),
             "/{org}/{repo}/builds/{build}/steps/{step}/logs/events"
         );
-        assert_eq!((HEALTHZ, METRICS), ("/healthz", "/metrics"));
+        assert_eq!(
+            (HEALTHZ, METRICS, TIME),
+            ("/healthz", "/metrics", "/_pushbench/time")
+        );
     }
 
     #[test]
