@@ -74,6 +74,11 @@ fn get<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
     path.split('.').try_fold(value, |v, key| v.get(key))
 }
 
+/// A ConfigMap's `data` entry: keys hold dots (`nginx.conf`), so not a dotted path.
+fn data<'a>(configmap: &'a Object, key: &str) -> Option<&'a str> {
+    get(&configmap.value, "data")?.get(key)?.as_str()
+}
+
 fn get_str<'a>(value: &'a Value, path: &str) -> Option<&'a str> {
     get(value, path).and_then(Value::as_str)
 }
@@ -844,7 +849,7 @@ fn every_address_a_pod_connects_to_is_a_service_port() {
     }
     // nginx's upstream servers.
     for configmap in objects.iter().filter(|o| o.kind == "ConfigMap") {
-        let Some(conf) = get_str(&configmap.value, "data.nginx.conf") else {
+        let Some(conf) = data(configmap, "nginx.conf") else {
             continue;
         };
         for line in conf.lines().map(str::trim) {
@@ -1122,7 +1127,7 @@ fn configmaps_are_the_scenario_and_the_nginx_template() {
             let key = scenario_path[mount.len()..].trim_start_matches('/');
             let configmap = get_str(volume, "configMap.name")
                 .and_then(|name| find(objects, "ConfigMap", name));
-            match configmap.and_then(|cm| get_str(&cm.value, &format!("data.{key}"))) {
+            match configmap.and_then(|cm| data(cm, key)) {
                 None => problems.push(format!(
                     "{}: {scenario_path} is no key of a ConfigMap in deploy/k8s",
                     shard.at()
@@ -1149,8 +1154,7 @@ fn configmaps_are_the_scenario_and_the_nginx_template() {
     }
 
     // nginx.conf: the template, rendered for the cluster.
-    let nginx = find(objects, "ConfigMap", "pushbench-nginx")
-        .and_then(|cm| get_str(&cm.value, "data.nginx.conf"));
+    let nginx = find(objects, "ConfigMap", "pushbench-nginx").and_then(|cm| data(cm, "nginx.conf"));
     let expected = render_nginx("/tmp/nginx", 2, "0.0.0.0:80", "feed-server:8080");
     match nginx {
         None => problems.push("no ConfigMap pushbench-nginx with nginx.conf".to_string()),
@@ -1232,7 +1236,7 @@ fn configmaps_yaml_is_what_configmaps_sh_prints() {
 /// one (a Service, a ConfigMap) that decoded fails only with "does not have a pod template".
 /// Err is kubectl's complaint.
 fn kubectl_decodes(document: &str, scratch: &Path) -> Result<(), String> {
-    let file = scratch.join("document.yaml");
+    let file = scratch.join("document.json");
     std::fs::write(&file, document).expect("write the document");
     let output = Command::new("kubectl")
         .env("KUBECONFIG", "/dev/null")
@@ -1265,7 +1269,9 @@ fn kubectl_decodes_every_manifest_offline() {
     );
     let mut problems = Vec::new();
     for object in objects() {
-        let document = serde_yaml_ng::to_string(&object.value).expect("serialise");
+        // As JSON: re-serialised YAML may write `"yes"` as `yes`, which kubectl's YAML 1.1
+        // reader takes for a boolean; JSON is what kubectl decodes YAML into anyway.
+        let document = serde_json::to_string(&object.value).expect("serialise");
         if let Err(e) = kubectl_decodes(&document, &scratch) {
             problems.push(format!("{}: {e}", object.at()));
         }
