@@ -150,9 +150,8 @@ fn load_objects(dir: &Path) -> Result<Vec<Object>, String> {
 
 fn objects() -> &'static [Object] {
     static OBJECTS: OnceLock<Vec<Object>> = OnceLock::new();
-    OBJECTS.get_or_init(|| {
-        load_objects(&repo().join("deploy/k8s")).unwrap_or_else(|e| panic!("{e}"))
-    })
+    OBJECTS
+        .get_or_init(|| load_objects(&repo().join("deploy/k8s")).unwrap_or_else(|e| panic!("{e}")))
 }
 
 fn find<'a>(objects: &'a [Object], kind: &str, name: &str) -> Option<&'a Object> {
@@ -613,11 +612,7 @@ fn our_invocations<'a>(containers: &'a [Container<'a>]) -> Vec<Invocation<'a>> {
 }
 
 fn assert_no_problems(what: &str, problems: Vec<String>) {
-    assert!(
-        problems.is_empty(),
-        "{what}:\n  {}",
-        problems.join("\n  ")
-    );
+    assert!(problems.is_empty(), "{what}:\n  {}", problems.join("\n  "));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -798,7 +793,9 @@ fn check_service_address(
         return;
     }
     match services.get(name) {
-        None => problems.push(format!("{at}: {host}:{port} names no Service of deploy/k8s")),
+        None => problems.push(format!(
+            "{at}: {host}:{port} names no Service of deploy/k8s"
+        )),
         Some(ports) if !ports.contains(&port) => problems.push(format!(
             "{at}: {host}:{port}: Service {name} has ports {ports:?}, not {port}"
         )),
@@ -868,7 +865,10 @@ fn every_address_a_pod_connects_to_is_a_service_port() {
             }
         }
     }
-    assert!(checked >= 3, "only {checked} addresses found: the parsing broke");
+    assert!(
+        checked >= 3,
+        "only {checked} addresses found: the parsing broke"
+    );
     assert_no_problems("addresses that are no Service port", problems);
 }
 
@@ -901,7 +901,11 @@ fn shards_job_is_indexed_with_one_pod_per_shard() {
     let job = shard.container.pod.owner;
     let mut problems = Vec::new();
     if job.kind != "Job" {
-        problems.push(format!("{}: the shards run in a {}, not a Job", shard.at(), job.kind));
+        problems.push(format!(
+            "{}: the shards run in a {}, not a Job",
+            shard.at(),
+            job.kind
+        ));
     }
     if get_str(&job.value, "spec.completionMode") != Some("Indexed") {
         problems.push(format!("{}: completionMode is not Indexed", job.at()));
@@ -962,7 +966,12 @@ fn check_start_at(inv: &Invocation<'_>, problems: &mut Vec<String>) {
             inv.at()
         )),
     }
-    if !inv.container.pod.annotations.contains_key(START_AT_ANNOTATION) {
+    if !inv
+        .container
+        .pod
+        .annotations
+        .contains_key(START_AT_ANNOTATION)
+    {
         problems.push(format!(
             "{}: the pod template has no annotation {START_AT_ANNOTATION} for run.sh to fill",
             inv.container.pod.owner.at()
@@ -970,7 +979,10 @@ fn check_start_at(inv: &Invocation<'_>, problems: &mut Vec<String>) {
     }
     if let Some(start_at) = inv.flag("--start-at") {
         if start_at != "$START_AT" {
-            problems.push(format!("{}: --start-at {start_at}, not $START_AT", inv.at()));
+            problems.push(format!(
+                "{}: --start-at {start_at}, not $START_AT",
+                inv.at()
+            ));
         }
     }
     let run_sh = read("deploy/k8s/run.sh");
@@ -1034,7 +1046,11 @@ fn shards_write_and_merge_reads_one_shared_volume() {
             inv.program == "pushbench" && inv.args.first().map(String::as_str) == Some("merge")
         })
         .collect();
-    assert_eq!(merges.len(), 1, "expected one `pushbench merge` in deploy/k8s");
+    assert_eq!(
+        merges.len(),
+        1,
+        "expected one `pushbench merge` in deploy/k8s"
+    );
     let merge = merges[0];
     let mut problems = Vec::new();
     let out = shard.flag("--out").unwrap_or("");
@@ -1115,7 +1131,9 @@ fn configmaps_are_the_scenario_and_the_nginx_template() {
     // The scenario the shards run: a key of a mounted ConfigMap, the shipped file, valid.
     let shard = shard_invocation(&invocations);
     let helps = Helps::load();
-    let run_help = helps.for_invocation(shard).unwrap_or_else(|e| panic!("{e}"));
+    let run_help = helps
+        .for_invocation(shard)
+        .unwrap_or_else(|e| panic!("{e}"));
     let positionals = shard.positionals(run_help);
     let scenario_path = positionals.first().cloned().unwrap_or_default();
     match shard.container.volume_of(&scenario_path) {
@@ -1125,8 +1143,8 @@ fn configmaps_are_the_scenario_and_the_nginx_template() {
         )),
         Some((mount, volume)) => {
             let key = scenario_path[mount.len()..].trim_start_matches('/');
-            let configmap = get_str(volume, "configMap.name")
-                .and_then(|name| find(objects, "ConfigMap", name));
+            let configmap =
+                get_str(volume, "configMap.name").and_then(|name| find(objects, "ConfigMap", name));
             match configmap.and_then(|cm| data(cm, key)) {
                 None => problems.push(format!(
                     "{}: {scenario_path} is no key of a ConfigMap in deploy/k8s",
@@ -1263,8 +1281,11 @@ fn kubectl_decodes_every_manifest_offline() {
         "kubectl accepted `replicas: two`: this check cannot fail"
     );
     assert!(
-        kubectl_decodes(&broken.replace("kind: Deployment", "kind: Deploymnet"), &scratch)
-            .is_err(),
+        kubectl_decodes(
+            &broken.replace("kind: Deployment", "kind: Deploymnet"),
+            &scratch
+        )
+        .is_err(),
         "kubectl accepted an unknown kind: this check cannot fail"
     );
     let mut problems = Vec::new();
@@ -1311,7 +1332,9 @@ fn dockerfile_builds_what_the_manifests_run_as_the_user_they_run_as() {
     }
     for binary in BINARIES {
         if !dockerfile.contains(&format!("target/release/{binary}")) {
-            problems.push(format!("the Dockerfile does not take target/release/{binary}"));
+            problems.push(format!(
+                "the Dockerfile does not take target/release/{binary}"
+            ));
         }
         let installed = lines.iter().any(|l| {
             l.starts_with("COPY --from=")
