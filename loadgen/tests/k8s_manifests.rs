@@ -1361,7 +1361,7 @@ fn dockerfile_builds_what_the_manifests_run_as_the_user_they_run_as() {
     let user = lines
         .iter()
         .filter_map(|l| l.strip_prefix("USER "))
-        .last()
+        .next_back()
         .and_then(|u| u.split(':').next())
         .and_then(|u| u.trim().parse::<u64>().ok());
     let pods = pod_templates(objects());
