@@ -437,14 +437,19 @@ impl Invocation<'_> {
     }
 }
 
-/// A word of a command line is a program when it is not a shell's `exec` or a `VAR=value`.
+/// A word of a command line is a program when it is not a shell's `exec`, a keyword that
+/// starts a compound command (`until redis-cli … ping`) or a `VAR=value`.
 fn strip_prefix_words(words: &[String]) -> &[String] {
     let mut rest = words;
     while let Some((first, tail)) = rest.split_first() {
         let assignment = first.split_once('=').is_some_and(|(name, _)| {
             !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         });
-        if first == "exec" || assignment {
+        let keyword = matches!(
+            first.as_str(),
+            "exec" | "until" | "while" | "if" | "then" | "do" | "else" | "elif" | "!"
+        );
+        if keyword || assignment {
             rest = tail;
         } else {
             break;
