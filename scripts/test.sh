@@ -11,9 +11,10 @@ cd "$(dirname "$0")/.."
 # scripts/nchan.sh, which polls its health route with curl) as an external target.
 # servers/feed-server/tests/nginx.rs runs deploy/nginx/pushbench.conf.template in nginx; the
 # Redis backend's tests and the cluster smoke below (scripts/cluster.sh: redis-server, nginx,
-# curl) start redis-server.
+# curl) start redis-server. loadgen/tests/k8s_manifests.rs decodes deploy/k8s/ with kubectl
+# (offline, `kubectl set env --local`).
 scripts/ensure-debian-packages.sh pkg-config libfontconfig1-dev libfreetype-dev fonts-dejavu-core \
-  chromium chromium-driver nginx libnginx-mod-nchan curl redis-server
+  chromium chromium-driver nginx libnginx-mod-nchan curl redis-server kubectl
 
 # cargo-machete finds dependencies that no code uses: a pinned version from crates.io, built
 # with its own locked dependencies, installed once (when missing or another version).

@@ -200,7 +200,7 @@ async fn measure_clock(sc: &Scenario) -> Result<crate::clock::ClockOffset, Strin
     };
     let insecure = sc.target.as_ref().is_some_and(|t| t.insecure);
     let client = controlplane::client(insecure, 1).map_err(|e| crate::error::chain(&e))?;
-    let url = format!("{origin}{}", crate::clock::TIME_ROUTE);
+    let url = crate::clock::time_url(&origin);
     crate::clock::measure_offset(&client, &url, crate::clock::DEFAULT_EXCHANGES)
         .await
         .map_err(|e| crate::error::chain(&e))
