@@ -573,3 +573,84 @@ fn write_series(path: &Path, rows: &[SeriesRow]) -> Result<(), MergeError> {
     }
     out.flush().map_err(werr)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shard::PublishRole;
+
+    fn shard(index: Option<u32>, count: u32, role: PublishRole) -> ShardDir {
+        ShardDir {
+            dir: PathBuf::from(format!("runs/{index:?}-{count}-{}", role.name())),
+            summary: Summary {
+                schema: "pushbench.summary".into(),
+                schema_version: crate::results::SCHEMA_VERSION,
+                scenario: "s".into(),
+                run_id: "r".into(),
+                started_at: String::new(),
+                finished_at: None,
+                interrupted: false,
+                environment: Default::default(),
+                repeat: 1,
+                order: vec!["sse".into()],
+                runs: Vec::new(),
+                aggregates: Vec::new(),
+                shard: None,
+                shards: Vec::new(),
+            },
+            info: ShardInfo {
+                index,
+                count,
+                role: Some(role),
+                start_unix_ns: 7,
+                target: "http://t:1".into(),
+                ..ShardInfo::default()
+            },
+            scenario: "name = \"s\"".into(),
+        }
+    }
+
+    fn refused(mut shards: Vec<ShardDir>) -> String {
+        check(&mut shards).expect_err("must be refused").to_string()
+    }
+
+    #[test]
+    fn one_run_of_shards_is_accepted_in_index_order() {
+        use PublishRole::*;
+        let mut shards = vec![
+            shard(None, 0, PublisherOnly),
+            shard(Some(2), 2, ClientsOnly),
+            shard(Some(1), 2, ClientsOnly),
+        ];
+        check(&mut shards).unwrap();
+        let order: Vec<Option<u32>> = shards.iter().map(|s| s.info.index).collect();
+        assert_eq!(order, [Some(1), Some(2), None]);
+    }
+
+    #[test]
+    fn shards_that_are_not_one_run_are_refused() {
+        use PublishRole::*;
+        let e = refused(vec![shard(Some(1), 2, Publishes), shard(Some(2), 3, ClientsOnly)]);
+        assert!(e.contains("one run has one shard count"), "{e}");
+        let e = refused(vec![shard(Some(1), 2, Publishes), shard(Some(1), 2, ClientsOnly)]);
+        assert!(e.contains("shard 1/2 appears twice"), "{e}");
+        let e = refused(vec![shard(Some(1), 3, Publishes), shard(Some(3), 3, ClientsOnly)]);
+        assert!(e.contains("shard(s) 2 of 3 are missing"), "{e}");
+        let e = refused(vec![shard(Some(1), 2, Publishes), shard(Some(2), 2, Publishes)]);
+        assert!(e.contains("both published"), "{e}");
+        let e = refused(vec![shard(None, 0, PublisherOnly)]);
+        assert!(e.contains("missing"), "{e}");
+        let mut late = shard(Some(2), 2, ClientsOnly);
+        late.info.start_unix_ns = 8_000_000_000;
+        let e = refused(vec![shard(Some(1), 2, Publishes), late]);
+        assert!(e.contains("different instants"), "{e}");
+        let mut other = shard(Some(2), 2, ClientsOnly);
+        other.info.target = "http://u:1".into();
+        let e = refused(vec![shard(Some(1), 2, Publishes), other]);
+        assert!(e.contains("different targets"), "{e}");
+        let mut other = shard(Some(2), 2, ClientsOnly);
+        other.summary.order.push("ws".into());
+        let e = refused(vec![shard(Some(1), 2, Publishes), other]);
+        assert!(e.contains("ran [\"sse\"] but"), "{e}");
+    }
+}
