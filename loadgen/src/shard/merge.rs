@@ -630,13 +630,25 @@ mod tests {
     #[test]
     fn shards_that_are_not_one_run_are_refused() {
         use PublishRole::*;
-        let e = refused(vec![shard(Some(1), 2, Publishes), shard(Some(2), 3, ClientsOnly)]);
+        let e = refused(vec![
+            shard(Some(1), 2, Publishes),
+            shard(Some(2), 3, ClientsOnly),
+        ]);
         assert!(e.contains("one run has one shard count"), "{e}");
-        let e = refused(vec![shard(Some(1), 2, Publishes), shard(Some(1), 2, ClientsOnly)]);
+        let e = refused(vec![
+            shard(Some(1), 2, Publishes),
+            shard(Some(1), 2, ClientsOnly),
+        ]);
         assert!(e.contains("shard 1/2 appears twice"), "{e}");
-        let e = refused(vec![shard(Some(1), 3, Publishes), shard(Some(3), 3, ClientsOnly)]);
+        let e = refused(vec![
+            shard(Some(1), 3, Publishes),
+            shard(Some(3), 3, ClientsOnly),
+        ]);
         assert!(e.contains("shard(s) 2 of 3 are missing"), "{e}");
-        let e = refused(vec![shard(Some(1), 2, Publishes), shard(Some(2), 2, Publishes)]);
+        let e = refused(vec![
+            shard(Some(1), 2, Publishes),
+            shard(Some(2), 2, Publishes),
+        ]);
         assert!(e.contains("both published"), "{e}");
         let e = refused(vec![shard(None, 0, PublisherOnly)]);
         assert!(e.contains("missing"), "{e}");
