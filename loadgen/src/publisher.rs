@@ -137,7 +137,7 @@ pub struct TopicOutcome {
 }
 
 /// What the publisher did.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct PublishReport {
     pub topics: Vec<TopicOutcome>,
     pub stats: PublisherStats,

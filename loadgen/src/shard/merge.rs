@@ -422,14 +422,7 @@ fn merge_run(out: &Path, shards: &[ShardDir], label: &str) -> Result<TransportRe
             .map(|p| p.2.clients_ended_ns)
             .max()
             .unwrap_or(0),
-        publisher: parts.iter().find_map(|p| p.2.publisher.as_ref()).map(|p| {
-            crate::publisher::PublishReport {
-                topics: p.topics.clone(),
-                stats: p.stats.clone(),
-                lag_us: p.lag_us.clone(),
-                post_us: p.post_us.clone(),
-            }
-        }),
+        publisher: parts.iter().find_map(|p| p.2.publisher.clone()),
         problems,
         warnings,
         faults: Vec::new(),
