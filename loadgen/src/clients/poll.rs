@@ -466,6 +466,15 @@ fn write_foreign_request(
     out.extend_from_slice(b"\r\n");
 }
 
+/// The path and query of the poll for cursor `after`: `PATH?after=SEQ&limit=N[&wait=MSms]`.
+pub(super) fn poll_path(spec: &ClientSpec, after: u64, long_poll: bool) -> String {
+    let mut path = spec.path_with(&format!("{AFTER}={after}&{LIMIT}={}", spec.poll_limit));
+    if long_poll {
+        path.push_str(&format!("&{WAIT}={}ms", spec.long_poll_wait.as_millis()));
+    }
+    path
+}
+
 /// Writes the poll request for cursor `after` into `out` (replacing what it held):
 /// `GET PATH?after=SEQ&limit=N[&wait=MSms]` on `spec.host`, with `If-None-Match` once an
 /// answer has given an ETag.
@@ -478,17 +487,13 @@ fn write_request(
 ) {
     use std::io::Write;
     out.clear();
-    let sep = if spec.path.contains('?') { '&' } else { '?' };
     // Writing into a Vec cannot fail.
     let _ = write!(
         out,
-        "GET {}{sep}{AFTER}={after}&{LIMIT}={}",
-        spec.path, spec.poll_limit
+        "GET {} HTTP/1.1\r\nHost: {}\r\n",
+        poll_path(spec, after, long_poll),
+        spec.host
     );
-    if long_poll {
-        let _ = write!(out, "&{WAIT}={}ms", spec.long_poll_wait.as_millis());
-    }
-    let _ = write!(out, " HTTP/1.1\r\nHost: {}\r\n", spec.host);
     if let Some(tag) = etag {
         let _ = write!(out, "If-None-Match: {tag}\r\n");
     }
