@@ -283,7 +283,9 @@ pub async fn sse_session(
             return SessionEnd::Finished;
         }
         status => {
-            let text = read_all(&mut body, ERROR_BODY_MAX).await.unwrap_or_default();
+            let text = read_all(&mut body, ERROR_BODY_MAX)
+                .await
+                .unwrap_or_default();
             return error_answer(stats, status, &text);
         }
     }
@@ -406,11 +408,7 @@ pub async fn poll_session(
         Ok(s) => s,
         Err(end) => return end,
     };
-    let mut poller = Http2Poller {
-        group,
-        spec,
-        send,
-    };
+    let mut poller = Http2Poller { group, spec, send };
     stats.borrow_mut().connection_opened();
     let end = poll_loop(&mut poller, started, spec, state, stats, control, leave_at).await;
     stats.borrow_mut().connection_closed();

@@ -103,9 +103,7 @@ impl EventReader {
                 _ => {}
             }
         }
-        Ok(state
-            .has_all(spec, control)
-            .then_some(SessionEnd::Finished))
+        Ok(state.has_all(spec, control).then_some(SessionEnd::Finished))
     }
 }
 

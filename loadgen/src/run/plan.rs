@@ -7,8 +7,8 @@ use pushbench_protocol::{generated, TopicId};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::clients::socket::ReadLimit;
 use crate::clients::h2::{group_of, H2Place};
+use crate::clients::socket::ReadLimit;
 use crate::clients::ClientSpec;
 use crate::endpoint::Endpoint;
 use crate::scenario::{Scenario, TopicChoice, Transport};

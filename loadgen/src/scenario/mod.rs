@@ -424,6 +424,13 @@ mod tests {
         );
         assert_eq!(sc.sse.keep_alive, Duration::from_secs(10));
         assert_eq!(
+            sc.http2,
+            Http2 {
+                streams_per_connection: 50,
+                tls: true,
+            }
+        );
+        assert_eq!(
             sc.churn,
             Some(Churn {
                 session: Duration::from_secs(10),

@@ -140,7 +140,15 @@ mod tests {
         let names: Vec<&str> = ClientTransport::ALL.iter().map(|t| t.as_str()).collect();
         assert_eq!(
             names,
-            ["sse", "ws", "poll", "long-poll", "sse-h2", "poll-h2", "long-poll-h2"]
+            [
+                "sse",
+                "ws",
+                "poll",
+                "long-poll",
+                "sse-h2",
+                "poll-h2",
+                "long-poll-h2"
+            ]
         );
         for t in Transport::ALL {
             assert_eq!(Transport::from_name(t.as_str()), Some(t));

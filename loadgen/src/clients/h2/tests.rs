@@ -204,7 +204,11 @@ async fn sse_clients_share_one_connection_per_group() {
     assert_every_line_once(&st, 7);
     let c = st.recorder.counters();
     assert_eq!(c.tcp_connections_opened, 3, "ceil(7 / 3) connections");
-    assert_eq!(connections.load(Ordering::SeqCst), 3, "the server saw three");
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        3,
+        "the server saw three"
+    );
     assert_eq!(c.connects_ok, 7, "one stream per client");
     assert_eq!(c.disconnects, 0);
 }
@@ -220,7 +224,10 @@ async fn a_dead_connection_fails_every_stream_and_they_resume_once() {
     let c = st.recorder.counters();
     assert_eq!(c.disconnects, 4, "each stream's break is its client's");
     assert_eq!(c.reconnects, 4);
-    assert_eq!(c.tcp_connections_opened, 2, "the next client opened a new one");
+    assert_eq!(
+        c.tcp_connections_opened, 2,
+        "the next client opened a new one"
+    );
     assert_eq!(connections.load(Ordering::SeqCst), 2);
     assert!(
         st.failure_reasons

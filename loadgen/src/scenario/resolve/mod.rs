@@ -507,13 +507,25 @@ mod tests {
     #[test]
     fn http2_transports_refuse_what_they_cannot_measure() {
         let h2 = MINIMAL.replace("[\"sse\"]", "[\"sse\", \"sse-h2\"]");
-        let msg = err(&format!("{h2}[deployment]\nbalancer = \"nginx\"\ninstances = 2\n"));
-        assert_diag(&msg, 1, 23, &["transport `sse-h2` needs the single feed-server"]);
+        let msg = err(&format!(
+            "{h2}[deployment]\nbalancer = \"nginx\"\ninstances = 2\n"
+        ));
+        assert_diag(
+            &msg,
+            1,
+            22,
+            &["transport `sse-h2` needs the single feed-server"],
+        );
         assert!(!msg.contains("transport `sse` needs"), "{msg}");
         let msg = err(&format!(
             "{h2}[[faults]]\nkind = \"slow_consumers\"\nat = \"0s\"\nduration = \"1s\"\nfraction = 0.1\nbytes_per_sec = 100\n"
         ));
-        assert_diag(&msg, 1, 23, &["`sse-h2` cannot be combined with a `slow_consumers`"]);
+        assert_diag(
+            &msg,
+            1,
+            22,
+            &["`sse-h2` cannot be combined with a `slow_consumers`"],
+        );
     }
 
     #[test]
