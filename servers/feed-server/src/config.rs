@@ -1,6 +1,7 @@
 //! The command line and the configuration it resolves to.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
@@ -10,7 +11,7 @@ use pushbench_feed::memory::MemoryConfig;
 use pushbench_feed::Transport;
 use pushbench_poll::PollConfig;
 use pushbench_protocol::generated;
-use pushbench_sse::{ServeConfig, SseConfig};
+use pushbench_sse::{Http2Config, ServeConfig, SseConfig, TlsConfig};
 use pushbench_ws::WsConfig;
 
 use crate::backend::{parse_backend, BackendChoice, DEFAULT_REDIS_PREFIX};
@@ -79,6 +80,29 @@ pub struct Args {
     /// Time a client has to send a request head; slower connections are closed.
     #[arg(long, default_value = "30s", value_parser = duration)]
     pub header_read_timeout: Duration,
+    /// Serve HTTP/1.1 only: no cleartext HTTP/2 (prior knowledge), and TLS offers ALPN
+    /// `http/1.1` alone. By default HTTP/2 is served beside HTTP/1.1 on the same port.
+    #[arg(long)]
+    pub http1_only: bool,
+    /// Most streams open at once on one HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS).
+    #[arg(long, value_name = "N", default_value_t = pushbench_sse::Http2Config::default().max_concurrent_streams)]
+    pub h2_max_streams: u32,
+    /// Serve TLS on the same port too (a connection starting with a TLS handshake), with this
+    /// PEM certificate chain; needs --tls-key. ALPN offers h2 and http/1.1.
+    #[arg(
+        long,
+        value_name = "PEM",
+        requires = "tls_key",
+        conflicts_with = "tls_self_signed"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve TLS on the same port too, with a certificate for localhost, 127.0.0.1 and ::1
+    /// made at start-up (for tests and local benchmarks: clients must skip verification).
+    #[arg(long)]
+    pub tls_self_signed: bool,
     /// Idle time before an SSE keep-alive comment.
     #[arg(long, default_value = "15s", value_parser = duration)]
     pub sse_keep_alive: Duration,
@@ -287,6 +311,25 @@ impl Args {
         if self.header_read_timeout.is_zero() {
             return Err("--header-read-timeout must be greater than zero".into());
         }
+        if self.h2_max_streams == 0 {
+            return Err("--h2-max-streams must be at least 1".into());
+        }
+        let http2 = (!self.http1_only).then(|| Http2Config {
+            max_concurrent_streams: self.h2_max_streams,
+            ..Http2Config::default()
+        });
+        let tls = match (&self.tls_cert, &self.tls_key, self.tls_self_signed) {
+            (Some(cert), Some(key), false) => Some(
+                TlsConfig::from_pem_files(cert, key)
+                    .map_err(|e| format!("--tls-cert/--tls-key: {e}"))?,
+            ),
+            (None, None, true) => {
+                Some(crate::tls::self_signed().map_err(|e| format!("--tls-self-signed: {e}"))?)
+            }
+            (None, None, false) => None,
+            // clap's `requires` and `conflicts_with` refuse the rest.
+            _ => return Err("give --tls-cert with --tls-key, or --tls-self-signed".into()),
+        };
         if self
             .admin_token
             .as_deref()
@@ -324,6 +367,8 @@ impl Args {
                 header_read_timeout: self.header_read_timeout,
                 max_header_bytes: self.max_header_bytes,
                 max_connections: self.max_tcp_connections,
+                http2,
+                tls,
             },
             sse: SseConfig {
                 keep_alive: self.sse_keep_alive,
@@ -407,5 +452,65 @@ mod tests {
         }
         let e = resolve(&["--backend", "redis://h:1", "--redis-prefix", ""]).unwrap_err();
         assert!(e.contains("--redis-prefix"), "{e}");
+    }
+
+    #[test]
+    fn http2_is_on_by_default_and_tls_flags_are_checked() {
+        let serve = |args: &[&str]| resolve(args).unwrap().serve;
+        assert_eq!(serve(&[]).http2, Some(Http2Config::default()));
+        assert_eq!(serve(&[]).tls, None);
+        assert_eq!(serve(&["--http1-only"]).http2, None);
+        assert_eq!(
+            serve(&["--h2-max-streams", "64"])
+                .http2
+                .unwrap()
+                .max_concurrent_streams,
+            64
+        );
+        assert!(resolve(&["--h2-max-streams", "0"])
+            .unwrap_err()
+            .contains("--h2-max-streams"));
+        assert!(serve(&["--tls-self-signed"]).tls.is_some());
+        // Both files or neither, and not with a made-up certificate.
+        for bad in [
+            &["--tls-cert", "c.pem"][..],
+            &["--tls-key", "k.pem"][..],
+            &[
+                "--tls-self-signed",
+                "--tls-cert",
+                "c.pem",
+                "--tls-key",
+                "k.pem",
+            ][..],
+        ] {
+            assert!(resolve(bad).is_err(), "{bad:?}");
+        }
+        let dir = std::env::temp_dir().join(format!("feed-server-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let missing = dir.join("missing.pem");
+        let missing = missing.to_str().unwrap();
+        let e = resolve(&["--tls-cert", missing, "--tls-key", missing]).unwrap_err();
+        assert!(e.contains("--tls-cert") && e.contains("missing.pem"), "{e}");
+        let not_pem = dir.join("not.pem");
+        std::fs::write(&not_pem, "hello\n").unwrap();
+        let not_pem = not_pem.to_str().unwrap();
+        let e = resolve(&["--tls-cert", not_pem, "--tls-key", not_pem]).unwrap_err();
+        assert!(e.contains("no certificate") && e.contains("not.pem"), "{e}");
+        // A real pair from PEM files works; a key of another certificate does not.
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let other = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let (cert, key, wrong) = (dir.join("c.pem"), dir.join("k.pem"), dir.join("w.pem"));
+        std::fs::write(&cert, made.cert.pem()).unwrap();
+        std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+        std::fs::write(&wrong, other.signing_key.serialize_pem()).unwrap();
+        let (cert, key, wrong) = (
+            cert.to_str().unwrap(),
+            key.to_str().unwrap(),
+            wrong.to_str().unwrap(),
+        );
+        assert!(serve(&["--tls-cert", cert, "--tls-key", key]).tls.is_some());
+        let e = resolve(&["--tls-cert", cert, "--tls-key", wrong]).unwrap_err();
+        assert!(e.contains("do not make a TLS configuration"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

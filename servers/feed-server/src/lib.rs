@@ -18,6 +18,9 @@
 //!   embedders of the SSE crate: not `axum::serve`, which leaves hyper's header-read timeout
 //!   inert (no timer), bounds neither request heads nor connections, and whose HTTP/2
 //!   detection costs 8 KiB per connection (the reasons are in `pushbench_sse::serve`'s docs).
+//!   HTTP/2 is served on the same port (h2c prior knowledge; over TLS with ALPN with
+//!   `--tls-cert/--tls-key` or `--tls-self-signed`); `--http1-only` turns it off.
+//! - [`tls`]: `--tls-self-signed`, a certificate for localhost made at start-up.
 //!
 //! # One server or several
 //! The feed lives in memory by default; `--backend redis://HOST:PORT` puts it in Redis
@@ -61,6 +64,7 @@ pub mod backend;
 pub mod config;
 pub mod listener;
 pub mod publish;
+pub mod tls;
 pub mod topics;
 pub mod viewer;
 

@@ -83,6 +83,15 @@ fn run_main() -> Result<()> {
             listener::bind(args.listen).with_context(|| format!("binding {}", args.listen))?;
         let addr = listener.local_addr()?;
         println!("listening on http://{addr}");
+        let http2 = if config.serve.http2.is_some() {
+            "HTTP/1.1 and HTTP/2 (h2c prior knowledge)"
+        } else {
+            "HTTP/1.1 only"
+        };
+        tracing::info!("serving {http2} on {addr}");
+        if let Some(tls) = &config.serve.tls {
+            tracing::info!(certificate = ?tls, "TLS on the same port: https://{addr}");
+        }
         let signal_feed = feed.clone();
         tokio::spawn(async move {
             wait_for_signal().await;

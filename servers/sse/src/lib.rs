@@ -60,11 +60,21 @@
 //! `axum::serve` 18.1 KiB per connection, because hyper-util's HTTP/2 sniffing makes hyper
 //! grow the read buffer to 16 KiB; hyper's HTTP/1 connection driven directly, as [`serve`]
 //! does, 11.9 KiB; and with jemalloc as the global allocator, which
-//! never faults in the untouched parts of those buffers, 7.8 KiB.
+//! never faults in the untouched parts of those buffers, 7.8 KiB. [`serve`] offers HTTP/2 on
+//! the same port without changing that: it peeks at a connection's first bytes instead of
+//! reading and replaying them (see [`serve`]'s module docs).
+//!
+//! # HTTP/2
+//! Over HTTP/1.1 a browser opens at most six connections per host, so the seventh event
+//! stream of a page never connects. [`serve`] speaks HTTP/2 beside HTTP/1.1 on the same port
+//! (cleartext with prior knowledge, and over TLS with ALPN when [`ServeConfig::tls`] holds a
+//! [`TlsConfig`]), where every stream of a page shares one connection. Nothing in the router
+//! changes: the same response is a stream of DATA frames.
 #![forbid(unsafe_code)]
 
 mod framing;
 pub mod serve;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -87,7 +97,8 @@ use pushbench_protocol::{query, sse, Route};
 use tokio::time::{sleep_until, Instant, Sleep};
 
 pub use framing::{encode_end, encode_lagged, encode_lines, encode_retry, KEEP_ALIVE};
-pub use serve::{serve, ServeConfig};
+pub use serve::{serve, Http2Config, ServeConfig};
+pub use tls::{TlsConfig, TlsError};
 
 /// How the SSE router behaves.
 #[derive(Clone, Debug)]

@@ -13,10 +13,29 @@
 //!   HTTP/1 reader sees the replayed bytes as a partial request head and, to read the rest,
 //!   grows its 8 KiB read buffer to 16 KiB (`Vec` doubling), which the connection then keeps
 //!   for its whole life: 8 KiB more memory per open event stream (heaptrack at 10,000 SSE
-//!   connections: 164 MB in that buffer alone). This server offers HTTP/1.1 only, so it drives
-//!   hyper's HTTP/1 connection directly; when HTTP/2 arrives, switch to the `auto` builder and
-//!   take the cost knowingly.
+//!   connections: 164 MB in that buffer alone). This server *peeks* at the first bytes
+//!   instead (`MSG_PEEK`, nothing consumed), so hyper's HTTP/1 connection, driven directly,
+//!   reads its request from the socket as if nobody had looked, and an HTTP/1.1 stream costs
+//!   what it cost before HTTP/2 was offered.
 //!
+//! # Protocols on one port
+//! Each accepted connection is told apart by its first bytes, peeked:
+//! - the HTTP/2 preface (`PRI * HTTP/2.0…`): cleartext HTTP/2 with prior knowledge (h2c), as
+//!   load generators, `curl --http2-prior-knowledge` and h2c proxies speak it. hyper has no
+//!   `Upgrade: h2c`, and no browser uses it;
+//! - a TLS handshake record (byte `0x16`), when [`ServeConfig::tls`] is set: TLS, then ALPN
+//!   picks `h2` or `http/1.1` (browsers speak HTTP/2 only this way);
+//! - anything else: HTTP/1.1.
+//!
+//! HTTP/2 settings ([`Http2Config`]) are chosen for many long-lived streams: 1000 concurrent
+//! streams per connection, 64 KiB of send buffer per stream (a stalled reader pushes back on
+//! the feed at once, and meets the lag policy as over HTTP/1.1), a PING every 20 s to find dead
+//! peers, and the 16 KiB head bound applied to the decoded header list. An event stream's
+//! first bytes (the `retry:` hint) are written with its headers, so a proxy that holds
+//! HEADERS until the first DATA frame does not stall it. WebSocket stays on HTTP/1.1: the WS
+//! route answers `505` over HTTP/2. The 16 KiB head bound answers `431` over HTTP/2 without
+//! the JSON body (the h2 layer answers it before the router sees the request).
+
 //! # What a client sees at each bound
 //! - A request head (request line and headers) over [`ServeConfig::max_header_bytes`]:
 //!   `431 Request Header Fields Too Large` with a one-line JSON body naming the bound, then the
@@ -49,8 +68,8 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::Router;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper::server::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use pushbench_feed::Shutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -59,13 +78,16 @@ use tokio::time::Sleep;
 use tokio_util::task::TaskTracker;
 use tower::Service;
 
+use crate::tls::TlsConfig;
+
 /// The request-head bound [`ServeConfig::default`] sets: 16 KiB. A browser's request line
 /// plus its cookies fits (browsers cap a cookie at 4 KB, and a site's cookies together rarely
 /// pass 8 KB), as do the bearer tokens and `Last-Event-ID` headers of this feed, by orders of
 /// magnitude. It is what nginx accepts by default too (`large_client_header_buffers 4 8k`:
 /// no line over 8 KiB, 32 KiB in all), and it bounds what an idle connection can make hyper
 /// hold: 10,000 connections, 160 MB at most in head buffers, where hyper's default bound
-/// (~400 KB) allows 4 GB.
+/// (~400 KB) allows 4 GB. Over HTTP/2 it bounds the decoded header list (hyper's HTTP/2
+/// default is 16 MB).
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
 
 /// How long a client may take to send a request head, by default: hyper's own default.
@@ -82,19 +104,31 @@ const LINGER_BYTES: u64 = 16 * 1024 * 1024;
 /// closed at once, so a connection flood cannot pin descriptors through the refusals.
 const MAX_LINGERING_REFUSALS: usize = 256;
 
-/// How [`serve`] protects itself from its clients.
+/// What an HTTP/2 client sends first (RFC 9113 §3.4): cleartext HTTP/2 with prior knowledge.
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// The first byte of a TLS connection (a handshake record: ClientHello).
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// How [`serve`] protects itself from its clients, and what it speaks.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServeConfig {
     /// How long a client may take to send a request head (request line and headers) before
-    /// its connection is closed: the slow-loris guard.
+    /// its connection is closed: the slow-loris guard. Also bounds how long a connection may
+    /// take to show its protocol and to finish a TLS handshake.
     pub header_read_timeout: Duration,
     /// Largest request head accepted, bytes; beyond it the client gets `431`. Also bounds
     /// hyper's read buffer while a head arrives. See [`DEFAULT_MAX_HEADER_BYTES`].
     pub max_header_bytes: usize,
     /// Most connections open at once; beyond, new connections get `503` with
     /// `Retry-After: 1` and are closed. `None`: no limit (the process's open-file limit is
-    /// the limit then).
+    /// the limit then). Over HTTP/2 this counts connections, not streams.
     pub max_connections: Option<usize>,
+    /// HTTP/2 beside HTTP/1.1 on the same port; `None` serves HTTP/1.1 only.
+    pub http2: Option<Http2Config>,
+    /// TLS on the same port (a connection whose first byte is a TLS handshake record), ALPN
+    /// `h2` and `http/1.1` (only `http/1.1` when [`Self::http2`] is `None`).
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for ServeConfig {
@@ -103,23 +137,60 @@ impl Default for ServeConfig {
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             max_connections: None,
+            http2: Some(Http2Config::default()),
+            tls: None,
+        }
+    }
+}
+
+/// HTTP/2 settings, chosen for many long-lived event streams on few connections (a browser
+/// opens every log of a page on one connection; a proxy multiplexes many viewers).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Http2Config {
+    /// Streams open at once on one connection (`SETTINGS_MAX_CONCURRENT_STREAMS`). hyper's
+    /// default is 200; a page of logs needs tens, a multiplexing proxy hundreds. Each stream
+    /// costs one subscription, whatever the connection.
+    pub max_concurrent_streams: u32,
+    /// Receive window per stream and per connection, bytes: what a client may upload before
+    /// the server acknowledges. Only requests carry bodies to this server (appends of up to
+    /// 1 MiB), so one append never waits for a window update. The *send* side, which event
+    /// streams use, is governed by the client's windows, not these.
+    pub stream_window: u32,
+    pub connection_window: u32,
+    /// Bytes hyper buffers per stream beyond what the client's window lets out (hyper's
+    /// default is 400 KiB). Small, so a stream whose reader stalls pushes back on the feed
+    /// after a few events and meets the lag policy, as a stalled HTTP/1.1 socket does.
+    pub max_send_buf: usize,
+    /// PING every this long on a connection without traffic, and close it when no answer
+    /// comes within [`Self::keep_alive_timeout`]: a dead peer behind a NAT is found without a
+    /// TCP keep-alive. The event streams' own keep-alive comments keep intermediaries from
+    /// cutting idle streams; the ping finds dead connections that carry none.
+    pub keep_alive_interval: Option<Duration>,
+    pub keep_alive_timeout: Duration,
+}
+
+impl Default for Http2Config {
+    fn default() -> Self {
+        Http2Config {
+            max_concurrent_streams: 1000,
+            stream_window: 1024 * 1024,
+            connection_window: 4 * 1024 * 1024,
+            max_send_buf: 64 * 1024,
+            keep_alive_interval: Some(Duration::from_secs(20)),
+            keep_alive_timeout: Duration::from_secs(20),
         }
     }
 }
 
 /// Serves `app` on `listener` until `shutdown` triggers, then stops accepting and waits
-/// until every connection has closed. HTTP/1.1 only (see the module docs for why).
+/// until every connection has closed. HTTP/1.1, and HTTP/2 and TLS as `config` says.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     config: ServeConfig,
     shutdown: Shutdown,
 ) -> io::Result<()> {
-    let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(config.header_read_timeout)
-        .max_header_size(config.max_header_bytes);
-    let heads = Arc::new(ErrorHeads::new(config.max_header_bytes));
+    let protocols = Arc::new(Protocols::new(&config));
     let slots = config
         .max_connections
         .map(|n| Arc::new(Semaphore::new(n.min(Semaphore::MAX_PERMITS))));
@@ -150,9 +221,8 @@ pub async fn serve(
         connections.spawn(handle(
             stream,
             permit,
-            http.clone(),
+            protocols.clone(),
             app.clone(),
-            heads.clone(),
             shutdown.clone(),
         ));
     }
@@ -162,28 +232,182 @@ pub async fn serve(
     Ok(())
 }
 
-/// Runs one connection to its end; on shutdown, lets the response in flight finish.
+/// The connection drivers, built once and shared by every connection.
+struct Protocols {
+    http1: http1::Builder,
+    http2: Option<http2::Builder<TokioExecutor>>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    heads: Arc<ErrorHeads>,
+    /// How long a connection may take to show its protocol (and finish a TLS handshake).
+    opening_timeout: Duration,
+}
+
+impl Protocols {
+    fn new(config: &ServeConfig) -> Self {
+        let mut http1 = http1::Builder::new();
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(config.header_read_timeout)
+            .max_header_size(config.max_header_bytes);
+        let http2 = config.http2.as_ref().map(|h2| {
+            let mut b = http2::Builder::new(TokioExecutor::new());
+            b.timer(TokioTimer::new())
+                .max_concurrent_streams(h2.max_concurrent_streams)
+                .initial_stream_window_size(h2.stream_window)
+                .initial_connection_window_size(h2.connection_window)
+                .max_send_buf_size(h2.max_send_buf)
+                .keep_alive_interval(h2.keep_alive_interval)
+                .keep_alive_timeout(h2.keep_alive_timeout)
+                .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX));
+            b
+        });
+        let tls = config
+            .tls
+            .as_ref()
+            .map(|tls| tls.acceptor(config.http2.is_some()));
+        Protocols {
+            http1,
+            http2,
+            tls,
+            heads: Arc::new(ErrorHeads::new(config.max_header_bytes)),
+            opening_timeout: config.header_read_timeout,
+        }
+    }
+}
+
+/// What a connection's first bytes say it speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Opening {
+    Http1,
+    /// Cleartext HTTP/2 with prior knowledge (the preface).
+    Http2,
+    /// A TLS handshake; ALPN decides HTTP/1.1 or HTTP/2.
+    Tls,
+    /// The peer closed before sending anything.
+    Closed,
+}
+
+/// Tells the protocol from the first bytes by *peeking* (`MSG_PEEK`): nothing is consumed,
+/// so hyper's HTTP/1 reader reads the request from the socket as if nobody had looked. (hyper-
+/// util's `auto` builder reads the bytes and replays them, and the replay makes hyper grow
+/// its HTTP/1 read buffer to 16 KiB for the connection's life: see the module docs.)
+async fn sniff(stream: &TcpStream, http2: bool, tls: bool) -> io::Result<Opening> {
+    let mut first = [0u8; H2_PREFACE.len()];
+    loop {
+        let n = stream.peek(&mut first).await?;
+        if n == 0 {
+            return Ok(Opening::Closed);
+        }
+        if tls && first[0] == TLS_HANDSHAKE_RECORD {
+            return Ok(Opening::Tls);
+        }
+        if !http2 || first[..n] != H2_PREFACE[..n] {
+            return Ok(Opening::Http1);
+        }
+        if n == H2_PREFACE.len() {
+            return Ok(Opening::Http2);
+        }
+        // A preface split across segments (rare: clients send it in one write). The bytes
+        // already peeked keep the socket readable, so wait a moment rather than spin.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Runs one connection to its end; on shutdown, lets the responses in flight finish.
 async fn handle(
     stream: TcpStream,
     // Held for the connection's life: its slot under the connection limit.
     _permit: Option<OwnedSemaphorePermit>,
-    http: http1::Builder,
+    protocols: Arc<Protocols>,
     app: Router,
-    heads: Arc<ErrorHeads>,
     shutdown: Shutdown,
 ) {
     // Latency is the point of this server: never let Nagle hold a small event back.
     let _ = stream.set_nodelay(true);
-    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+    let opening = if protocols.http2.is_none() && protocols.tls.is_none() {
+        Opening::Http1
+    } else {
+        let sniffed = sniff(&stream, protocols.http2.is_some(), protocols.tls.is_some());
+        match tokio::time::timeout(protocols.opening_timeout, sniffed).await {
+            Ok(Ok(opening)) => opening,
+            // Silent for the whole header timeout, or reset: nothing to answer.
+            Ok(Err(_)) | Err(_) => return,
+        }
+    };
+    let heads = protocols.heads.clone();
+    match opening {
+        Opening::Closed => {}
+        Opening::Http1 => {
+            drive_http1(Conn::new(stream, Some(heads)), &protocols, app, shutdown).await
+        }
+        Opening::Http2 => drive_http2(Conn::new(stream, None), &protocols, app, shutdown).await,
+        Opening::Tls => {
+            let Some(acceptor) = &protocols.tls else {
+                return;
+            };
+            let accept = acceptor.accept(Conn::new(stream, None));
+            let tls = match tokio::time::timeout(protocols.opening_timeout, accept).await {
+                Ok(Ok(tls)) => tls,
+                // A failed handshake (an untrusted certificate, a port scan) ends here.
+                Ok(Err(_)) | Err(_) => return,
+            };
+            if tls.get_ref().1.alpn_protocol() == Some(b"h2") && protocols.http2.is_some() {
+                drive_http2(tls, &protocols, app, shutdown).await;
+            } else {
+                // The TLS layer below lingers on close; this one only fills in error bodies.
+                let conn = Conn::new(tls, Some(heads)).without_linger();
+                drive_http1(conn, &protocols, app, shutdown).await;
+            }
+        }
+    }
+}
+
+/// The router as hyper's service.
+fn service(
+    app: Router,
+) -> impl hyper::service::Service<
+    hyper::Request<Incoming>,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future = impl Future<Output = Result<axum::response::Response, std::convert::Infallible>>
+                 + Send
+                 + 'static,
+> + Clone {
+    hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
         let mut router = app.clone();
         router.call(request.map(Body::new))
-    });
-    let connection = http
-        .serve_connection(TokioIo::new(Conn::new(stream, heads)), service)
+    })
+}
+
+async fn drive_http1<S>(io: S, protocols: &Protocols, app: Router, shutdown: Shutdown)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let connection = protocols
+        .http1
+        .serve_connection(TokioIo::new(io), service(app))
         .with_upgrades();
     tokio::pin!(connection);
     // Errors here are the peer's (reset, malformed request: hyper answers 400 itself) and
     // end only this connection.
+    tokio::select! {
+        _ = connection.as_mut() => return,
+        _ = shutdown.wait() => connection.as_mut().graceful_shutdown(),
+    }
+    let _ = connection.await;
+}
+
+async fn drive_http2<S>(io: S, protocols: &Protocols, app: Router, shutdown: Shutdown)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Some(http2) = &protocols.http2 else {
+        return;
+    };
+    let connection = http2.serve_connection(TokioIo::new(io), service(app));
+    tokio::pin!(connection);
+    // On shutdown: GOAWAY, then the streams in flight end themselves (every transport merges
+    // the shutdown signal into its streams).
     tokio::select! {
         _ = connection.as_mut() => return,
         _ = shutdown.wait() => connection.as_mut().graceful_shutdown(),
@@ -222,7 +446,7 @@ impl Refusal {
         tokio::spawn(async move {
             use tokio::io::AsyncWriteExt;
             let _permit = permit;
-            let mut conn = Conn::plain(stream);
+            let mut conn = Conn::new(stream, None);
             let done = async {
                 conn.write_all(&bytes).await?;
                 conn.shutdown().await
@@ -310,10 +534,11 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// A served socket: fills in the bodies of hyper's automatic error answers, and lingers on
-/// close while the client is still sending (see the module docs).
-struct Conn {
-    stream: TcpStream,
+/// A served socket (or the TLS stream on one): fills in the bodies of hyper's automatic
+/// HTTP/1 error answers, and lingers on close while the client is still sending (see the
+/// module docs).
+struct Conn<S = TcpStream> {
+    stream: S,
     heads: Option<Arc<ErrorHeads>>,
     /// A filled-in answer being written, and how much of it is out; the write it replaces
     /// reports success once all of it is.
@@ -324,6 +549,8 @@ struct Conn {
 enum Linger {
     /// Not closing yet.
     Open,
+    /// Closing is the layer below's business (a TLS stream over a lingering [`Conn`]).
+    Never,
     /// FIN sent; discarding what arrives until EOF, the deadline or the byte cap.
     Draining {
         deadline: Pin<Box<Sleep>>,
@@ -332,24 +559,21 @@ enum Linger {
     Done,
 }
 
-impl Conn {
-    fn new(stream: TcpStream, heads: Arc<ErrorHeads>) -> Self {
+impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
+    /// `heads`: fill in hyper's empty HTTP/1 error answers; `None` (HTTP/2, TLS records, the
+    /// refusal) lets writes go out unchanged.
+    fn new(stream: S, heads: Option<Arc<ErrorHeads>>) -> Self {
         Conn {
             stream,
-            heads: Some(heads),
+            heads,
             rewrite: None,
             linger: Linger::Open,
         }
     }
 
-    /// A socket whose writes go out unchanged (the refusal's).
-    fn plain(stream: TcpStream) -> Self {
-        Conn {
-            stream,
-            heads: None,
-            rewrite: None,
-            linger: Linger::Open,
-        }
+    fn without_linger(mut self) -> Self {
+        self.linger = Linger::Never;
+        self
     }
 
     /// Writes the pending filled-in answer; `Ready(Ok(n))` reports the `n` bytes it replaces.
@@ -369,7 +593,7 @@ impl Conn {
     }
 }
 
-impl AsyncRead for Conn {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Conn<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -379,7 +603,7 @@ impl AsyncRead for Conn {
     }
 }
 
-impl AsyncWrite for Conn {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Conn<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -422,6 +646,7 @@ impl AsyncWrite for Conn {
         let this = &mut *self;
         loop {
             match &mut this.linger {
+                Linger::Never => return Pin::new(&mut this.stream).poll_shutdown(cx),
                 Linger::Open => {
                     ready!(Pin::new(&mut this.stream).poll_shutdown(cx))?;
                     this.linger = Linger::Draining {
@@ -457,7 +682,7 @@ impl AsyncWrite for Conn {
 }
 
 /// Reads and discards what the peer sent: `Some(bytes)`, or `None` at EOF or on an error.
-fn poll_discard(stream: &mut TcpStream, cx: &mut Context<'_>) -> Poll<Option<u64>> {
+fn poll_discard<S: AsyncRead + Unpin>(stream: &mut S, cx: &mut Context<'_>) -> Poll<Option<u64>> {
     let mut scratch = [0u8; 8192];
     let mut buf = ReadBuf::new(&mut scratch);
     match ready!(Pin::new(stream).poll_read(cx, &mut buf)) {

@@ -16,6 +16,9 @@
 //!   `4008` when the client fell behind the server's history, with the reason
 //!   `lagged: seq N is gone, oldest is M` ([`lagged_reason`]): `N` is the first seq it missed,
 //!   `M` the oldest still held, so it can resume with `after=M-1` and count `N..M` as lost.
+//! - HTTP/1.1 only: a request over HTTP/2 gets `505` saying so (WebSocket over HTTP/2, RFC
+//!   8441's extended CONNECT, is not offered; browsers open WebSockets over HTTP/1.1 anyway
+//!   when the server does not advertise it).
 //! - Frames from the client are not part of the protocol: pongs are noted, pings answered
 //!   (by tungstenite), a close ends the stream, data frames are ignored.
 #![forbid(unsafe_code)]
@@ -25,10 +28,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::http::{HeaderMap, StatusCode, Version};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use futures_util::{SinkExt, StreamExt};
@@ -93,8 +97,22 @@ async fn upgrade(
     TopicPath(topic): TopicPath,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
     headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    version: Version,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
+    // Over HTTP/2 a WebSocket needs extended CONNECT (RFC 8441), which this server does not
+    // offer: say so, rather than axum's "method not allowed" for a GET that is right on HTTP/1.1.
+    if version == Version::HTTP_2 {
+        return Err(ApiError::new(
+            StatusCode::HTTP_VERSION_NOT_SUPPORTED,
+            "WebSocket is served over HTTP/1.1 only (WebSocket over HTTP/2, RFC 8441, is not \
+             offered): connect with HTTP/1.1",
+        ));
+    }
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return Ok(rejection.into_response()),
+    };
     let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     s.config.auth.check_request(&headers, &query)?;
     let after = query

@@ -48,6 +48,8 @@ struct Seen {
     query: String,
     last_event_id: Option<String>,
     origin: Option<String>,
+    /// `HTTP/1.1` or `HTTP/2.0`.
+    version: String,
 }
 
 impl Seen {
@@ -89,6 +91,7 @@ async fn record(State(log): State<RequestLog>, req: Request, next: Next) -> Resp
         query: req.uri().query().unwrap_or("").to_string(),
         last_event_id: header(&req, "last-event-id"),
         origin: header(&req, "origin"),
+        version: format!("{:?}", req.version()),
     };
     log.0.lock().unwrap().push(seen);
     next.run(req).await
@@ -110,7 +113,12 @@ async fn start_server(config: ServerConfig) -> (TestServer, RequestLog) {
         ));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
     let addr = listener.local_addr().unwrap();
-    let handle = tokio::spawn(feed_server::serve(listener, router, feed.clone()));
+    let handle = tokio::spawn(feed_server::serve_with(
+        listener,
+        router,
+        feed.clone(),
+        config.serve.clone(),
+    ));
     (TestServer { addr, feed, handle }, requests)
 }
 
@@ -691,4 +699,72 @@ async fn screenshot_of_the_viewer_for_the_readme() {
     std::fs::write(path, &png).unwrap();
     eprintln!("wrote {path} ({} bytes)", png.len());
     drop(server);
+}
+
+/// Over HTTP/2 (TLS with ALPN `h2`, the only way browsers speak it) every event stream of a
+/// page is a stream of one connection, so the six-connections-per-host limit of HTTP/1.1 is
+/// gone: one page opens ten SSE logs and all ten stream (over HTTP/1.1 the seventh waits,
+/// as the test above shows). The server's request log shows the ten requests came over
+/// HTTP/2.
+#[tokio::test]
+async fn browser_one_page_streams_ten_sse_logs_over_http2() {
+    const LOGS: usize = 10;
+    let tls = feed_server::tls::self_signed().expect("self-signed certificate");
+    let config = ServerConfig {
+        serve: pushbench_sse::ServeConfig {
+            tls: Some(tls),
+            ..pushbench_sse::ServeConfig::default()
+        },
+        ..ServerConfig::default()
+    };
+    let (feed, requests) = start_server(config).await;
+    for log in 0..LOGS {
+        append_to(&feed, &format!("h2log{log}"), "one\ntwo\nthree").await;
+    }
+    let browser = Browser::start_with(&["--ignore-certificate-errors"]).await;
+    browser
+        .goto(&format!("https://localhost:{}/healthz", feed.addr.port()))
+        .await;
+    browser
+        .eval(&format!(
+            "window.got = []; window.opened = 0; \
+             for (let i = 0; i < {LOGS}; i++) {{ \
+               window.got[i] = []; \
+               const es = new EventSource('/acme/app/builds/1/steps/h2log' + i + '/logs/events'); \
+               es.onopen = () => window.opened++; \
+               es.onmessage = (e) => window.got[i].push(JSON.parse(e.data).seq); \
+             }} \
+             return true;"
+        ))
+        .await;
+    let all = format!(
+        "return window.got.length === {LOGS} && window.got.every(g => g.length >= 3) \
+         && window.opened === {LOGS};"
+    );
+    browser
+        .wait_for(
+            "ten SSE logs streaming on one page",
+            &all,
+            PAGE_WAIT,
+            "return JSON.stringify({opened: window.opened, got: window.got});",
+        )
+        .await;
+    let got = browser.eval("return window.got;").await;
+    for (i, seqs) in got.as_array().unwrap().iter().enumerate() {
+        assert_eq!(
+            seqs,
+            &serde_json::json!([1, 2, 3]),
+            "log {i}: every line once"
+        );
+    }
+    let streams = requests.streams();
+    assert_eq!(streams.len(), LOGS, "one request per log: {streams:?}");
+    assert!(
+        streams.iter().all(|s| s.version == "HTTP/2.0"),
+        "every stream over HTTP/2: {streams:?}"
+    );
+    assert_eq!(
+        metric(&feed, "pushbench_open_connections", "sse").await,
+        LOGS as u64
+    );
 }

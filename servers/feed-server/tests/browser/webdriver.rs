@@ -73,6 +73,12 @@ impl Browser {
     /// Starts chromedriver and a Chromium session. Fails the test, naming the missing binary,
     /// if either is not installed.
     pub async fn start() -> Browser {
+        Browser::start_with(&[]).await
+    }
+
+    /// [`Browser::start`] with more Chromium flags (say, `--ignore-certificate-errors` for a
+    /// server with a self-signed certificate).
+    pub async fn start_with(extra_flags: &[&str]) -> Browser {
         let chromedriver = require_binary("chromedriver", "chromium-driver");
         let chromium = require_binary("chromium", "chromium");
         let mut last_error = String::new();
@@ -99,6 +105,7 @@ impl Browser {
                 .join(format!("pushbench-chromium-{}-{port}", std::process::id()));
             let _ = std::fs::remove_dir_all(&profile);
             let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|s| s.to_string()).collect();
+            args.extend(extra_flags.iter().map(|s| s.to_string()));
             args.push(format!("--user-data-dir={}", profile.display()));
             let capabilities = json!({
                 "capabilities": { "alwaysMatch": {
