@@ -87,59 +87,6 @@ pub fn start(
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::clients::h2::{group_of, H2Place};
-    use crate::scenario::Transport;
-
-    fn client(id: u32, h2_streams: Option<u32>) -> ClientSpec {
-        let topic = pushbench_protocol::TopicId::parse("acme/app/builds/1/steps/1").unwrap();
-        let mut spec = ClientSpec::for_test(Transport::SseH2, "/", &topic);
-        spec.id = id;
-        spec.h2 = h2_streams.map(|n| H2Place {
-            group: group_of(id, n),
-        });
-        spec
-    }
-
-    #[test]
-    fn h2_groups_are_dealt_whole() {
-        let clients: Vec<ClientSpec> = (0..10).map(|i| client(i, Some(3))).collect();
-        let shares = deal(2, clients);
-        let ids: Vec<Vec<u32>> = shares
-            .iter()
-            .map(|s| s.iter().map(|c| c.id).collect())
-            .collect();
-        // Groups {0,1,2} {3,4,5} {6,7,8} {9}: even groups to worker 0, odd to worker 1.
-        assert_eq!(ids, vec![vec![0, 1, 2, 6, 7, 8], vec![3, 4, 5, 9]]);
-        for share in &shares {
-            for c in share {
-                let mates = share.iter().filter(|o| o.h2 == c.h2).count();
-                let expected = if c.id == 9 { 1 } else { 3 };
-                assert_eq!(mates, expected, "client {} has its whole group", c.id);
-            }
-        }
-        // HTTP/1.1 clients still round-robin.
-        let shares = deal(3, (0..5).map(|i| client(i, None)).collect());
-        let ids: Vec<Vec<u32>> = shares
-            .iter()
-            .map(|s| s.iter().map(|c| c.id).collect())
-            .collect();
-        assert_eq!(ids, vec![vec![0, 3], vec![1, 4], vec![2]]);
-    }
-
-    #[test]
-    fn groups_hold_streams_per_connection_clients() {
-        assert_eq!(group_of(0, 100), 0);
-        assert_eq!(group_of(99, 100), 0);
-        assert_eq!(group_of(100, 100), 1);
-        assert_eq!(group_of(5, 1), 5);
-        let groups: std::collections::BTreeSet<u32> = (0..250).map(|i| group_of(i, 100)).collect();
-        assert_eq!(groups.len(), 3, "ceil(250 / 100) connections");
-    }
-}
-
 fn run_worker(
     worker: usize,
     clients: Vec<ClientSpec>,
@@ -219,4 +166,57 @@ fn run_worker(
             result: Box::new(result),
         });
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clients::h2::{group_of, H2Place};
+    use crate::scenario::Transport;
+
+    fn client(id: u32, h2_streams: Option<u32>) -> ClientSpec {
+        let topic = pushbench_protocol::TopicId::parse("acme/app/builds/1/steps/1").unwrap();
+        let mut spec = ClientSpec::for_test(Transport::SseH2, "/", &topic);
+        spec.id = id;
+        spec.h2 = h2_streams.map(|n| H2Place {
+            group: group_of(id, n),
+        });
+        spec
+    }
+
+    #[test]
+    fn h2_groups_are_dealt_whole() {
+        let clients: Vec<ClientSpec> = (0..10).map(|i| client(i, Some(3))).collect();
+        let shares = deal(2, clients);
+        let ids: Vec<Vec<u32>> = shares
+            .iter()
+            .map(|s| s.iter().map(|c| c.id).collect())
+            .collect();
+        // Groups {0,1,2} {3,4,5} {6,7,8} {9}: even groups to worker 0, odd to worker 1.
+        assert_eq!(ids, vec![vec![0, 1, 2, 6, 7, 8], vec![3, 4, 5, 9]]);
+        for share in &shares {
+            for c in share {
+                let mates = share.iter().filter(|o| o.h2 == c.h2).count();
+                let expected = if c.id == 9 { 1 } else { 3 };
+                assert_eq!(mates, expected, "client {} has its whole group", c.id);
+            }
+        }
+        // HTTP/1.1 clients still round-robin.
+        let shares = deal(3, (0..5).map(|i| client(i, None)).collect());
+        let ids: Vec<Vec<u32>> = shares
+            .iter()
+            .map(|s| s.iter().map(|c| c.id).collect())
+            .collect();
+        assert_eq!(ids, vec![vec![0, 3], vec![1, 4], vec![2]]);
+    }
+
+    #[test]
+    fn groups_hold_streams_per_connection_clients() {
+        assert_eq!(group_of(0, 100), 0);
+        assert_eq!(group_of(99, 100), 0);
+        assert_eq!(group_of(100, 100), 1);
+        assert_eq!(group_of(5, 1), 5);
+        let groups: std::collections::BTreeSet<u32> = (0..250).map(|i| group_of(i, 100)).collect();
+        assert_eq!(groups.len(), 3, "ceil(250 / 100) connections");
+    }
 }
