@@ -19,11 +19,36 @@ use crate::scenario::Transport;
 /// Lines of the test topic, seqs 1..=LINES.
 const LINES: u64 = 5;
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 struct ServerPlan {
     /// The first connection is cut (its socket dropped) once this many streams were opened
     /// on it and each was sent the first two lines.
     cut_first_after_streams: Option<usize>,
+    /// Over TLS (a self-signed certificate for localhost), offering ALPN `h2` or nothing.
+    tls: Option<Alpn>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Alpn {
+    H2,
+    None,
+}
+
+fn tls_acceptor(alpn: Alpn) -> tokio_rustls::TlsAcceptor {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert.cert.der().clone()], key)
+    .unwrap();
+    if alpn == Alpn::H2 {
+        config.alpn_protocols = vec![b"h2".to_vec()];
+    }
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
 }
 
 fn line(seq: u64) -> String {
@@ -38,17 +63,33 @@ async fn start_server(plan: ServerPlan) -> (SocketAddr, Arc<AtomicUsize>) {
     let addr = listener.local_addr().unwrap();
     let connections = Arc::new(AtomicUsize::new(0));
     let count = connections.clone();
+    let acceptor = plan.tls.map(tls_acceptor);
     tokio::spawn(async move {
         loop {
             let (socket, _) = listener.accept().await.unwrap();
             let index = count.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(serve_connection(socket, index, plan));
+            match &acceptor {
+                None => {
+                    tokio::spawn(serve_connection(socket, index, plan));
+                }
+                Some(acceptor) => {
+                    let acceptor = acceptor.clone();
+                    tokio::spawn(async move {
+                        if let Ok(tls) = acceptor.accept(socket).await {
+                            serve_connection(tls, index, plan).await;
+                        }
+                    });
+                }
+            }
         }
     });
     (addr, connections)
 }
 
-async fn serve_connection(socket: tokio::net::TcpStream, index: usize, plan: ServerPlan) {
+async fn serve_connection<T>(socket: T, index: usize, plan: ServerPlan)
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let mut conn = h2::server::Builder::new()
         .max_concurrent_streams(1000)
         .handshake::<_, Bytes>(socket)
@@ -196,10 +237,7 @@ fn assert_every_line_once(st: &Stats, clients: u64) {
 
 #[tokio::test]
 async fn sse_clients_share_one_connection_per_group() {
-    let (addr, connections) = start_server(ServerPlan {
-        cut_first_after_streams: None,
-    })
-    .await;
+    let (addr, connections) = start_server(ServerPlan::default()).await;
     let st = run(specs(Transport::SseH2, addr, 7, 3)).await;
     assert_every_line_once(&st, 7);
     let c = st.recorder.counters();
@@ -217,6 +255,7 @@ async fn sse_clients_share_one_connection_per_group() {
 async fn a_dead_connection_fails_every_stream_and_they_resume_once() {
     let (addr, connections) = start_server(ServerPlan {
         cut_first_after_streams: Some(4),
+        tls: None,
     })
     .await;
     let st = run(specs(Transport::SseH2, addr, 4, 4)).await;
@@ -241,10 +280,7 @@ async fn a_dead_connection_fails_every_stream_and_they_resume_once() {
 #[tokio::test]
 async fn polls_are_streams_of_the_shared_connection() {
     for transport in [Transport::PollH2, Transport::LongPollH2] {
-        let (addr, connections) = start_server(ServerPlan {
-            cut_first_after_streams: None,
-        })
-        .await;
+        let (addr, connections) = start_server(ServerPlan::default()).await;
         let st = run(specs(transport, addr, 4, 10)).await;
         assert_every_line_once(&st, 4);
         let c = st.recorder.counters();
@@ -253,6 +289,47 @@ async fn polls_are_streams_of_the_shared_connection() {
         // Lines 1-2, 3-4, 5: three polls each.
         assert_eq!(c.polls, 12, "{transport}");
     }
+}
+
+#[tokio::test]
+async fn over_tls_the_server_must_choose_h2() {
+    let (addr, _) = start_server(ServerPlan {
+        tls: Some(Alpn::H2),
+        ..ServerPlan::default()
+    })
+    .await;
+    let tls = crate::tls::TlsTarget::for_http2("localhost", true).unwrap();
+    let mut clients = specs(Transport::SseH2, addr, 3, 2);
+    for c in &mut clients {
+        c.tls = Some(tls.clone());
+    }
+    let st = run(clients).await;
+    assert_every_line_once(&st, 3);
+    assert_eq!(st.recorder.counters().tcp_connections_opened, 2);
+
+    // A TLS server that picks no protocol: a failed connect, saying why.
+    let (addr, _) = start_server(ServerPlan {
+        tls: Some(Alpn::None),
+        ..ServerPlan::default()
+    })
+    .await;
+    let mut spec = specs(Transport::SseH2, addr, 1, 1).remove(0);
+    spec.tls = Some(tls);
+    let stats = Rc::new(RefCell::new(Stats::new()));
+    let mut state = ClientState::new();
+    let group = H2Group::new();
+    let opened = group.sender(&spec, &mut state, &stats).await;
+    assert!(matches!(opened, Err(SessionEnd::ConnectFailed)));
+    let st = stats.borrow();
+    assert_eq!(st.recorder.counters().connect_errors, 1);
+    let reason = crate::clients::failure::FailureReason::NotH2Alpn;
+    assert_eq!(
+        st.failure_reasons.get(&reason),
+        Some(&1),
+        "{:?}",
+        st.failure_reasons
+    );
+    assert!(st.failure_examples[&reason].contains("not h2"));
 }
 
 #[test]

@@ -526,6 +526,19 @@ mod tests {
             22,
             &["`sse-h2` cannot be combined with a `slow_consumers`"],
         );
+        let msg = err(&format!(
+            "{h2}[http2]\ntls = true\n[target]\nbase_url = \"https://127.0.0.1:9\"\n"
+        ));
+        assert_diag(
+            &msg,
+            10,
+            7,
+            &["`http2.tls` starts the spawned feed-server", "https://"],
+        );
+        // An https:// target is TLS + ALPN h2 without it.
+        ok(&format!(
+            "{h2}[target]\nbase_url = \"https://127.0.0.1:9\"\n"
+        ));
     }
 
     #[test]
