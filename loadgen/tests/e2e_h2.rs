@@ -21,7 +21,7 @@ fn scenario(name: &str, extra: &str) -> String {
 transports = ["sse-h2", "poll-h2", "long-poll-h2"]
 duration = "2s"
 warmup = "500ms"
-drain = "4s"
+drain = "3s"
 
 [clients]
 count = {CLIENTS}
@@ -85,15 +85,24 @@ fn assert_connections_held(summary: &Summary, what: &str) {
 
 #[test]
 fn h2c_and_tls_streams_deliver_every_line_once_on_shared_connections() {
-    let h2c = common::run_scenario_text("h2c", &scenario("h2c", ""));
+    // The two runs side by side: each is a feed-server of its own on port 0.
+    let (h2c, tls) = std::thread::scope(|s| {
+        let h2c = s.spawn(|| common::run_scenario_text("h2c", &scenario("h2c", "")));
+        let tls = common::run_scenario_text("h2tls", &scenario("h2tls", "tls = true"));
+        (h2c.join().expect("the h2c run"), tls)
+    });
     assert_every_line_once(&h2c, "h2c");
     assert_connections_held(&h2c, "h2c");
-    let tls = common::run_scenario_text("h2tls", &scenario("h2tls", "tls = true"));
     assert_every_line_once(&tls, "tls");
     assert_connections_held(&tls, "tls");
-    // The TLS handshake is in the openers' connect time and its records in the wire bytes.
-    let sse = |s: &Summary| s.runs[0].wire.bytes_down;
-    assert!(sse(&tls) > sse(&h2c), "TLS adds bytes");
+    // Bytes are counted below TLS: its records make each event dearer than over h2c.
+    let per_event = |s: &Summary| s.runs[0].wire.bytes_down_per_event.unwrap_or(0.0);
+    assert!(
+        per_event(&tls) > per_event(&h2c) + 10.0,
+        "sse-h2 bytes down per event: TLS {} vs h2c {}",
+        per_event(&tls),
+        per_event(&h2c)
+    );
 }
 
 #[test]
@@ -116,6 +125,64 @@ fn churning_h2_clients_resume_with_last_event_id_once() {
             c.tcp_connections_opened < c.connects_ok,
             "{}: streams reuse connections ({c:?})",
             r.transport
+        );
+    }
+}
+
+#[test]
+fn dropped_streams_and_reset_connections_resume_once() {
+    // The server ends half the streams (the connection stays), then the proxy resets half
+    // the TCP connections: every stream on a reset connection breaks, and its clients open a
+    // new connection and resume.
+    let text = format!(
+        r#"name = "h2faults"
+transports = ["sse-h2", "long-poll-h2"]
+duration = "3s"
+warmup = "500ms"
+drain = "3s"
+
+[clients]
+count = {CLIENTS}
+ramp_up = "300ms"
+
+[feed]
+topics = 3
+lines_per_sec = 20.0
+line_bytes = 80
+
+[poll]
+wait = "5s"
+
+[http2]
+streams_per_connection = {STREAMS_PER_CONNECTION}
+
+[[faults]]
+kind = "drop"
+at = "500ms"
+fraction = 0.5
+
+[[faults]]
+kind = "reset"
+at = "1500ms"
+fraction = 0.5
+"#
+    );
+    let summary = common::run_scenario_text("h2faults", &text);
+    for r in &summary.runs {
+        let t = &r.transport;
+        let e = &r.events;
+        assert!(e.expected > 0, "{t}: nothing expected");
+        assert_eq!(e.delivered, e.expected, "{t}: delivered != expected");
+        assert_eq!((e.lost, e.duplicated), (0, 0), "{t}: lost, duplicated");
+        let c = &r.connections;
+        assert!(c.disconnects > 0, "{t}: the faults broke sessions ({c:?})");
+        assert!(
+            c.tcp_connections_opened > CLIENTS.div_ceil(STREAMS_PER_CONNECTION),
+            "{t}: reset connections were opened again ({c:?})"
+        );
+        assert!(
+            c.tcp_connections_opened < c.connects_ok,
+            "{t}: one new connection per group, not per client ({c:?})"
         );
     }
 }

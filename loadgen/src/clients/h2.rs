@@ -22,6 +22,10 @@
 //! response head; a client joining an open connection records its stream's request → response
 //! head. Both go to the connect histogram; the run's `tcp_connections_opened` says how many of
 //! its samples include a handshake.
+//! Polling keeps its HTTP/1.1 rule ([`super::poll`]): a short poll's connect time runs to its
+//! first answer; a long poll's first answer may be held until a line is published, so its
+//! connect time is the connection's alone, and a `long-poll-h2` client joining an open
+//! connection records next to nothing (it had no connection to make).
 //!
 //! # Settings (chosen for many long-lived streams)
 //! - stream window [`STREAM_WINDOW`] (1 MiB): a burst to one viewer never waits for a
