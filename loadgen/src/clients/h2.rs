@@ -92,6 +92,8 @@ pub struct H2Group {
 /// A stream sender and how it was had.
 struct Sender {
     send: SendRequest<Bytes>,
+    /// The connection's closed flag: which connection this is.
+    closed: Rc<Cell<bool>>,
     /// When this session's connect began: before TCP for the client that opened the
     /// connection, at the request for one that joined it.
     started: Instant,
@@ -126,6 +128,7 @@ impl H2Group {
             state.session_start_ns = now_ns();
             return Ok(Sender {
                 send: l.send.clone(),
+                closed: l.closed.clone(),
                 started: Instant::now(),
             });
         }
@@ -170,15 +173,23 @@ impl H2Group {
         }
         *live = Some(Live {
             send: send.clone(),
-            closed,
+            closed: closed.clone(),
         });
-        Ok(Sender { send, started })
+        Ok(Sender {
+            send,
+            closed,
+            started,
+        })
     }
 
-    /// Marks the connection dead (a request could not be sent on it): the next client opens a
-    /// new one.
-    async fn forget(&self) {
-        self.live.lock().await.take();
+    /// Marks the connection whose flag is `closed` dead (a request could not be sent on it):
+    /// the next client opens a new one. A connection opened since by another client stays.
+    async fn forget(&self, closed: &Rc<Cell<bool>>) {
+        closed.set(true);
+        let mut live = self.live.lock().await;
+        if live.as_ref().is_some_and(|l| Rc::ptr_eq(&l.closed, closed)) {
+            *live = None;
+        }
     }
 
     /// Sends a GET of `path_and_query` with `headers` on a stream of the group's connection
@@ -191,14 +202,18 @@ impl H2Group {
         path_and_query: &str,
         headers: &[(&str, &str)],
     ) -> Result<(http::Response<RecvStream>, Instant), SessionEnd> {
-        let Sender { send, started } = self.sender(spec, state, stats).await?;
+        let Sender {
+            send,
+            closed,
+            started,
+        } = self.sender(spec, state, stats).await?;
         let request = build_get(spec, path_and_query, headers)
             .map_err(|e| stats.borrow_mut().connect_failed(e))?;
         match send_get(send, request).await {
             Ok(response) => Ok((response, started)),
             Err((step, source)) => {
                 if step == Step::Send {
-                    self.forget().await;
+                    self.forget(&closed).await;
                 }
                 Err(stats
                     .borrow_mut()
@@ -354,6 +369,7 @@ struct Http2Poller<'a> {
     group: &'a H2Group,
     spec: &'a ClientSpec,
     send: SendRequest<Bytes>,
+    closed: Rc<Cell<bool>>,
 }
 
 impl PollExchange for Http2Poller<'_> {
@@ -374,7 +390,7 @@ impl PollExchange for Http2Poller<'_> {
             Ok(r) => r,
             Err((step, source)) => {
                 if step == Step::Send {
-                    self.group.forget().await;
+                    self.group.forget(&self.closed).await;
                 }
                 return Err(SessionError::Http2 { step, source });
             }
@@ -408,11 +424,20 @@ pub async fn poll_session(
     control: &RunControl,
     leave_at: Option<Instant>,
 ) -> SessionEnd {
-    let Sender { send, started } = match group.sender(spec, state, stats).await {
+    let Sender {
+        send,
+        closed,
+        started,
+    } = match group.sender(spec, state, stats).await {
         Ok(s) => s,
         Err(end) => return end,
     };
-    let mut poller = Http2Poller { group, spec, send };
+    let mut poller = Http2Poller {
+        group,
+        spec,
+        send,
+        closed,
+    };
     stats.borrow_mut().connection_opened();
     let end = poll_loop(&mut poller, started, spec, state, stats, control, leave_at).await;
     stats.borrow_mut().connection_closed();
