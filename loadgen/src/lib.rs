@@ -15,8 +15,12 @@
 //!   (server arguments, topics, client specs, [`run::Timeline`]), `target` (the server under
 //!   test), `collector` (worker messages → time series), and [`run::summarize`], the pure
 //!   function from [`run::Measurements`] to a run's figures, problems and warnings.
-//! - [`worker`]: worker threads, each a single-threaded runtime owning its clients' [`stats`].
+//! - [`worker`]: worker threads, each a single-threaded runtime owning its clients' [`stats`];
+//!   HTTP/2 connection groups are dealt to workers whole.
 //! - [`clients`]: the SSE, WebSocket and polling clients; they turn bytes into `{seq, ts}`.
+//!   [`clients::h2`] is the HTTP/2 ones (`sse-h2`, `poll-h2`, `long-poll-h2`): clients
+//!   grouped `http2.streams_per_connection` at a time share one lazily opened h2 connection
+//!   (the `h2` crate), each still one stream with its own counters.
 //!   [`clients::failure`] names every way a session fails and the kind it is counted as.
 //!   [`clients::socket`] is the counted (plain or TLS) socket under all of them, whose bytes
 //!   are settled into the stats however a session ends.
@@ -24,7 +28,8 @@
 //! - [`http1`]: the minimal HTTP/1.1 client under SSE and polling.
 //! - [`sse_parser`]: an incremental WHATWG `text/event-stream` parser.
 //! - [`wire`]: byte counting at the socket, TCP_INFO, source addresses.
-//! - [`tls`]: the rustls configuration of `https://` and `wss://` targets.
+//! - [`tls`]: the rustls configuration of `https://` and `wss://` targets (ALPN `h2` for the
+//!   HTTP/2 clients).
 //! - [`record`]: HdrHistograms, counters and per-client seq tracking; merging; `.hgrm` output.
 //!   A folder: histogram, seq, counters, recorder, interval, output (`.hlog`, `.hgrm`).
 //! - [`stats`]: a worker's recorder plus connection bookkeeping.

@@ -336,10 +336,32 @@ pub struct Connections {
     pub disconnects: u64,
     /// Sessions established again after a client's earlier session broke.
     pub reconnects: u64,
+    /// TCP connections the clients opened (over HTTP/2 one per connection group, not per
+    /// client): the "connections held" beside `clients`.
+    pub tcp_connections_opened: u64,
+    /// The most TCP connections open at once (each worker's peak, summed).
+    pub tcp_connections_peak: u64,
+    /// Streams (connected sessions, `connects_ok`) per TCP connection opened: 1 over
+    /// HTTP/1.1 without reconnects, up to `http2.streams_per_connection` over HTTP/2.
+    pub streams_per_tcp_connection: f64,
+    /// What the `connect_us` samples time.
+    pub connect_time: ConnectTime,
     /// Failed connects and sessions, counted by kind.
     pub failure_reasons: BTreeMap<String, u64>,
     /// The first failure of each kind, in full.
     pub failure_examples: BTreeMap<String, String>,
+}
+
+/// What a run's connect-time samples (`connect_us`) measure.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConnectTime {
+    /// Every sample is a connection's: TCP (+ TLS) + handshake + first answer.
+    #[default]
+    Connection,
+    /// HTTP/2: `tcp_connections_opened` samples are the opener's TCP (+ TLS) + h2 handshake
+    /// + first response head; the others a joining stream's request → response head.
+    ConnectionOrStream,
 }
 
 /// Whether a run's figures can be trusted as they stand.

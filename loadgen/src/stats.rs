@@ -16,8 +16,10 @@ pub struct Stats {
     pub recorder: Recorder,
     /// The current one-second interval, taken by the worker's ticker.
     pub interval: IntervalRecorder,
-    /// Connections open now.
+    /// Sessions connected now (for HTTP/2, streams: clients connected).
     pub open_connections: u64,
+    /// TCP connections open now (counted sockets).
+    pub tcp_open: u64,
     /// Lines that were delivered as catch-up (scheduled before their session connected):
     /// counted for loss, kept out of the latency histogram.
     pub catch_up: u64,
@@ -45,6 +47,7 @@ impl Stats {
             recorder: Recorder::new(),
             interval: IntervalRecorder::new(),
             open_connections: 0,
+            tcp_open: 0,
             catch_up: 0,
             kernel_bytes_down: 0,
             kernel_bytes_up: 0,
@@ -125,6 +128,14 @@ impl Stats {
         self.open_connections = self.open_connections.saturating_sub(1);
     }
 
+    /// A counted socket was connected.
+    pub fn tcp_opened(&mut self) {
+        self.tcp_open += 1;
+        let c = self.recorder.counters_mut();
+        c.tcp_connections_opened += 1;
+        c.tcp_connections_peak = c.tcp_connections_peak.max(self.tcp_open);
+    }
+
     /// Adds a socket's counted bytes and the kernel's view of them (read just before it
     /// closed); called by [`crate::clients::socket::MeasuredSocket`] when it is dropped.
     pub fn socket_closed(
@@ -133,6 +144,7 @@ impl Stats {
         bytes_up: u64,
         kernel: std::io::Result<TcpInfoBytes>,
     ) {
+        self.tcp_open = self.tcp_open.saturating_sub(1);
         let c = self.recorder.counters_mut();
         c.bytes_down += bytes_down;
         c.bytes_up += bytes_up;

@@ -5,7 +5,8 @@
 //! to build. Server certificates are checked against the Mozilla roots (webpki-roots), unless
 //! the scenario says `target.insecure = true`, which accepts any certificate (a self-signed
 //! test target) while still checking the handshake's signatures, so the connection is as
-//! costly as a verified one. ALPN offers `http/1.1` only: the measured clients speak HTTP/1.1.
+//! costly as a verified one. ALPN offers `http/1.1` only for the HTTP/1.1 clients, `h2` only
+//! for the HTTP/2 ones ([`TlsTarget::for_http2`]).
 
 use std::sync::Arc;
 
@@ -39,6 +40,18 @@ impl TlsTarget {
             config: client_config(insecure)?,
             server_name,
         })
+    }
+}
+
+impl TlsTarget {
+    /// For the HTTP/2 clients: ALPN offers `h2` only (a server that does not pick it fails
+    /// the connect).
+    pub fn for_http2(host: &str, insecure: bool) -> Result<Self, TlsError> {
+        let mut target = TlsTarget::new(host, insecure)?;
+        let mut config = (*target.config).clone();
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        target.config = Arc::new(config);
+        Ok(target)
     }
 }
 
@@ -124,6 +137,8 @@ mod tests {
         let t = TlsTarget::new("localhost", true).unwrap();
         assert_eq!(t.config.alpn_protocols, vec![b"http/1.1".to_vec()]);
         assert!(TlsTarget::new("127.0.0.1", false).is_ok());
+        let h2 = TlsTarget::for_http2("127.0.0.1", true).unwrap();
+        assert_eq!(h2.config.alpn_protocols, vec![b"h2".to_vec()]);
         assert!(matches!(
             TlsTarget::new("not a host", false),
             Err(TlsError::ServerName(_))

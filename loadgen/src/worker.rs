@@ -6,6 +6,7 @@
 //! cost a task each, and recording an event is a histogram increment, not a channel send.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -16,6 +17,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
 use tokio::time::{interval, sleep_until, Instant, MissedTickBehavior};
 
+use crate::clients::h2::H2Group;
 use crate::clients::{run_client, ClientSpec};
 use crate::control::RunControl;
 use crate::record::{IntervalSnapshot, Recorder};
@@ -49,19 +51,29 @@ pub struct WorkerResult {
     pub sched_lag_us: Histogram<u64>,
 }
 
-/// Starts `workers` threads and deals the clients out round-robin.
+/// Deals the clients out to `workers` round-robin; HTTP/2 clients by connection group, a
+/// group's clients all to one worker (they share its connection, a worker's local task).
+pub fn deal(workers: usize, clients: Vec<ClientSpec>) -> Vec<Vec<ClientSpec>> {
+    let workers = workers.max(1);
+    let mut shares: Vec<Vec<ClientSpec>> = (0..workers).map(|_| Vec::new()).collect();
+    for (i, c) in clients.into_iter().enumerate() {
+        let to = match c.h2 {
+            Some(place) => place.group as usize % workers,
+            None => i % workers,
+        };
+        shares[to].push(c);
+    }
+    shares
+}
+
+/// Starts `workers` threads and deals the clients out ([`deal`]).
 pub fn start(
     workers: usize,
     clients: Vec<ClientSpec>,
     control: Arc<RunControl>,
     tx: UnboundedSender<WorkerMsg>,
 ) -> Vec<JoinHandle<()>> {
-    let workers = workers.max(1);
-    let mut shares: Vec<Vec<ClientSpec>> = (0..workers).map(|_| Vec::new()).collect();
-    for (i, c) in clients.into_iter().enumerate() {
-        shares[i % workers].push(c);
-    }
-    shares
+    deal(workers, clients)
         .into_iter()
         .enumerate()
         .map(|(worker, share)| {
@@ -92,8 +104,12 @@ fn run_worker(
         let stats = Rc::new(RefCell::new(fresh));
         let lag = Rc::new(RefCell::new(crate::record::new_lag_histogram_us()));
         let mut tasks = JoinSet::new();
+        let mut groups: BTreeMap<u32, Rc<H2Group>> = BTreeMap::new();
         for spec in clients {
-            tasks.spawn_local(run_client(spec, stats.clone(), control.clone()));
+            let group = spec
+                .h2
+                .map(|place| groups.entry(place.group).or_default().clone());
+            tasks.spawn_local(run_client(spec, group, stats.clone(), control.clone()));
         }
         let probe = {
             let lag = lag.clone();
@@ -136,6 +152,11 @@ fn run_worker(
             }
         }
         probe.abort();
+        // Every client has ended: close the HTTP/2 connections, so their sockets settle
+        // their bytes into the stats before they are sent.
+        for group in groups.values() {
+            group.close().await;
+        }
         let result = WorkerResult {
             stats: std::mem::take(&mut *stats.borrow_mut()),
             sched_lag_us: lag.borrow().clone(),
@@ -145,4 +166,57 @@ fn run_worker(
             result: Box::new(result),
         });
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clients::h2::{group_of, H2Place};
+    use crate::scenario::Transport;
+
+    fn client(id: u32, h2_streams: Option<u32>) -> ClientSpec {
+        let topic = pushbench_protocol::TopicId::parse("acme/app/builds/1/steps/1").unwrap();
+        let mut spec = ClientSpec::for_test(Transport::SseH2, "/", &topic);
+        spec.id = id;
+        spec.h2 = h2_streams.map(|n| H2Place {
+            group: group_of(id, n),
+        });
+        spec
+    }
+
+    #[test]
+    fn h2_groups_are_dealt_whole() {
+        let clients: Vec<ClientSpec> = (0..10).map(|i| client(i, Some(3))).collect();
+        let shares = deal(2, clients);
+        let ids: Vec<Vec<u32>> = shares
+            .iter()
+            .map(|s| s.iter().map(|c| c.id).collect())
+            .collect();
+        // Groups {0,1,2} {3,4,5} {6,7,8} {9}: even groups to worker 0, odd to worker 1.
+        assert_eq!(ids, vec![vec![0, 1, 2, 6, 7, 8], vec![3, 4, 5, 9]]);
+        for share in &shares {
+            for c in share {
+                let mates = share.iter().filter(|o| o.h2 == c.h2).count();
+                let expected = if c.id == 9 { 1 } else { 3 };
+                assert_eq!(mates, expected, "client {} has its whole group", c.id);
+            }
+        }
+        // HTTP/1.1 clients still round-robin.
+        let shares = deal(3, (0..5).map(|i| client(i, None)).collect());
+        let ids: Vec<Vec<u32>> = shares
+            .iter()
+            .map(|s| s.iter().map(|c| c.id).collect())
+            .collect();
+        assert_eq!(ids, vec![vec![0, 3], vec![1, 4], vec![2]]);
+    }
+
+    #[test]
+    fn groups_hold_streams_per_connection_clients() {
+        assert_eq!(group_of(0, 100), 0);
+        assert_eq!(group_of(99, 100), 0);
+        assert_eq!(group_of(100, 100), 1);
+        assert_eq!(group_of(5, 1), 5);
+        let groups: std::collections::BTreeSet<u32> = (0..250).map(|i| group_of(i, 100)).collect();
+        assert_eq!(groups.len(), 3, "ceil(250 / 100) connections");
+    }
 }

@@ -32,6 +32,8 @@ pub enum Step {
     Response,
     ResponseBody,
     Stream,
+    /// The HTTP/2 connection preface and SETTINGS exchange.
+    Handshake,
 }
 
 impl fmt::Display for Step {
@@ -41,6 +43,7 @@ impl fmt::Display for Step {
             Step::Response => "response",
             Step::ResponseBody => "response body",
             Step::Stream => "stream",
+            Step::Handshake => "h2 handshake",
         })
     }
 }
@@ -68,6 +71,14 @@ pub enum SessionError {
     NotEventStream(Option<String>),
     #[error("{step}")]
     Http { step: Step, source: HttpError },
+    #[error("HTTP/2 {step}")]
+    Http2 { step: Step, source: h2::Error },
+    #[error("the TLS server chose ALPN {0:?}, not h2")]
+    NotH2Alpn(Option<String>),
+    #[error("cannot build the request: {0}")]
+    BadRequest(String),
+    #[error("response body larger than {0} bytes")]
+    BodyTooLarge(usize),
     #[error("event stream: {0}")]
     EventStream(SseError),
     #[error("server dropped us as lagged: {0}")]
@@ -135,6 +146,10 @@ pub enum FailureReason {
     Status { answer: Answer, status: u16 },
     NotEventStream,
     Http(Step),
+    Http2(Step),
+    NotH2Alpn,
+    BadRequest,
+    BodyTooLarge,
     EventStreamSyntax,
     Lagged,
     StreamEnded,
@@ -166,6 +181,10 @@ impl SessionError {
             },
             SessionError::NotEventStream(_) => FailureReason::NotEventStream,
             SessionError::Http { step, .. } => FailureReason::Http(*step),
+            SessionError::Http2 { step, .. } => FailureReason::Http2(*step),
+            SessionError::NotH2Alpn(_) => FailureReason::NotH2Alpn,
+            SessionError::BadRequest(_) => FailureReason::BadRequest,
+            SessionError::BodyTooLarge(_) => FailureReason::BodyTooLarge,
             SessionError::EventStream(_) => FailureReason::EventStreamSyntax,
             SessionError::Lagged(_) => FailureReason::Lagged,
             SessionError::StreamEnded => FailureReason::StreamEnded,
@@ -192,6 +211,10 @@ impl fmt::Display for FailureReason {
             FailureReason::Status { answer, status } => write!(f, "HTTP {status} from {answer}"),
             FailureReason::NotEventStream => f.write_str("answer is not text/event-stream"),
             FailureReason::Http(step) => write!(f, "{step} failed"),
+            FailureReason::Http2(step) => write!(f, "HTTP/2 {step} failed"),
+            FailureReason::NotH2Alpn => f.write_str("the TLS server did not choose h2 (ALPN)"),
+            FailureReason::BadRequest => f.write_str("request could not be built"),
+            FailureReason::BodyTooLarge => f.write_str("response body too large"),
             FailureReason::EventStreamSyntax => f.write_str("malformed event stream"),
             FailureReason::Lagged => f.write_str("server dropped us as lagged"),
             FailureReason::StreamEnded => f.write_str("event stream ended without an end event"),

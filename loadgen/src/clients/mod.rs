@@ -15,6 +15,7 @@
 //! uniformly from its upper half.
 
 pub mod failure;
+pub mod h2;
 pub mod poll;
 pub mod socket;
 pub mod sse;
@@ -70,6 +71,9 @@ pub struct ClientSpec {
     pub poll_limit: u32,
     /// A slow consumer: its socket is read no faster than this while the fault lasts.
     pub read_limit: Option<socket::ReadLimit>,
+    /// The HTTP/2 transports: the connection group whose connection this client's streams
+    /// share (`None` for the HTTP/1.1 ones).
+    pub h2: Option<h2::H2Place>,
 }
 
 impl ClientSpec {
@@ -94,6 +98,7 @@ impl ClientSpec {
             long_poll_wait: Duration::from_secs(30),
             poll_limit: 1000,
             read_limit: None,
+            h2: None,
         }
     }
 
@@ -306,8 +311,14 @@ impl ClientState {
     }
 }
 
-/// Runs one client until its step finishes or the run stops.
-pub async fn run_client(spec: ClientSpec, stats: Rc<RefCell<Stats>>, control: Arc<RunControl>) {
+/// Runs one client until its step finishes or the run stops; `group` is its HTTP/2
+/// connection group (the `*-h2` transports).
+pub async fn run_client(
+    spec: ClientSpec,
+    group: Option<Rc<h2::H2Group>>,
+    stats: Rc<RefCell<Stats>>,
+    control: Arc<RunControl>,
+) {
     sleep_until(spec.start_at).await;
     let mut state = ClientState::new();
     state.slow = spec.read_limit.is_some();
@@ -325,10 +336,17 @@ pub async fn run_client(spec: ClientSpec, stats: Rc<RefCell<Stats>>, control: Ar
         state.connect_started = Instant::now();
         state.first_event_seen = false;
         let session = async {
-            match spec.transport.served_by() {
-                Served::Sse => sse::session(&spec, &mut state, &stats, &control, leave_at).await,
-                Served::Ws => ws::session(&spec, &mut state, &stats, &control, leave_at).await,
-                Served::Poll => poll::session(&spec, &mut state, &stats, &control, leave_at).await,
+            let (spec, state, stats, control) = (&spec, &mut state, &stats, &*control);
+            match (spec.transport.served_by(), group.as_deref()) {
+                (Served::Sse, Some(g)) => {
+                    h2::sse_session(g, spec, state, stats, control, leave_at).await
+                }
+                (Served::Poll, Some(g)) => {
+                    h2::poll_session(g, spec, state, stats, control, leave_at).await
+                }
+                (Served::Sse, _) => sse::session(spec, state, stats, control, leave_at).await,
+                (Served::Ws, _) => ws::session(spec, state, stats, control, leave_at).await,
+                (Served::Poll, _) => poll::session(spec, state, stats, control, leave_at).await,
             }
         };
         let end = tokio::select! {

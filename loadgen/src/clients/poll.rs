@@ -9,6 +9,10 @@
 //! `If-None-Match`, or as `If-Modified-Since` + `If-None-Match` (nchan's long-poll), and every
 //! `pb:SEQ:TS` marker anywhere in an answer's body is a line. 304 and 204 are empty answers;
 //! so is 408, which long-poll servers (nchan) send when a wait times out.
+//!
+//! The feed-server poll loop ([`poll_loop`]) is the same over HTTP/1.1 and HTTP/2: it asks a
+//! [`PollExchange`] for each answer. [`Http1Poller`] is the keep-alive connection here; the
+//! HTTP/2 one, a stream per poll on a shared connection, is in [`super::h2`].
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -42,7 +46,72 @@ impl AnswerCursor {
 }
 
 /// Largest poll answer accepted.
-const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
+pub(super) const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
+
+/// One poll's answer, as the poll loop needs it.
+pub(super) struct PollReply {
+    pub(super) status: u16,
+    pub(super) etag: Option<String>,
+    pub(super) body: Vec<u8>,
+}
+
+/// How a poll is sent and its answer read: over a keep-alive HTTP/1.1 connection, or as one
+/// HTTP/2 stream. Not `Send`: a worker's clients run on its one thread.
+pub(super) trait PollExchange {
+    /// Sends the poll of cursor `after` (`If-None-Match: etag` once known) and reads its
+    /// whole answer.
+    async fn exchange(
+        &mut self,
+        spec: &ClientSpec,
+        after: u64,
+        etag: Option<&str>,
+        long_poll: bool,
+    ) -> Result<PollReply, SessionError>;
+
+    /// After an answer: `idle` when the client now waits for its next poll time (hold no
+    /// buffers), otherwise it polls again at once.
+    fn answered(&mut self, idle: bool);
+}
+
+/// A keep-alive HTTP/1.1 connection, and the request bytes of the last poll: rebuilt only
+/// when the cursor or the ETag changes, so a client polling an idle step sends the same
+/// bytes again.
+pub(super) struct Http1Poller {
+    conn: HttpConn,
+    request: Vec<u8>,
+    request_for: Option<(u64, Option<String>)>,
+}
+
+impl PollExchange for Http1Poller {
+    async fn exchange(
+        &mut self,
+        spec: &ClientSpec,
+        after: u64,
+        etag: Option<&str>,
+        long_poll: bool,
+    ) -> Result<PollReply, SessionError> {
+        let key = (after, etag.map(str::to_string));
+        if self.request_for.as_ref() != Some(&key) {
+            write_request(&mut self.request, spec, after, etag, long_poll);
+            self.request_for = Some(key);
+        }
+        let (head, body) = h1_exchange(&mut self.conn, &self.request).await?;
+        Ok(PollReply {
+            status: head.status,
+            etag: head.header("etag").map(str::to_string),
+            body,
+        })
+    }
+
+    fn answered(&mut self, idle: bool) {
+        self.conn.shrink();
+        if idle {
+            // Idle until the next poll: hold no request bytes either.
+            self.request = Vec::new();
+            self.request_for = None;
+        }
+    }
+}
 
 pub async fn session(
     spec: &ClientSpec,
@@ -59,7 +128,12 @@ pub async fn session(
     stats.borrow_mut().connection_opened();
     let end = match spec.poll_cursor {
         PollCursor::FeedServer => {
-            poll_loop(&mut conn, started, spec, state, stats, control, leave_at).await
+            let mut poller = Http1Poller {
+                conn,
+                request: Vec::new(),
+                request_for: None,
+            };
+            poll_loop(&mut poller, started, spec, state, stats, control, leave_at).await
         }
         cursor => {
             foreign_poll_loop(
@@ -75,8 +149,10 @@ pub async fn session(
     }
 }
 
-async fn poll_loop(
-    conn: &mut HttpConn,
+/// Polls feed-server's poll API until the step is finished, the client leaves or a poll
+/// fails; `started` is when this session's connect began (see [`ClientState::connected_in`]).
+pub(super) async fn poll_loop(
+    conn: &mut impl PollExchange,
     started: Instant,
     spec: &ClientSpec,
     state: &mut ClientState,
@@ -84,14 +160,10 @@ async fn poll_loop(
     control: &RunControl,
     leave_at: Option<Instant>,
 ) -> Result<SessionEnd, SessionError> {
-    let long_poll = spec.transport == Transport::LongPoll;
+    let long_poll = spec.transport.over_http1() == Transport::LongPoll;
     // The closed-loop throughput probe (`poll.interval = "0s"`): the connection never idles.
     let closed_loop = !long_poll && spec.poll_interval.is_zero();
     let mut etag: Option<String> = None;
-    // The request bytes and the cursor they were written for: rebuilt only when the cursor or
-    // the ETag changes, so a client polling an idle step sends the same bytes again.
-    let mut request = Vec::new();
-    let mut request_after: Option<u64> = None;
     let mut next_poll = Instant::now();
     let mut first = true;
     let mut finals = control.finals_signal();
@@ -104,12 +176,12 @@ async fn poll_loop(
             return Ok(SessionEnd::Left);
         }
         let after = state.tracker.last_seq();
-        if request_after != Some(after) {
-            write_request(&mut request, spec, after, etag.as_deref(), long_poll);
-            request_after = Some(after);
-        }
-        let Some((head, body)) =
-            exchange_unless_done(conn, &request, spec, state, control, &mut finals).await?
+        let exchange = conn.exchange(spec, after, etag.as_deref(), long_poll);
+        let Some(PollReply {
+            status,
+            etag: tag,
+            body,
+        }) = unless_done(exchange, spec, state, control, &mut finals).await?
         else {
             return Ok(SessionEnd::Finished);
         };
@@ -118,20 +190,20 @@ async fn poll_loop(
             first = false;
             // The first answer tells whether this is a poll resource at all: an error answer
             // is a failed connect, retried.
-            if let Some(oldest_seq) = history_gone(head.status, &body) {
+            if let Some(oldest_seq) = history_gone(status, &body) {
                 return Ok(SessionEnd::HistoryGone { oldest_seq });
             }
-            if head.status >= 400 {
+            if status >= 400 {
                 return Ok(stats.borrow_mut().connect_failed(SessionError::Status {
                     answer: Answer::Poll,
-                    status: head.status,
+                    status,
                     body: excerpt(&body),
                 }));
             }
             state.connected_in(stats, handshake.unwrap_or_else(|| started.elapsed()));
         }
         let mut full = false;
-        match head.status {
+        match status {
             304 => stats
                 .borrow_mut()
                 .count_poll(true, control.in_measure_window(now)),
@@ -160,10 +232,8 @@ async fn poll_loop(
                 if answer.complete || state.has_all(spec, control) {
                     return Ok(SessionEnd::Finished);
                 }
-                let tag = head.header("etag");
-                if etag.as_deref() != tag {
-                    etag = tag.map(str::to_string);
-                    request_after = None;
+                if etag != tag {
+                    etag = tag;
                 }
             }
             status => {
@@ -181,14 +251,12 @@ async fn poll_loop(
             // Polled again at once: keep the buffers.
             continue;
         }
-        conn.shrink();
-        if long_poll || full {
-            // Long polls and full answers are followed at once.
+        // Long polls and full answers are followed at once.
+        let idle = !(long_poll || full);
+        conn.answered(idle);
+        if !idle {
             continue;
         }
-        // Idle until the next poll: hold no request bytes either.
-        request = Vec::new();
-        request_after = None;
         next_poll += spec.poll_interval;
         let now = Instant::now();
         if next_poll < now {
@@ -203,27 +271,31 @@ async fn poll_loop(
     }
 }
 
-/// Sends a poll and reads its answer, unless the client turns out to have everything its
-/// step will ever have while it waits (a long-poll held open when the final seqs arrive):
-/// `Ok(None)` then.
-async fn exchange_unless_done(
+/// Sends an HTTP/1.1 request and reads its answer.
+async fn h1_exchange(
     conn: &mut HttpConn,
     request: &[u8],
+) -> Result<(ResponseHead, Vec<u8>), SessionError> {
+    let http = |step| move |source| SessionError::Http { step, source };
+    conn.send(request).await.map_err(http(Step::Send))?;
+    let head = conn.read_head().await.map_err(http(Step::Response))?;
+    let body = conn
+        .read_body(head.framing, MAX_BODY_BYTES)
+        .await
+        .map_err(http(Step::ResponseBody))?;
+    Ok((head, body))
+}
+
+/// Waits for a poll's answer, unless the client turns out to have everything its step will
+/// ever have while it waits (a long-poll held open when the final seqs arrive): `Ok(None)`
+/// then.
+async fn unless_done<T>(
+    exchange: impl std::future::Future<Output = Result<T, SessionError>>,
     spec: &ClientSpec,
     state: &mut ClientState,
     control: &RunControl,
     finals: &mut tokio::sync::watch::Receiver<u64>,
-) -> Result<Option<(ResponseHead, Vec<u8>)>, SessionError> {
-    let http = |step| move |source| SessionError::Http { step, source };
-    let exchange = async {
-        conn.send(request).await.map_err(http(Step::Send))?;
-        let head = conn.read_head().await.map_err(http(Step::Response))?;
-        let body = conn
-            .read_body(head.framing, MAX_BODY_BYTES)
-            .await
-            .map_err(http(Step::ResponseBody))?;
-        Ok::<_, SessionError>((head, body))
-    };
+) -> Result<Option<T>, SessionError> {
     tokio::pin!(exchange);
     loop {
         tokio::select! {
@@ -267,7 +339,7 @@ async fn foreign_poll_loop(
     control: &RunControl,
     leave_at: Option<Instant>,
 ) -> Result<SessionEnd, SessionError> {
-    let long_poll = spec.transport == Transport::LongPoll;
+    let long_poll = spec.transport.over_http1() == Transport::LongPoll;
     let mut cursor = ForeignCursor::default();
     let mut request = Vec::new();
     let mut next_poll = Instant::now();
@@ -288,8 +360,8 @@ async fn foreign_poll_loop(
             state.tracker.last_seq(),
             &cursor,
         );
-        let Some((head, body)) =
-            exchange_unless_done(conn, &request, spec, state, control, &mut finals).await?
+        let exchange = h1_exchange(conn, &request);
+        let Some((head, body)) = unless_done(exchange, spec, state, control, &mut finals).await?
         else {
             return Ok(SessionEnd::Finished);
         };
@@ -394,6 +466,15 @@ fn write_foreign_request(
     out.extend_from_slice(b"\r\n");
 }
 
+/// The path and query of the poll for cursor `after`: `PATH?after=SEQ&limit=N[&wait=MSms]`.
+pub(super) fn poll_path(spec: &ClientSpec, after: u64, long_poll: bool) -> String {
+    let mut path = spec.path_with(&format!("{AFTER}={after}&{LIMIT}={}", spec.poll_limit));
+    if long_poll {
+        path.push_str(&format!("&{WAIT}={}ms", spec.long_poll_wait.as_millis()));
+    }
+    path
+}
+
 /// Writes the poll request for cursor `after` into `out` (replacing what it held):
 /// `GET PATH?after=SEQ&limit=N[&wait=MSms]` on `spec.host`, with `If-None-Match` once an
 /// answer has given an ETag.
@@ -406,17 +487,13 @@ fn write_request(
 ) {
     use std::io::Write;
     out.clear();
-    let sep = if spec.path.contains('?') { '&' } else { '?' };
     // Writing into a Vec cannot fail.
     let _ = write!(
         out,
-        "GET {}{sep}{AFTER}={after}&{LIMIT}={}",
-        spec.path, spec.poll_limit
+        "GET {} HTTP/1.1\r\nHost: {}\r\n",
+        poll_path(spec, after, long_poll),
+        spec.host
     );
-    if long_poll {
-        let _ = write!(out, "&{WAIT}={}ms", spec.long_poll_wait.as_millis());
-    }
-    let _ = write!(out, " HTTP/1.1\r\nHost: {}\r\n", spec.host);
     if let Some(tag) = etag {
         let _ = write!(out, "If-None-Match: {tag}\r\n");
     }

@@ -60,6 +60,9 @@ impl Throttle {
 
 impl MeasuredSocket {
     pub fn new(stream: TcpStream, stats: Rc<RefCell<Stats>>) -> Self {
+        if let Ok(mut st) = stats.try_borrow_mut() {
+            st.tcp_opened();
+        }
         MeasuredSocket {
             io: Counted::new(stream),
             stats,
@@ -301,6 +304,8 @@ mod tests {
             "the kernel's count"
         );
         assert_eq!(st.tcp_info_errors, 0);
+        assert_eq!((c.tcp_connections_opened, c.tcp_connections_peak), (1, 1));
+        assert_eq!(st.tcp_open, 0, "closed when dropped");
         server.abort();
     }
 }

@@ -32,6 +32,14 @@ pub struct Counters {
     pub connects_ok: u64,
     /// Connection attempts that failed (refused, timed out, bad handshake).
     pub connect_errors: u64,
+    /// TCP connections opened (each counted socket): one per session over HTTP/1.1 and
+    /// WebSocket, one per connection group's connection over HTTP/2.
+    #[serde(default)]
+    pub tcp_connections_opened: u64,
+    /// The most TCP connections open at once, summed over workers (each worker's own peak;
+    /// equal to the run's peak when the workers' connections were all held at once).
+    #[serde(default)]
+    pub tcp_connections_peak: u64,
     /// Established connections that ended before the client closed them.
     pub disconnects: u64,
     /// Sessions established again after a client's earlier session broke.
@@ -73,6 +81,8 @@ impl Counters {
             out_of_order,
             connects_ok,
             connect_errors,
+            tcp_connections_opened,
+            tcp_connections_peak,
             disconnects,
             reconnects,
             bytes_down,
@@ -96,6 +106,8 @@ impl Counters {
         add(&mut self.out_of_order, out_of_order);
         add(&mut self.connects_ok, connects_ok);
         add(&mut self.connect_errors, connect_errors);
+        add(&mut self.tcp_connections_opened, tcp_connections_opened);
+        add(&mut self.tcp_connections_peak, tcp_connections_peak);
         add(&mut self.disconnects, disconnects);
         add(&mut self.bytes_down, bytes_down);
         add(&mut self.bytes_up, bytes_up);

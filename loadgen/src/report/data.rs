@@ -267,15 +267,13 @@ pub fn is_sweep(summary: &Summary) -> bool {
     summary.runs.iter().any(|r| r.sweep.is_some())
 }
 
-/// Sort key putting the four known transports first, in the claim's order.
+/// Sort key putting the known transports first, in the claim's order (the HTTP/2 ones
+/// after the HTTP/1.1 ones, as `ClientTransport::ALL` lists them).
 pub fn transport_order(name: &str) -> (usize, String) {
-    let i = match name {
-        "sse" => 0,
-        "ws" => 1,
-        "poll" => 2,
-        "long-poll" => 3,
-        _ => 4,
-    };
+    let i = pushbench_protocol::ClientTransport::ALL
+        .iter()
+        .position(|t| t.as_str() == name)
+        .unwrap_or(pushbench_protocol::ClientTransport::ALL.len());
     (i, name.to_string())
 }
 

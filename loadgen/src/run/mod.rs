@@ -285,9 +285,16 @@ async fn measure(
     }
     let control = Arc::new(control);
     let insecure = sc.target.as_ref().is_some_and(|t| t.insecure);
-    let tls = match endpoint.tls {
-        true => Some(TlsTarget::new(&endpoint.server_name, insecure)?),
-        false => None,
+    // The HTTP/2 transports speak TLS to an `https://` target, or to the spawned feed-server
+    // with `http2.tls` (its self-signed certificate accepted), with ALPN `h2` only.
+    let self_signed = transport.http2() && sc.target.is_none() && sc.http2.tls;
+    let tls = match (endpoint.tls || self_signed, transport.http2()) {
+        (false, _) => None,
+        (true, false) => Some(TlsTarget::new(&endpoint.server_name, insecure)?),
+        (true, true) => Some(TlsTarget::for_http2(
+            &endpoint.server_name,
+            insecure || self_signed,
+        )?),
     };
     let start_of = |i| planned + timeline.client_start(i, all_clients);
     let measure_start = planned + timeline.measure_start;

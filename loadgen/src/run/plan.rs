@@ -7,6 +7,7 @@ use pushbench_protocol::{generated, TopicId};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+use crate::clients::h2::{group_of, H2Place};
 use crate::clients::socket::ReadLimit;
 use crate::clients::ClientSpec;
 use crate::endpoint::Endpoint;
@@ -44,6 +45,11 @@ pub fn server_args(sc: &Scenario, transport: Transport) -> Vec<String> {
         "--gen-line-bytes".into(),
         format!("{}..{}", feed.line_bytes.min, feed.line_bytes.max),
     ];
+    // The HTTP/2 transports over TLS: a certificate for localhost made at start-up (the
+    // clients accept it), on the same port as cleartext.
+    if transport.http2() && sc.http2.tls {
+        args.push("--tls-self-signed".into());
+    }
     // `drop` faults go through the admin routes.
     if sc
         .faults
@@ -139,6 +145,9 @@ pub fn client_specs(
                 long_poll_wait: sc.poll.wait,
                 poll_limit: sc.poll.limit,
                 read_limit: read_limit_of(i),
+                h2: transport.http2().then(|| H2Place {
+                    group: group_of(i, sc.http2.streams_per_connection),
+                }),
             }
         })
         .collect()
@@ -233,6 +242,17 @@ mod tests {
             first.publish_from + first.publish_for(),
             first.measure_end - ms(100)
         );
+    }
+
+    #[test]
+    fn http2_tls_starts_the_server_with_a_self_signed_certificate() {
+        let mut sc = scenario("");
+        assert!(!server_args(&sc, Transport::SseH2).contains(&"--tls-self-signed".into()));
+        sc.http2.tls = true;
+        let args = server_args(&sc, Transport::SseH2);
+        assert!(args.contains(&"--tls-self-signed".into()));
+        assert_eq!(args[1], "sse", "served by the SSE transport");
+        assert!(!server_args(&sc, Transport::Sse).contains(&"--tls-self-signed".into()));
     }
 
     #[test]

@@ -402,6 +402,16 @@ pub fn summarize(m: &Measurements) -> TransportResult {
     result.calm_latency_us = m.workers.recorder.calm_latency_us().map(Percentiles::of);
     result.connections = Connections {
         reconnects: c.reconnects,
+        tcp_connections_opened: c.tcp_connections_opened,
+        tcp_connections_peak: c.tcp_connections_peak,
+        streams_per_tcp_connection: match c.tcp_connections_opened {
+            0 => 0.0,
+            n => c.connects_ok as f64 / n as f64,
+        },
+        connect_time: match m.transport.http2() {
+            true => crate::results::ConnectTime::ConnectionOrStream,
+            false => crate::results::ConnectTime::Connection,
+        },
         clients: m.clients,
         connects_ok: c.connects_ok,
         connect_errors: c.connect_errors,

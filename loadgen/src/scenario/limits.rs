@@ -17,6 +17,9 @@ pub const MAX_LONG_POLL_WAIT: Duration = Duration::from_secs(120);
 pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Most loadgen or server worker threads: far beyond any core count this harness runs on.
 pub const MAX_WORKERS: u32 = 1024;
+/// Most `http2.streams_per_connection`: feed-server's HTTP/2 `max_concurrent_streams` per
+/// connection (more streams on one connection would be refused by the server).
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 1000;
 /// Most repetitions of each transport: far beyond what a verdict needs, and a bound on how
 /// long a typo can make a run.
 pub const MAX_REPEAT: u32 = 100;

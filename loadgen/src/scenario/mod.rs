@@ -51,7 +51,7 @@ pub use error::{Diagnostic, ScenarioError};
 pub use faults::{Fault, FaultKind, Injector};
 pub use limits::{
     MAX_CLIENTS, MAX_DURATION, MAX_LINE_BYTES, MAX_LONG_POLL_WAIT, MAX_POLL_LIMIT, MAX_REPEAT,
-    MAX_TOPICS, MAX_WORKERS,
+    MAX_STREAMS_PER_CONNECTION, MAX_TOPICS, MAX_WORKERS,
 };
 pub use load::{load, parse};
 pub use resolve::{feed_server_target, TargetUrlError};
@@ -61,7 +61,7 @@ pub use sweep::SWEEPABLE_FIELDS;
 // The resolved scenario: what consumers use.
 
 /// A transport under test: the protocol crate's client-side transport (`sse`, `ws`, `poll`,
-/// `long-poll`, the names scenario files, results and reports use).
+/// `long-poll`, and over HTTP/2 `sse-h2`, `poll-h2`, `long-poll-h2`: the names scenario files, results and reports use).
 /// [`Transport::served_by`] gives the server transport it speaks to (`--transport`, route).
 pub use pushbench_protocol::ClientTransport as Transport;
 
@@ -92,6 +92,8 @@ pub struct Scenario {
     pub poll: Poll,
     pub sse: Sse,
     pub ws: Ws,
+    /// How the HTTP/2 transports (`sse-h2`, `poll-h2`, `long-poll-h2`) share connections.
+    pub http2: Http2,
     pub churn: Option<Churn>,
     pub server: Server,
     /// External-target mode: measure this target instead of spawning `feed-server`.
@@ -226,6 +228,26 @@ pub struct Ws {
     /// Time between the server's pings (its keep-alive; a peer silent for two is dropped).
     #[serde(serialize_with = "ser_duration")]
     pub ping_interval: Duration,
+}
+
+/// HTTP/2 parameters (the `*-h2` transports).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Http2 {
+    /// Clients whose streams share one TCP connection, 1..=[`MAX_STREAMS_PER_CONNECTION`]:
+    /// `clients.count` clients hold `ceil(count / streams_per_connection)` connections.
+    pub streams_per_connection: u32,
+    /// Against the spawned feed-server: start it with `--tls-self-signed` and speak h2 over
+    /// TLS (ALPN `h2`) instead of cleartext h2c. External targets say it with `https://`.
+    pub tls: bool,
+}
+
+impl Default for Http2 {
+    fn default() -> Self {
+        Http2 {
+            streams_per_connection: 100,
+            tls: false,
+        }
+    }
 }
 
 /// Clients that leave and come back, resuming from the last seq they received.
@@ -402,6 +424,13 @@ mod tests {
         );
         assert_eq!(sc.sse.keep_alive, Duration::from_secs(10));
         assert_eq!(
+            sc.http2,
+            Http2 {
+                streams_per_connection: 50,
+                tls: true,
+            }
+        );
+        assert_eq!(
             sc.churn,
             Some(Churn {
                 session: Duration::from_secs(10),
@@ -446,6 +475,8 @@ mod tests {
         assert_eq!(sc.poll.limit, 1000);
         assert_eq!(sc.sse.keep_alive, Duration::from_secs(15));
         assert_eq!(sc.churn, None);
+        assert_eq!(sc.http2, Http2::default());
+        assert_eq!(sc.http2.streams_per_connection, 100);
         assert_eq!(
             sc.server,
             Server {

@@ -24,6 +24,7 @@ pub(super) struct RawScenario {
     pub(super) poll: S<RawPoll>,
     pub(super) sse: S<RawSse>,
     pub(super) ws: S<RawWs>,
+    pub(super) http2: S<RawHttp2>,
     pub(super) churn: S<RawChurn>,
     pub(super) server: S<RawServer>,
     pub(super) target: S<RawTarget>,
@@ -88,6 +89,13 @@ pub(super) struct RawSse {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawWs {
     pub(super) ping_interval: S<DurationText>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHttp2 {
+    pub(super) streams_per_connection: S<i64>,
+    pub(super) tls: S<bool>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

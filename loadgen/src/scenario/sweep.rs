@@ -30,6 +30,7 @@ pub const SWEEPABLE_FIELDS: &[&str] = &[
     "poll.limit",
     "sse.keep_alive",
     "ws.ping_interval",
+    "http2.streams_per_connection",
     "churn.session",
     "churn.pause",
     "server.workers",
@@ -106,6 +107,9 @@ fn patch(
         "poll.limit" => set(&mut sec(&mut raw.poll).limit, value),
         "sse.keep_alive" => set(&mut sec(&mut raw.sse).keep_alive, value),
         "ws.ping_interval" => set(&mut sec(&mut raw.ws).ping_interval, value),
+        "http2.streams_per_connection" => {
+            set(&mut sec(&mut raw.http2).streams_per_connection, value)
+        }
         "churn.session" => set(&mut churn(raw)?.session, value),
         "churn.pause" => set(&mut churn(raw)?.pause, value),
         "server.workers" => set(&mut sec(&mut raw.server).workers, value),

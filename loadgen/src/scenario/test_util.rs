@@ -19,7 +19,7 @@ pub(super) const MINIMAL: &str = "transports = [\"sse\"]\n\
 pub(super) const FULL: &str = r#"
 name = "full_test-1"
 description = "every field"
-transports = ["sse", "ws", "poll", "long-poll"]
+transports = ["sse", "ws", "poll", "long-poll", "sse-h2", "poll-h2", "long-poll-h2"]
 duration = "5s"
 warmup = "1s"
 drain = "2s"
@@ -49,6 +49,10 @@ limit = 500
 
 [sse]
 keep_alive = "10s"
+
+[http2]
+streams_per_connection = 50
+tls = true
 
 [churn]
 session = "10s"

@@ -55,22 +55,53 @@ pub enum ClientTransport {
     Poll,
     /// Long polling: `GET ?after=SEQ&wait=DURATION`.
     LongPoll,
+    /// Server-sent events over HTTP/2: each client one stream, many streams per connection.
+    SseH2,
+    /// Short polling over HTTP/2: each poll one request on a shared connection.
+    PollH2,
+    /// Long polling over HTTP/2: each long poll one request on a shared connection.
+    LongPollH2,
 }
 
 impl ClientTransport {
     /// Every client transport, in the order reports list them.
-    pub const ALL: [ClientTransport; 4] = [
+    /// The HTTP/1.1 ones first, then the HTTP/2 ones.
+    pub const ALL: [ClientTransport; 7] = [
         ClientTransport::Sse,
         ClientTransport::Ws,
         ClientTransport::Poll,
         ClientTransport::LongPoll,
+        ClientTransport::SseH2,
+        ClientTransport::PollH2,
+        ClientTransport::LongPollH2,
     ];
 
-    /// `sse`, `ws`, `poll` or `long-poll`.
+    /// `sse`, `ws`, `poll`, `long-poll`, `sse-h2`, `poll-h2` or `long-poll-h2`.
     pub fn as_str(self) -> &'static str {
         match self {
+            ClientTransport::Sse => "sse",
+            ClientTransport::Ws => "ws",
+            ClientTransport::Poll => "poll",
             ClientTransport::LongPoll => "long-poll",
-            t => t.served_by().as_str(),
+            ClientTransport::SseH2 => "sse-h2",
+            ClientTransport::PollH2 => "poll-h2",
+            ClientTransport::LongPollH2 => "long-poll-h2",
+        }
+    }
+
+    /// Whether this client speaks HTTP/2 (many clients' streams on one connection).
+    pub fn http2(self) -> bool {
+        self != self.over_http1()
+    }
+
+    /// The HTTP/1.1 transport reading the same way: `sse-h2` → `sse`, `poll-h2` → `poll`,
+    /// `long-poll-h2` → `long-poll`; the HTTP/1.1 transports map to themselves.
+    pub fn over_http1(self) -> ClientTransport {
+        match self {
+            ClientTransport::SseH2 => ClientTransport::Sse,
+            ClientTransport::PollH2 => ClientTransport::Poll,
+            ClientTransport::LongPollH2 => ClientTransport::LongPoll,
+            t => t,
         }
     }
 
@@ -84,10 +115,10 @@ impl ClientTransport {
     /// The server transport this client speaks to: the one mapping between the two enums
     /// (feed-server's `--transport`, the route, the server's metrics label).
     pub fn served_by(self) -> Transport {
-        match self {
+        match self.over_http1() {
             ClientTransport::Sse => Transport::Sse,
             ClientTransport::Ws => Transport::Ws,
-            ClientTransport::Poll | ClientTransport::LongPoll => Transport::Poll,
+            _ => Transport::Poll,
         }
     }
 }
@@ -107,7 +138,18 @@ mod tests {
         let names: Vec<&str> = Transport::ALL.iter().map(|t| t.as_str()).collect();
         assert_eq!(names, ["sse", "ws", "poll"]);
         let names: Vec<&str> = ClientTransport::ALL.iter().map(|t| t.as_str()).collect();
-        assert_eq!(names, ["sse", "ws", "poll", "long-poll"]);
+        assert_eq!(
+            names,
+            [
+                "sse",
+                "ws",
+                "poll",
+                "long-poll",
+                "sse-h2",
+                "poll-h2",
+                "long-poll-h2"
+            ]
+        );
         for t in Transport::ALL {
             assert_eq!(Transport::from_name(t.as_str()), Some(t));
         }
@@ -131,8 +173,40 @@ mod tests {
                 Transport::Sse,
                 Transport::Ws,
                 Transport::Poll,
+                Transport::Poll,
+                Transport::Sse,
+                Transport::Poll,
                 Transport::Poll
             ]
         );
+    }
+
+    #[test]
+    fn h2_transports_map_to_their_http1_twins() {
+        let h2: Vec<ClientTransport> = ClientTransport::ALL
+            .into_iter()
+            .filter(|t| t.http2())
+            .collect();
+        assert_eq!(
+            h2,
+            [
+                ClientTransport::SseH2,
+                ClientTransport::PollH2,
+                ClientTransport::LongPollH2
+            ]
+        );
+        let twins: Vec<ClientTransport> = h2.iter().map(|t| t.over_http1()).collect();
+        assert_eq!(
+            twins,
+            [
+                ClientTransport::Sse,
+                ClientTransport::Poll,
+                ClientTransport::LongPoll
+            ]
+        );
+        for t in twins {
+            assert!(!t.http2());
+            assert_eq!(t.over_http1(), t);
+        }
     }
 }

@@ -10,8 +10,8 @@ use std::time::Duration;
 use super::error::Diag;
 use super::raw::{RawScenario, S};
 use super::{
-    Churn, Poll, Scenario, Server, Sse, Transport, Ws, MAX_LONG_POLL_WAIT, MAX_POLL_LIMIT,
-    MAX_REPEAT, MAX_WORKERS,
+    Churn, FaultKind, Http2, Poll, PollCursor, Scenario, Server, Sse, Transport, Ws,
+    MAX_LONG_POLL_WAIT, MAX_POLL_LIMIT, MAX_REPEAT, MAX_STREAMS_PER_CONNECTION, MAX_WORKERS,
 };
 use check::Least;
 use clients::resolve_clients;
@@ -43,6 +43,15 @@ fn is_valid_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// `` `sse`, `ws`, … `` for messages: every transport name a scenario may list.
+fn transport_names() -> String {
+    Transport::ALL
+        .iter()
+        .map(|t| format!("`{t}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Checks a raw scenario and turns it into a [`Scenario`] (without source and sweep variants).
@@ -88,7 +97,10 @@ pub(super) fn resolve(raw: &RawScenario, default_name: &str) -> Result<Scenario,
         if list.get_ref().is_empty() {
             c.err(
                 list.span(),
-                "`transports` must list at least one of \"sse\", \"ws\", \"poll\", \"long-poll\"",
+                format!(
+                    "`transports` must list at least one of {}",
+                    transport_names()
+                ),
             );
         }
         for t in list.get_ref() {
@@ -96,8 +108,9 @@ pub(super) fn resolve(raw: &RawScenario, default_name: &str) -> Result<Scenario,
                 None => c.err(
                     t.span(),
                     format!(
-                        "unknown transport `{}`, expected one of `sse`, `ws`, `poll`, `long-poll`",
-                        t.get_ref()
+                        "unknown transport `{}`, expected one of {}",
+                        t.get_ref(),
+                        transport_names()
                     ),
                 ),
                 Some(tr) if transports.contains(&tr) => c.err(
@@ -181,6 +194,24 @@ pub(super) fn resolve(raw: &RawScenario, default_name: &str) -> Result<Scenario,
             Least::Positive,
         ),
     };
+
+    let (_, h) = section(&raw.http2);
+    let http2 = Http2 {
+        streams_per_connection: c.integer(
+            h.streams_per_connection.as_ref(),
+            "http2.streams_per_connection",
+            Http2::default().streams_per_connection,
+            1..=MAX_STREAMS_PER_CONNECTION,
+        ),
+        tls: h.tls.as_ref().is_some_and(|t| *t.get_ref()),
+    };
+    if let (Some(tls), true) = (&h.tls, raw.target.is_some()) {
+        c.err(
+            tls.span(),
+            "`http2.tls` starts the spawned feed-server with TLS; an external target says TLS \
+             with an https:// URL (http:// is cleartext h2c)",
+        );
+    }
 
     let churn = raw.churn.as_ref().map(|ch| {
         let at = ch.span();
@@ -269,6 +300,8 @@ pub(super) fn resolve(raw: &RawScenario, default_name: &str) -> Result<Scenario,
         &deployment,
     );
 
+    check_http2_transports(&mut c, raw, &transports, &deployment, &faults);
+
     if c.diags.is_empty() {
         Ok(Scenario {
             name,
@@ -283,6 +316,7 @@ pub(super) fn resolve(raw: &RawScenario, default_name: &str) -> Result<Scenario,
             poll,
             sse,
             ws,
+            http2,
             churn,
             server,
             target,
@@ -294,6 +328,67 @@ pub(super) fn resolve(raw: &RawScenario, default_name: &str) -> Result<Scenario,
         })
     } else {
         Err(c.diags)
+    }
+}
+
+/// What the HTTP/2 transports cannot be combined with, each refused at the transport's entry
+/// in `transports`: a `[deployment]` other than one feed-server (nginx proxies HTTP/1.1 to its
+/// upstreams, and the cluster's instances are not started with TLS), a `slow_consumers` fault
+/// (its read limit is one client's, and h2 clients share a socket), and a foreign poll API
+/// (`poll-h2` speaks feed-server's).
+fn check_http2_transports(
+    c: &mut Check,
+    raw: &RawScenario,
+    transports: &[Transport],
+    deployment: &super::Deployment,
+    faults: &[super::Fault],
+) {
+    let Some(list) = &raw.transports else { return };
+    let slow = faults
+        .iter()
+        .any(|f| matches!(f.kind, FaultKind::SlowConsumers { .. }));
+    let foreign_poll = raw
+        .target
+        .as_ref()
+        .and_then(|t| t.get_ref().poll_cursor.as_ref())
+        .and_then(|v| PollCursor::from_name(v.get_ref()))
+        .is_some_and(|p| p != PollCursor::FeedServer);
+    for entry in list.get_ref() {
+        let Some(t) = Transport::from_name(entry.get_ref()).filter(|t| t.http2()) else {
+            continue;
+        };
+        if !transports.contains(&t) {
+            continue;
+        }
+        if !deployment.is_default() {
+            c.err(
+                entry.span(),
+                format!(
+                    "transport `{t}` needs the single feed-server deployment: a `[deployment]`'s \
+                     nginx and instances speak HTTP/1.1 to the load generator"
+                ),
+            );
+        }
+        if slow {
+            c.err(
+                entry.span(),
+                format!(
+                    "transport `{t}` cannot be combined with a `slow_consumers` fault: its read \
+                     limit is per client, and HTTP/2 clients share one socket per \
+                     `http2.streams_per_connection` of them"
+                ),
+            );
+        }
+        if foreign_poll && t.served_by() == pushbench_protocol::Transport::Poll {
+            c.err(
+                entry.span(),
+                format!(
+                    "transport `{t}` speaks feed-server's poll API only; `target.poll_cursor` \
+                     names a foreign one (use `{}`)",
+                    t.over_http1()
+                ),
+            );
+        }
     }
 }
 
@@ -370,6 +465,67 @@ mod tests {
         let runs = sc.expand_sweep();
         assert_eq!(runs[0].0.as_deref(), Some("poll.interval=0s"));
         assert_eq!(runs[0].1.poll.interval, Duration::ZERO);
+    }
+
+    #[test]
+    fn http2_section_is_checked_where_it_is_written() {
+        let h2 = MINIMAL.replace("[\"sse\"]", "[\"sse-h2\", \"poll-h2\", \"long-poll-h2\"]");
+        let sc = ok(&format!(
+            "{h2}[http2]\nstreams_per_connection = 7\ntls = true\n"
+        ));
+        assert_eq!(sc.http2.streams_per_connection, 7);
+        assert!(sc.http2.tls);
+        let msg = err(&format!("{h2}[http2]\nstreams_per_connection = 0\n"));
+        assert_diag(
+            &msg,
+            10,
+            26,
+            &["`http2.streams_per_connection` must be between 1 and 1000, got 0"],
+        );
+        let msg = err(&format!("{h2}[http2]\nstreams_per_connection = 1001\n"));
+        assert_diag(&msg, 10, 26, &["between 1 and 1000, got 1001"]);
+        let msg = err(&format!("{h2}[http2]\ntls = \"yes\"\n"));
+        assert_diag(&msg, 10, 7, &["invalid type", "expected a boolean"]);
+        let msg = err(&format!("{h2}[http2]\nstreams = 3\n"));
+        assert_diag(&msg, 10, 1, &["unknown field `streams`"]);
+        // Swept.
+        let sc = ok(&format!(
+            "{h2}[sweep]\nfield = \"http2.streams_per_connection\"\nvalues = [1, 50]\n"
+        ));
+        let runs = sc.expand_sweep();
+        assert_eq!(
+            runs[1].0.as_deref(),
+            Some("http2.streams_per_connection=50")
+        );
+        assert_eq!(runs[1].1.http2.streams_per_connection, 50);
+        let msg = err(&format!(
+            "{h2}[sweep]\nfield = \"http2.streams_per_connection\"\nvalues = [1, 5000]\n"
+        ));
+        assert!(msg.contains("between 1 and 1000, got 5000"), "{msg}");
+    }
+
+    #[test]
+    fn http2_transports_refuse_what_they_cannot_measure() {
+        let h2 = MINIMAL.replace("[\"sse\"]", "[\"sse\", \"sse-h2\"]");
+        let msg = err(&format!(
+            "{h2}[deployment]\nbalancer = \"nginx\"\ninstances = 2\n"
+        ));
+        assert_diag(
+            &msg,
+            1,
+            22,
+            &["transport `sse-h2` needs the single feed-server"],
+        );
+        assert!(!msg.contains("transport `sse` needs"), "{msg}");
+        let msg = err(&format!(
+            "{h2}[[faults]]\nkind = \"slow_consumers\"\nat = \"0s\"\nduration = \"1s\"\nfraction = 0.1\nbytes_per_sec = 100\n"
+        ));
+        assert_diag(
+            &msg,
+            1,
+            22,
+            &["`sse-h2` cannot be combined with a `slow_consumers`"],
+        );
     }
 
     #[test]
