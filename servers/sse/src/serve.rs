@@ -737,7 +737,7 @@ mod tests {
             Router::new(),
             Shutdown::new(),
         );
-        let (task, http1) = (std::mem::size_of_val(&task), std::mem::size_of_val(&http1));
+        let (task, http1) = (size_of_val(&task), size_of_val(&http1));
         assert!(
             task <= http1 + 512,
             "a connection's task is {task} bytes, its HTTP/1 driver {http1}"
