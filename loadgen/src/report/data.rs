@@ -267,13 +267,19 @@ pub fn is_sweep(summary: &Summary) -> bool {
     summary.runs.iter().any(|r| r.sweep.is_some())
 }
 
-/// Sort key putting the known transports first, in the claim's order (the HTTP/2 ones
-/// after the HTTP/1.1 ones, as `ClientTransport::ALL` lists them).
+/// Sort key putting the known transports first, in the claim's order, each HTTP/2 transport
+/// right after the HTTP/1.1 one it rides over (so tables and charts show them side by side).
 pub fn transport_order(name: &str) -> (usize, String) {
-    let i = pushbench_protocol::ClientTransport::ALL
-        .iter()
-        .position(|t| t.as_str() == name)
-        .unwrap_or(pushbench_protocol::ClientTransport::ALL.len());
+    let i = match name {
+        "sse" => 0,
+        "sse-h2" => 1,
+        "ws" => 2,
+        "poll" => 3,
+        "poll-h2" => 4,
+        "long-poll" => 5,
+        "long-poll-h2" => 6,
+        _ => 7,
+    };
     (i, name.to_string())
 }
 

@@ -11,6 +11,9 @@
 //!   [`Summary`]; its module doc states the ranking and tie rules.
 //! - [`faults`]: a run's faults read back: each fault across transports, the keep-alive
 //!   each transport had against `idle_cut`, missing figures with their reasons.
+//! - [`http2`]: HTTP/2 transports beside the HTTP/1.1 ones they ride over (connections
+//!   held, server memory per stream and per TCP connection), and whether SSE over HTTP/2
+//!   beats WebSocket where SSE over HTTP/1.1 lost to it.
 //! - [`spread`]: a figure over repetitions: median, range and a bootstrap 95% interval.
 //! - [`charts`]: the charts, described as data (panels of lines or bars) and drawn by one
 //!   generic function, once per backend (PNG and SVG), so both files always agree.
@@ -29,6 +32,8 @@
 //! RUN_DIR/charts/faults.{png,svg}             runs with faults only: recovery p50/p99 per
 //!                                             fault, reconnects per second after each restart
 //! RUN_DIR/charts/sweep.{png,svg}              sweeps only: each metric against the swept value
+//! RUN_DIR/charts/http2.{png,svg}              runs with HTTP/2 transports: connections held,
+//!                                             server RSS per stream and per connection
 //! RUN_DIR/charts/deployment.{png,svg}         runs on Redis or behind nginx: latency, CPU
 //!                                             per event, Redis memory per line, by deployment
 //! OUT_DIR/compare.md, OUT_DIR/charts/compare_*.{png,svg}
@@ -40,6 +45,7 @@ pub mod charts;
 pub mod data;
 pub mod doc;
 pub mod faults;
+pub mod http2;
 pub mod render;
 pub mod spread;
 pub mod verdict;

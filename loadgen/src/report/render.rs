@@ -102,6 +102,7 @@ pub fn run_report(
     if has_faults(summary) {
         faults_section(&mut doc, summary, run_dir);
     }
+    super::http2::section(&mut doc, &super::http2::compare(summary, verdict), verdict);
     deployment_section(&mut doc, summary);
     shards_section(&mut doc, summary);
 

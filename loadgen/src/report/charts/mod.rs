@@ -18,7 +18,8 @@
 //! - `numbers`: tick steps and labels ([`fmt_tick`]).
 //! - one module per chart family: `spectrum` (latency by percentile), `bars` (wire bytes,
 //!   server cost, comparison figures), `timeseries`, `faults` (recovery and reconnect
-//!   storms), `sweep`, `deployment` (the cost of a deployment beside the backend).
+//!   storms), `sweep`, `deployment` (the cost of a deployment beside the backend), `http2`
+//!   (HTTP/2 transports beside the HTTP/1.1 ones they ride over).
 //! - `run` and `compare`: the charts of a run ([`render_run_charts`]) and of a comparison
 //!   ([`render_compare_charts`]).
 
@@ -31,6 +32,7 @@ mod compare;
 mod deployment;
 mod draw;
 mod faults;
+mod http2;
 mod numbers;
 mod run;
 mod spec;
@@ -64,6 +66,10 @@ pub fn transport_color(transport: &str) -> RGBColor {
         "ws" => RGBColor(230, 159, 0),          // orange
         "poll" => RGBColor(0, 158, 115),        // bluish green
         "long-poll" => RGBColor(204, 121, 167), // reddish purple
+        // HTTP/2 variants: the rest of the palette, a lighter or nearby hue of their base.
+        "sse-h2" => RGBColor(86, 180, 233),     // sky blue
+        "poll-h2" => RGBColor(0, 0, 0),         // black
+        "long-poll-h2" => RGBColor(213, 94, 0), // vermillion
         other => {
             // Unknown transports still get a stable colour, derived from the name.
             const MORE: [RGBColor; 4] = [

@@ -11,6 +11,7 @@ use super::bars::bars_chart;
 use super::deployment::deployment_chart;
 use super::draw::{probe_fonts, render};
 use super::faults::faults_chart;
+use super::http2::http2_chart;
 use super::spectrum::{spectrum_chart, spectrum_lines};
 use super::sweep::sweep_chart;
 use super::timeseries::timeseries_chart;
@@ -94,6 +95,9 @@ pub fn render_run_charts(
     }
     if data::is_sweep(summary) {
         specs.push(sweep_chart(summary, &groups));
+    }
+    if let Some(spec) = http2_chart(summary) {
+        specs.push(spec);
     }
     if let Some(spec) = deployment_chart(summary) {
         specs.push(spec);
