@@ -359,9 +359,11 @@ pub enum ConnectTime {
     /// Every sample is a connection's: TCP (+ TLS) + handshake + first answer.
     #[default]
     Connection,
-    /// HTTP/2: `tcp_connections_opened` samples are the opener's TCP (+ TLS) + h2 handshake
-    /// + first response head; the others a joining stream's request → response head.
-    ConnectionOrStream,
+    /// HTTP/2: only the sessions that opened a TCP connection have a sample (TCP, TLS if any,
+    /// h2 handshake, first response head), so connect time compares with HTTP/1.1's
+    /// handshakes. Sessions that joined a connection already open have none: their wait for
+    /// their stream's answer is in time to first event.
+    OpenedConnections,
 }
 
 /// Whether a run's figures can be trusted as they stand.

@@ -58,9 +58,13 @@ impl Stats {
         }
     }
 
-    pub fn record_connect(&mut self, d: Duration) {
+    /// Counts an established session; `d` its connect time, `None` for a session that joined
+    /// an HTTP/2 connection already open (no handshake: see `clients::ConnectStart`).
+    pub fn record_connect(&mut self, d: Option<Duration>) {
         self.recorder.counters_mut().connects_ok += 1;
-        self.recorder.record_connect_us(d.as_micros() as u64);
+        if let Some(d) = d {
+            self.recorder.record_connect_us(d.as_micros() as u64);
+        }
     }
 
     pub fn record_first_event(&mut self, d: Duration) {

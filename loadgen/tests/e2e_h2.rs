@@ -61,7 +61,12 @@ fn assert_every_line_once(summary: &Summary, what: &str) {
             .expect("bytes per event measured");
         assert!(down > 0.0, "{t}: {down} B/event");
         assert_eq!(r.wire.tcp_info_errors, 0, "{t}: TCP_INFO unreadable");
-        assert_eq!(r.connections.connect_time, ConnectTime::ConnectionOrStream);
+        assert_eq!(r.connections.connect_time, ConnectTime::OpenedConnections);
+        // One connect-time sample per TCP connection opened: joining streams have none.
+        assert_eq!(
+            r.connect_us.count, r.connections.tcp_connections_opened,
+            "{t}: connect samples are the connections' handshakes"
+        );
     }
 }
 

@@ -132,6 +132,35 @@ pub enum SessionEnd {
 /// copied. The protocol crate's type, re-exported.
 pub use pushbench_protocol::LineStamp;
 
+/// When a session's connect began, and whether it opened a TCP connection. Connect time is a
+/// connection's handshake (TCP, TLS, the protocol's own, to the first answer); over HTTP/2 most
+/// sessions join a connection another client opened, and their short wait for a stream's
+/// answer is no handshake: it would make connect time look cheaper the more clients share a
+/// connection. Their wait is in time to first event instead.
+#[derive(Clone, Copy, Debug)]
+pub enum ConnectStart {
+    /// The session opened its connection, starting at this instant: a connect-time sample.
+    Opened(Instant),
+    /// The session joined an HTTP/2 connection already open: no connect-time sample.
+    Joined,
+}
+
+impl ConnectStart {
+    /// The connect time so far, `None` for a session that joined an open connection.
+    pub fn elapsed(self) -> Option<Duration> {
+        match self {
+            ConnectStart::Opened(at) => Some(at.elapsed()),
+            ConnectStart::Joined => None,
+        }
+    }
+}
+
+impl From<Instant> for ConnectStart {
+    fn from(at: Instant) -> Self {
+        ConnectStart::Opened(at)
+    }
+}
+
 /// State one client keeps across its sessions.
 pub struct ClientState {
     pub tracker: ClientSeqTracker,
@@ -192,13 +221,14 @@ impl ClientState {
     }
 
     /// Records that a session's connection was established (the server answered), `started`
-    /// being when its connect began.
-    pub fn connected(&mut self, stats: &RefCell<Stats>, started: Instant) {
-        self.connected_in(stats, started.elapsed());
+    /// saying when its connect began (or that it joined an open HTTP/2 connection).
+    pub fn connected(&mut self, stats: &RefCell<Stats>, started: impl Into<ConnectStart>) {
+        self.connected_in(stats, started.into().elapsed());
     }
 
-    /// [`Self::connected`] with the connect time measured by the caller.
-    pub fn connected_in(&mut self, stats: &RefCell<Stats>, connect_time: Duration) {
+    /// [`Self::connected`] with the connect time measured by the caller; `None`: the session
+    /// opened no connection, so it has no connect-time sample.
+    pub fn connected_in(&mut self, stats: &RefCell<Stats>, connect_time: Option<Duration>) {
         self.ever_connected = true;
         let mut st = stats.borrow_mut();
         st.record_connect(connect_time);

@@ -22,7 +22,7 @@ use pushbench_protocol::{LineText, PollAnswer};
 use tokio::time::{sleep_until, Instant};
 
 use super::failure::{excerpt, history_gone, Answer, SessionError, Step};
-use super::{now_ns, open_session, ClientSpec, ClientState, LineStamp, SessionEnd};
+use super::{now_ns, open_session, ClientSpec, ClientState, ConnectStart, LineStamp, SessionEnd};
 use crate::control::RunControl;
 use crate::http1::{HttpConn, ResponseHead};
 use crate::publisher::find_markers;
@@ -133,11 +133,27 @@ pub async fn session(
                 request: Vec::new(),
                 request_for: None,
             };
-            poll_loop(&mut poller, started, spec, state, stats, control, leave_at).await
+            poll_loop(
+                &mut poller,
+                started.into(),
+                spec,
+                state,
+                stats,
+                control,
+                leave_at,
+            )
+            .await
         }
         cursor => {
             foreign_poll_loop(
-                &mut conn, started, cursor, spec, state, stats, control, leave_at,
+                &mut conn,
+                started.into(),
+                cursor,
+                spec,
+                state,
+                stats,
+                control,
+                leave_at,
             )
             .await
         }
@@ -153,7 +169,7 @@ pub async fn session(
 /// fails; `started` is when this session's connect began (see [`ClientState::connected_in`]).
 pub(super) async fn poll_loop(
     conn: &mut impl PollExchange,
-    started: Instant,
+    started: ConnectStart,
     spec: &ClientSpec,
     state: &mut ClientState,
     stats: &RefCell<Stats>,
@@ -331,7 +347,7 @@ impl ForeignCursor {
 #[allow(clippy::too_many_arguments)] // the session's parts, as in `poll_loop`, plus the cursor
 async fn foreign_poll_loop(
     conn: &mut HttpConn,
-    started: Instant,
+    started: ConnectStart,
     cursor_kind: PollCursor,
     spec: &ClientSpec,
     state: &mut ClientState,

@@ -13,9 +13,8 @@
 //! - *server RSS per TCP connection*: the same RSS increase divided by the TCP connections
 //!   held: what one connection of the transport costs, streams included;
 //! - bytes per event (down, up), server CPU per event, latency p50 / p99 and connect time p50
-//!   are the verdict's figures (the same medians and ranks). Over HTTP/2 connect time mixes
-//!   two kinds of samples: the client that opened a connection waited for TCP (+ TLS) and the
-//!   h2 handshake, the others only for their stream's response head.
+//!   are the verdict's figures (the same medians and ranks). Over HTTP/2 connect time is
+//!   sampled once per TCP connection, by the client that opened it.
 //!
 //! # SSE over HTTP/2 against WebSocket
 //! For every metric of the verdict where `sse` ranked behind `ws`, the same row's ranks say
@@ -254,9 +253,9 @@ pub fn section(doc: &mut Doc, comparisons: &[Http2Comparison], verdict: &Verdict
          TCP connection divides the same increase by the TCP connections held. Bytes per event \
          are counted at each TCP socket and divided by the events delivered over it, so HTTP/2 \
          framing, HPACK-compressed headers and the connection's own frames (SETTINGS, \
-         WINDOW_UPDATE, PING) are in them. Over HTTP/2, connect time p50 mixes the clients that \
-         opened a connection (TCP, TLS if any, h2 handshake, first answer) with those that \
-         joined an open one (their stream's answer only). WebSocket stays on HTTP/1.1. Medians \
+         WINDOW_UPDATE, PING) are in them. Over HTTP/2, connect time is sampled once per TCP \
+         connection, by the client that opened it (TCP, TLS if any, h2 handshake, first answer): \
+         clients joining an open connection make no handshake. WebSocket stays on HTTP/1.1. Medians \
          over repetitions; — means not measured.",
     );
     for c in comparisons {

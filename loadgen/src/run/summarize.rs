@@ -409,7 +409,7 @@ pub fn summarize(m: &Measurements) -> TransportResult {
             n => c.connects_ok as f64 / n as f64,
         },
         connect_time: match m.transport.http2() {
-            true => crate::results::ConnectTime::ConnectionOrStream,
+            true => crate::results::ConnectTime::OpenedConnections,
             false => crate::results::ConnectTime::Connection,
         },
         clients: m.clients,
