@@ -601,3 +601,21 @@ fn a_run_without_faults_has_no_faults_verdict() {
     assert!(!v.headline().contains("faults"));
     assert!(!v.has_caveat(CaveatKind::Fault));
 }
+
+/// An HTTP/2 transport is ranked beside the others but cannot change the claim: ranked with
+/// them, sse-h2 at 97 would split ws (100) from sse (104), which tie on their own.
+#[test]
+fn an_http2_run_is_ranked_but_does_not_change_the_claim() {
+    let h1 = || vec![run("sse", 104.0), run("ws", 100.0), run("poll", 200.0)];
+    let alone = verdict(&summary(h1()));
+    let mut with_h2 = h1();
+    with_h2.push(run("sse-h2", 97.0));
+    let beside = verdict(&summary(with_h2));
+    for m in [Metric::LatencyP50, Metric::BytesDownPerEvent] {
+        let (a, b) = (alone.row(m).unwrap(), beside.row(m).unwrap());
+        assert_eq!(a.claim, Claim::Held { ties: true }, "{m:?}: {}", a.note);
+        assert_eq!(b.claim, a.claim, "{m:?}: {}", b.note);
+        // The table still ranks sse-h2 with everyone: first.
+        assert_eq!(b.figure("sse-h2").unwrap().rank, Some(1));
+    }
+}

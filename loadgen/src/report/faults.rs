@@ -195,6 +195,9 @@ pub fn overshoot(r: &TransportResult, f: &FaultResult) -> Option<(u64, u64)> {
 /// `3\r\n:\n\n\r\n`: 8 bytes on the wire.
 pub const SSE_KEEP_ALIVE_WIRE_BYTES: f64 = 8.0;
 
+/// Over HTTP/2 the same comment is one DATA frame: a 9-byte frame header and the 3 bytes.
+pub const SSE_H2_KEEP_ALIVE_WIRE_BYTES: f64 = 12.0;
+
 /// A WebSocket ping without payload is 2 bytes from the server (unmasked); the client's pong
 /// is 6 (masked: 2 + a 4-byte key).
 pub const WS_PING_PONG_WIRE_BYTES: f64 = 8.0;
@@ -293,14 +296,18 @@ pub fn keep_alive(scenario: &Result<Scenario, String>, transport: &str) -> KeepA
             interval: sc.sse.keep_alive,
             wire_bytes: SSE_KEEP_ALIVE_WIRE_BYTES,
         },
+        "sse-h2" => KeepAlive::WhenIdle {
+            interval: sc.sse.keep_alive,
+            wire_bytes: SSE_H2_KEEP_ALIVE_WIRE_BYTES,
+        },
         "ws" => KeepAlive::Ping {
             interval: sc.ws.ping_interval,
             wire_bytes: WS_PING_PONG_WIRE_BYTES,
         },
-        "poll" => KeepAlive::Polls {
+        "poll" | "poll-h2" => KeepAlive::Polls {
             interval: sc.poll.interval,
         },
-        "long-poll" => KeepAlive::HeldFor { wait: sc.poll.wait },
+        "long-poll" | "long-poll-h2" => KeepAlive::HeldFor { wait: sc.poll.wait },
         other => KeepAlive::Unknown {
             why: format!("{other} is not a transport this report knows"),
         },

@@ -452,6 +452,34 @@ mod tests {
     }
 
     #[test]
+    fn the_section_shows_each_pair_and_what_http2_won_back() {
+        let s = summary(vec![
+            run("sse", 1000, 1000, 8_000_000, 2000),
+            run("sse-h2", 1000, 100, 3_000_000, 2000),
+            run("ws", 1000, 1000, 7_000_000, 2000),
+        ]);
+        let v = verdict(&s);
+        let mut doc = Doc::new("t");
+        section(&mut doc, &compare(&s, &v), &v);
+        let md = doc.to_markdown();
+        assert!(md.contains("HTTP/2 beside HTTP/1.1"), "{md}");
+        for t in ["| sse |", "| sse-h2 |", "| ws |"] {
+            assert!(md.contains(t), "{t} row: {md}");
+        }
+        assert!(md.contains("| 100 |"), "sse-h2 holds 100 connections: {md}");
+        assert!(
+            md.contains("server RSS/connection: sse 7.81 KiB, ws 6.84 KiB, sse-h2 2.93 KiB: SSE over HTTP/2 beats WebSocket"),
+            "{md}"
+        );
+        // Without an HTTP/2 run, no section at all.
+        let plain = summary(vec![run("sse", 10, 10, 80_000, 2000)]);
+        let v = verdict(&plain);
+        let mut doc = Doc::new("t");
+        section(&mut doc, &compare(&plain, &v), &v);
+        assert!(!doc.to_markdown().contains("HTTP/2"));
+    }
+
+    #[test]
     fn names_pair_by_suffix() {
         assert_eq!(over_http1("sse-h2"), Some("sse"));
         assert_eq!(over_http1("long-poll-h2"), Some("long-poll"));

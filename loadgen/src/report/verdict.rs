@@ -30,6 +30,14 @@
 //! overlap, the claim is *not decided* at N repetitions, with an estimate of how many would
 //! decide it. A verdict from single runs (N = 1) says so: it is never settled.
 //!
+//! # HTTP/2 transports
+//! `sse-h2`, `poll-h2` and `long-poll-h2` are ranked in every row beside the others (the
+//! figures and ranks the tables show), but take no part in the claim: its classes are ranked
+//! among the HTTP/1.1 transports alone, so adding an HTTP/2 run cannot change the claim's
+//! verdict (a tie group anchored on an HTTP/2 value would otherwise regroup the others). The
+//! notes' ranks ("ws #1 ahead of sse #2") are those of that ranking. The report's HTTP/2
+//! section ([`super::http2`]) compares them.
+//!
 //! # The claim per metric
 //! Three classes: `sse`, `ws`, and `polling` = the better (lower-ranked) of `poll` and
 //! `long-poll`, chosen per metric. The project's notes demand a fair polling baseline, so
@@ -124,7 +132,7 @@ impl Metric {
             Metric::CpuPerEvent => (server && delivered).then_some(r.server.cpu_us_per_event),
             // A long-poll's first answer may be held for the whole wait, so its connect time
             // is its TCP (+TLS) connection only: not the handshake the others' figures are.
-            Metric::ConnectP50 if r.transport == "long-poll" => None,
+            Metric::ConnectP50 if is_long_poll(&r.transport) => None,
             Metric::ConnectP50 => (r.connect_us.count > 0).then_some(r.connect_us.p50 as f64),
         };
         v.filter(|v| v.is_finite())
@@ -136,7 +144,7 @@ impl Metric {
             Metric::LatencyP50 | Metric::LatencyP99 | Metric::LatencyP999 => {
                 "no latency sample in the measured phase"
             }
-            Metric::ConnectP50 if r.transport == "long-poll" => {
+            Metric::ConnectP50 if is_long_poll(&r.transport) => {
                 "a long-poll's connect time is its TCP connection only (its first answer may be held), not comparable with the others' handshakes"
             }
             Metric::ConnectP50 => "no connection was established",
@@ -953,7 +961,7 @@ fn run_caveats(r: &TransportResult, at: &str, out: &mut Vec<Caveat>) {
     }
     for m in Metric::ALL {
         // Left out by design, said once in the report's explanation of the table.
-        let by_design = m == Metric::ConnectP50 && r.transport == "long-poll";
+        let by_design = m == Metric::ConnectP50 && is_long_poll(&r.transport);
         if m.value(r).is_none() && !by_design {
             out.push(caveat(
                 CaveatKind::Missing,
@@ -1021,7 +1029,13 @@ fn run_caveats(r: &TransportResult, at: &str, out: &mut Vec<Caveat>) {
     }
 }
 
-/// The claim's class of a transport.
+/// Long polls over HTTP/1.1 or HTTP/2: their first answer may be held for the whole wait.
+fn is_long_poll(transport: &str) -> bool {
+    matches!(transport, "long-poll" | "long-poll-h2")
+}
+
+/// The claim's class of a transport: HTTP/1.1 transports only (HTTP/2 ones are compared with
+/// them in the report's HTTP/2 section, not in the claim).
 fn class_of(transport: &str) -> Option<&'static str> {
     match transport {
         "sse" => Some("sse"),
@@ -1133,7 +1147,18 @@ fn metric_row(metric: Metric, transports: &[(String, Vec<&TransportResult>)]) ->
         })
         .collect();
     let names: Vec<String> = transports.iter().map(|(t, _)| t.clone()).collect();
-    let figures = ranked_figures(&names, spreads, metric.resolution(), None);
+    let figures = ranked_figures(&names, spreads.clone(), metric.resolution(), None);
+    // The claim is decided among its own transports: another one (an HTTP/2 transport) in the
+    // ranking could regroup the ties anchored on the smallest value and so change it.
+    let (claim_names, claim_spreads): (Vec<String>, Vec<Option<Spread>>) = names
+        .iter()
+        .zip(spreads)
+        .filter(|(t, _)| class_of(t).is_some())
+        .map(|(t, s)| (t.clone(), s))
+        .unzip();
+    let claim_figures = ranked_figures(&claim_names, claim_spreads, metric.resolution(), None);
+    let displayed = figures;
+    let figures = claim_figures;
     let values: Vec<Option<f64>> = figures.iter().map(|f| f.value).collect();
     let ranks: Vec<Option<usize>> = figures.iter().map(|f| f.rank).collect();
 
@@ -1184,7 +1209,7 @@ fn metric_row(metric: Metric, transports: &[(String, Vec<&TransportResult>)]) ->
     };
     MetricRow {
         metric,
-        figures,
+        figures: displayed,
         claim,
         note,
     }
